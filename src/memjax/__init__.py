@@ -1,0 +1,3 @@
+"""memjax: memory networks for question answering in JAX."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,123 @@
+"""The ``memjax`` command line: flags -> configs -> protocol. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from memjax.data.babi import ENV_VAR, DataError, parse_tasks
+
+
+def _positive(kind=int):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="memjax", description="Memory networks for bAbI question answering in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train and evaluate a model on bAbI tasks",
+                       description="Train and evaluate on bAbI. Defaults are the paper's recipe "
+                                   "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
+                                   "epochs; joint: d=50, 60+30 epochs).")
+    t.add_argument("--model", default="memn2n", choices=["memn2n"], help="model family (default memn2n)")
+    t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
+    t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
+    t.add_argument("--tasks", default="1", help="tasks: 1, 1,2,5-7 or all (default 1)")
+    t.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
+    t.add_argument("--seeds", type=_positive(), default=1,
+                   help="independent runs per task, trained at once; the best on validation is reported")
+    t.add_argument("--valid", default="release", choices=["release", "holdout"],
+                   help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
+    t.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (default 100; joint 60)")
+    t.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32)")
+    t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01)")
+    t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
+    t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
+    t.add_argument("--hops", type=_positive(), help="memory hops (default 3)")
+    t.add_argument("--dim", type=_positive(), help="embedding size (default 20; joint 50)")
+    t.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
+    t.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
+    t.add_argument("--pe-formula", choices=["paper", "official"], help="position-encoding formula (default paper)")
+    t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None, help="temporal encoding (default on)")
+    t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
+    t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
+    t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
+    t.add_argument("--out", help="write results.json and metrics.jsonl to this folder")
+    t.add_argument("--quiet", action="store_true", help="print only the table")
+    return p
+
+
+class _Progress:
+    """One status line on a terminal (stderr); nothing when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+
+    def __call__(self, label: str, done: int, total: int):
+        if self.enabled:
+            width = 24
+            bar = "#" * (width * done // total) + "." * (width - width * done // total)
+            what = "joint" if label == "joint" else f"task {label}"
+            sys.stderr.write(f"\r{what:>8} [{bar}] epoch {done}/{total}  {time.perf_counter() - self.t0:6.1f}s")
+            sys.stderr.flush()
+
+    def log(self, line: str):
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+        print(line, file=sys.stderr, flush=True)
+
+
+def _train(args) -> int:
+    from memjax.train.protocol import format_table, run_babi
+
+    tasks = parse_tasks(args.tasks)
+    progress = _Progress(not args.quiet)
+    model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
+                       "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying}
+    train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                       "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
+                       "linear_start": args.ls, "random_noise": args.rn}
+    results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
+                       args.valid, model_overrides, train_overrides, args.out,
+                       log=(lambda s: None) if args.quiet else progress.log, progress=progress)
+    mode = "joint" if args.joint else "per task"
+    print(f"{args.model} on bAbI {args.set}, {mode}, best of {args.seeds} run(s) on validation")
+    print(format_table(results))
+    s = results["seconds"]
+    print(f"time: {s['total']:.1f}s total ({s['compile']:.1f}s compile, {s['train']:.1f}s train)")
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'results.json')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+    except DataError as e:
+        print(f"memjax: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"memjax: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memjax: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""bAbI text format: parsing, tokenisation and locating the task files.
+
+A bAbI file is a sequence of numbered lines. Numbering restarts at 1 with each new story.
+A statement line is ``"<id> <sentence>"``; a question line is
+``"<id> <question>\\t<answer>\\t<supporting ids>"``. Answers with several words (tasks 8 and 19,
+e.g. ``"apple,football"`` or ``"n,w"``) are kept as one token, as the memory-network papers do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+TASK_NAMES = {
+    1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
+    4: "two-arg-relations", 5: "three-arg-relations", 6: "yes-no-questions", 7: "counting",
+    8: "lists-sets", 9: "simple-negation", 10: "indefinite-knowledge", 11: "basic-coreference",
+    12: "conjunction", 13: "compound-coreference", 14: "time-reasoning", 15: "basic-deduction",
+    16: "basic-induction", 17: "positional-reasoning", 18: "size-reasoning", 19: "path-finding",
+    20: "agents-motivations",
+}
+ALL_TASKS = tuple(range(1, 21))
+# The data sets whose validation split ships with the release (a folder "<set>-valid...").
+RELEASE_VALID = {"en": "en-valid", "en-10k": "en-valid-10k"}
+ENV_VAR = "MEMJAX_DATA"
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_PUNCT = re.compile(r"^[^\w]+$")
+
+
+class DataError(Exception):
+    """A problem with the user's data: the message is one line, fit to show as it is."""
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cases ``text`` and splits punctuation off the words.
+
+    >>> tokenize("Where is Mary?")
+    ['where', 'is', 'mary', '?']
+    """
+    return _TOKEN.findall(text.lower())
+
+
+def words(text: str) -> list[str]:
+    """The tokens of ``text`` without punctuation tokens (what the models read)."""
+    return [t for t in tokenize(text) if not _PUNCT.match(t)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """One question with the story that precedes it.
+
+    Attributes:
+        story: the statements before the question, oldest first, each a list of words.
+        query: the question's words.
+        answer: the answer as one token (multi-word answers joined by commas).
+        supporting: indices into ``story`` of the supporting facts.
+        task: the bAbI task number (0 for data that is not from a numbered task).
+    """
+
+    story: tuple[tuple[str, ...], ...]
+    query: tuple[str, ...]
+    answer: str
+    supporting: tuple[int, ...]
+    task: int = 0
+
+
+def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]:
+    """Parses bAbI-format lines into questions.
+
+    Args:
+        lines: an iterable of text lines.
+        source: the file name used in error messages.
+        task: the task number stored in each question.
+
+    Raises:
+        DataError: for a malformed line, naming ``source`` and the line number.
+    """
+    questions: list[Question] = []
+    story: list[tuple[str, ...]] = []
+    line_to_fact: dict[int, int] = {}
+    previous = 0
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        where = f"{source}:{lineno}"
+        head, _, rest = line.lstrip().partition(" ")
+        if not head.isdigit() or not rest.strip():
+            raise DataError(f"{where}: malformed line, expected '<number> <text>': {line[:60]!r}")
+        number = int(head)
+        if number == 1 or number <= previous:
+            if number != 1:
+                raise DataError(f"{where}: line number {number} does not follow {previous} and does not start a story")
+            story, line_to_fact = [], {}
+        previous = number
+        if "\t" in rest:
+            parts = rest.split("\t")
+            if len(parts) < 2 or not parts[1].strip():
+                raise DataError(f"{where}: question line without an answer")
+            query = words(parts[0])
+            if not query:
+                raise DataError(f"{where}: empty question")
+            answer = parts[1].strip().lower()
+            if not answer or any(c.isspace() for c in answer):
+                raise DataError(f"{where}: the answer must be one token, got {parts[1]!r}")
+            ids = parts[2].split() if len(parts) > 2 else []
+            supporting = []
+            for s in ids:
+                if not s.isdigit() or int(s) not in line_to_fact:
+                    raise DataError(f"{where}: supporting fact {s!r} is not an earlier statement of this story")
+                supporting.append(line_to_fact[int(s)])
+            questions.append(Question(tuple(story), tuple(query), answer, tuple(supporting), task))
+        else:
+            sentence = words(rest)
+            if not sentence:
+                raise DataError(f"{where}: statement without words")
+            line_to_fact[number] = len(story)
+            story.append(tuple(sentence))
+    return questions
+
+
+def parse_file(path: str | os.PathLike, task: int = 0) -> list[Question]:
+    """Parses one bAbI file (see :func:`parse_lines`)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_lines(f, source=str(path), task=task)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def data_root(flag: str | None = None) -> Path:
+    """The ``tasks_1-20_v1-2`` folder: ``flag`` if given, else ``$MEMJAX_DATA``."""
+    value = flag or os.environ.get(ENV_VAR)
+    if not value:
+        raise DataError(f"no data folder: pass --data DIR or set {ENV_VAR} to a bAbI tasks_1-20_v1-2 folder")
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found (expected a bAbI tasks_1-20_v1-2 folder)")
+    return root
+
+
+def parse_tasks(spec: str) -> list[int]:
+    """Parses a task list such as ``"1"``, ``"1,2,5-7"`` or ``"all"``."""
+    spec = spec.strip().lower()
+    if spec == "all":
+        return list(ALL_TASKS)
+    tasks: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            rng = range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1)
+        except ValueError:
+            raise DataError(f"bad task list {spec!r}: use e.g. 1 or 1,2,5-7 or all") from None
+        if not rng:
+            raise DataError(f"bad task range {part!r} in {spec!r}")
+        for t in rng:
+            if t not in TASK_NAMES:
+                raise DataError(f"unknown task {t}: bAbI has tasks 1 to 20")
+            if t not in tasks:
+                tasks.append(t)
+    return tasks
+
+
+def _find(folder: Path, task: int, split: str) -> Path:
+    candidates = [folder / f"qa{task}_{TASK_NAMES[task]}_{split}.txt", folder / f"qa{task}_{split}.txt"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    missing = candidates[0] if folder.name.count("valid") == 0 else candidates[1]
+    hint = ""
+    if task == 3 and "10k" in folder.name and split == "train":
+        hint = (" (en-10k task 3's training file is missing from this copy of bAbI: see SOURCE.md;"
+                " use --set en, or other tasks)")
+    raise DataError(f"{missing}: file not found{hint}")
+
+
+def task_files(root: Path, set_name: str, task: int, valid: str = "release") -> dict[str, Path | None]:
+    """Locates the files of one task.
+
+    Args:
+        root: the ``tasks_1-20_v1-2`` folder.
+        set_name: ``en``, ``en-10k`` or any other subfolder in the bAbI layout.
+        task: 1..20.
+        valid: ``release`` to use the release's own validation split (``en-valid``, ``en-valid-10k``),
+            ``holdout`` to hold out 10% of the training file instead.
+
+    Returns:
+        ``{"train": path, "valid": path or None, "test": path}``; ``valid`` is None for ``holdout``.
+    """
+    if task not in TASK_NAMES:
+        raise DataError(f"unknown task {task}: bAbI has tasks 1 to 20")
+    folder = root / set_name
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data set folder not found (choose --set from: "
+                        f"{', '.join(sorted(p.name for p in root.iterdir() if p.is_dir())) or 'none'})")
+    if valid == "release":
+        if set_name not in RELEASE_VALID:
+            raise DataError(f"--set {set_name} has no release validation split: use --valid holdout")
+        vfolder = root / RELEASE_VALID[set_name]
+        if not vfolder.is_dir():
+            raise DataError(f"{vfolder}: validation split folder not found (use --valid holdout)")
+        train = _find(folder, task, "train")  # checks the full training file is there too
+        del train
+        return {"train": _find(vfolder, task, "train"), "valid": _find(vfolder, task, "valid"),
+                "test": _find(vfolder, task, "test")}
+    if valid == "holdout":
+        return {"train": _find(folder, task, "train"), "valid": None, "test": _find(folder, task, "test")}
+    raise DataError(f"unknown validation split {valid!r}: use release or holdout")

@@ -1,0 +1,181 @@
+"""End-To-End Memory Networks (Sukhbaatar, Szlam, Weston & Fergus, 2015).
+
+The math is written for one example (:meth:`MemN2N.apply`) and batched with ``jax.vmap`` once, in
+:meth:`MemN2N.logits`. Parameters are plain pytrees (dicts and lists of arrays); Flax's
+initialisers build them, so ``jax.vmap(model.init)(keys)`` makes the parameters of many runs at once.
+
+Embedding matrices are stored as (V, d) arrays, the transpose of the paper's d x V, so that row w is
+the vector of word w and row 0 (padding) stays zero.
+
+Weight tying (section 2.2 of the paper):
+
+- ``adjacent``: K+1 embeddings E_0..E_K; B = E_0, A^k = E_{k-1}, C^k = E_k and W^T = C^K;
+  u^{k+1} = u^k + o^k. Temporal tables are tied the same way.
+- ``layerwise``: A^k = A, C^k = C for every hop, separate B and W, and u^{k+1} = H u^k + o^k.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from memjax.ops.addressing import address, hop, read
+from memjax.ops.encoding import encode_sentence, temporal_encoding
+
+VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemN2NConfig:
+    """MemN2N hyperparameters; the defaults are the paper's per-task bAbI recipe."""
+
+    vocab_size: int
+    memory_size: int = 50
+    dim: int = 20
+    hops: int = 3
+    encoding: str = "pe"  # "bow" or "pe"
+    pe_formula: str = "paper"  # "paper" or "official"
+    temporal: bool = True
+    tying: str = "adjacent"  # "adjacent" or "layerwise"
+    init_std: float = 0.1
+
+    def __post_init__(self):
+        if self.encoding not in ("bow", "pe"):
+            raise ValueError(f"encoding must be 'bow' or 'pe', got {self.encoding!r}")
+        if self.tying not in ("adjacent", "layerwise"):
+            raise ValueError(f"tying must be 'adjacent' or 'layerwise', got {self.tying!r}")
+        if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3:
+            raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
+
+
+def random_time(key: jax.Array, batch: int, memory: int, noise: float) -> jnp.ndarray:
+    """Time indices with random noise (RN): empty memories inserted at random time positions.
+
+    Each example draws a rate r ~ U(0, noise) and, before each slot, an empty memory with
+    probability r, so that up to about ``noise`` of the time indices are skipped; indices past the
+    last table row are clamped to it, as in the authors' code.
+
+    Returns:
+        (batch, memory) int32 time indices, increasing with the slot (slot 0 = most recent).
+    """
+    k_rate, k_flag = jax.random.split(key)
+    rate = jax.random.uniform(k_rate, (batch, 1), maxval=noise)
+    skips = jax.random.bernoulli(k_flag, rate, (batch, memory)).astype(jnp.int32)
+    time = jnp.arange(memory, dtype=jnp.int32)[None, :] + jnp.cumsum(skips, axis=1)
+    return jnp.minimum(time, memory - 1)
+
+
+class MemN2N:
+    """End-To-End Memory Network for question answering over a vocabulary."""
+
+    name = "memn2n"
+
+    def __init__(self, cfg: MemN2NConfig):
+        self.cfg = cfg
+
+    def init(self, key: jax.Array) -> dict:
+        """Draws parameters from N(0, init_std^2) with the padding rows set to zero."""
+        c = self.cfg
+        normal = nnx.initializers.normal(c.init_std)
+        keys = iter(jax.random.split(key, 2 * c.hops + 8))
+
+        def vocab_matrix():
+            return normal(next(keys), (c.vocab_size, c.dim)).at[0].set(0.0)
+
+        def time_table():
+            return normal(next(keys), (c.memory_size, c.dim))
+
+        if c.tying == "adjacent":
+            params = {"embed": [vocab_matrix() for _ in range(c.hops + 1)]}
+            if c.temporal:
+                params["temporal"] = [time_table() for _ in range(c.hops + 1)]
+            return params
+        params = {"A": vocab_matrix(), "B": vocab_matrix(), "C": vocab_matrix(), "W": vocab_matrix(),
+                  "H": normal(next(keys), (c.dim, c.dim))}
+        if c.temporal:
+            params["TA"], params["TC"] = time_table(), time_table()
+        return params
+
+    def padding_mask(self, params: dict) -> dict:
+        """A pytree of multipliers for the gradients: 0 on the padding row of vocabulary matrices."""
+        row = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
+        return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
+                for name, value in params.items()}
+
+    def _encode_table(self, embedding, sentences):
+        c = self.cfg
+        return jax.vmap(lambda s: encode_sentence(embedding, s, c.encoding, c.pe_formula))(sentences)
+
+    def apply(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
+              time: jnp.ndarray | None = None, linear=False):
+        """Answers one question.
+
+        Args:
+            params: the parameter pytree.
+            sentences: (U, L) word ids of the distinct sentences; row 0 is the empty sentence.
+            story: (M,) rows of ``sentences`` in the memory slots (slot 0 = most recent), 0 = empty.
+            query: (Q,) word ids of the question.
+            time: (M,) time index of each slot (default: the slot index).
+            linear: True during linear start (no softmax in the memory layers).
+
+        Returns:
+            (logits (V,), attention (hops, M)).
+        """
+        c = self.cfg
+        mask = story != 0
+        if time is None:
+            time = jnp.arange(story.shape[0])
+
+        def memory(embedding, table):
+            m = self._encode_table(embedding, sentences)[story]
+            return m + temporal_encoding(table, time) if c.temporal else m
+
+        def encode(embedding, ids):
+            return encode_sentence(embedding, ids, c.encoding, c.pe_formula)
+
+        attention = []
+        if c.tying == "adjacent":
+            E = params["embed"]
+            T = params.get("temporal", [None] * (c.hops + 1))
+            mems = [memory(E[k], T[k]) for k in range(c.hops + 1)]
+            u = encode(E[0], query)
+            for k in range(c.hops):
+                u, p = hop(u, mems[k], mems[k + 1], mask, linear)
+                attention.append(p)
+            logits = E[c.hops] @ u
+        else:
+            keys = memory(params["A"], params.get("TA"))
+            values = memory(params["C"], params.get("TC"))
+            u = encode(params["B"], query)
+            for _ in range(c.hops):
+                p = address(u, keys, mask, linear)
+                u = params["H"] @ u + read(p, values)
+                attention.append(p)
+            logits = params["W"] @ u
+        return logits, jnp.stack(attention)
+
+    def logits(self, params: dict, sentences: jnp.ndarray, batch: dict, key: jax.Array | None = None,
+               linear=False, noise: float = 0.0):
+        """Answers a batch: ``batch["story"]`` (B, M) and ``batch["query"]`` (B, Q).
+
+        With ``key`` and ``noise > 0`` the time indices get random noise (training only).
+        Distinct sentences are encoded once per call; when the table is larger than the batch's
+        memory, the batch's own sentences are encoded instead (same result, less work).
+
+        Returns:
+            (logits (B, V), attention (B, hops, M)).
+        """
+        story, query = batch["story"], batch["query"]
+        b, m = story.shape
+        if sentences.shape[0] > b * m:
+            sentences = jnp.concatenate([jnp.zeros_like(sentences[:1]), sentences[story.reshape(-1)]])
+            story = jnp.where(story != 0, 1 + jnp.arange(b * m, dtype=story.dtype).reshape(b, m), 0)
+        if key is not None and noise > 0:
+            time = random_time(key, b, m, noise)
+        else:
+            time = jnp.broadcast_to(jnp.arange(m), (b, m))
+        return jax.vmap(self.apply, in_axes=(None, None, 0, 0, 0, None))(
+            params, sentences, story, query, time, linear)

@@ -1,0 +1,26 @@
+"""Published bAbI numbers to print beside ours (test error in percent, tasks 1..20).
+
+Sources: Sukhbaatar et al. 2015, "End-To-End Memory Networks", Table 1 (bAbI 1k, 3 hops).
+The joint row is quoted in ../shared/docs/anchors.md. The per-task "PE LS RN" row was taken from the
+paper's Table 1; its mean (13.9) and number of failed tasks (11) match the paper's summary rows.
+"""
+
+from __future__ import annotations
+
+MEMN2N_PE_LS_RN = dict(zip(range(1, 21), [
+    0.0, 8.3, 40.3, 2.8, 13.1, 7.6, 17.3, 10.0, 13.2, 15.1,
+    0.9, 0.2, 0.4, 1.7, 0.0, 1.3, 51.0, 11.1, 82.8, 0.0]))
+MEMN2N_PE_LS_RN_JOINT = dict(zip(range(1, 21), [
+    0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
+    0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]))
+
+# (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks)
+ROWS = {
+    ("memn2n", "en", False): ("MemN2N PE LS RN (paper)", MEMN2N_PE_LS_RN, 13.9, 11),
+    ("memn2n", "en", True): ("MemN2N PE LS RN joint (paper)", MEMN2N_PE_LS_RN_JOINT, 12.4, 11),
+}
+
+
+def reference(model: str, set_name: str, joint: bool):
+    """The published row for this setting, or None."""
+    return ROWS.get((model, set_name, joint))

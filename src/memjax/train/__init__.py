@@ -1,0 +1,1 @@
+"""Optimiser recipes, the training engine and the bAbI protocols."""

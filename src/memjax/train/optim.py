@@ -1,0 +1,58 @@
+"""The paper's optimisation quirks as small optax transformations and schedules."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
+    """Rescales each gradient leaf (each weight matrix) separately to an L2 norm of at most ``max_norm``.
+
+    ``optax.clip_by_global_norm`` clips the whole tree at once; the MemN2N recipe clips every matrix
+    on its own.
+    """
+
+    def update(updates, state, params=None):
+        del params
+
+        def clip(g):
+            norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+            return g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+
+        return jax.tree.map(clip, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def multiply_by(mask) -> optax.GradientTransformation:
+    """Multiplies updates by a fixed pytree of multipliers (e.g. 0 on padding rows, keeping them at zero)."""
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda g, m: g * m, updates, mask), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def step_decay_schedule(lr: float, steps_per_epoch: int, decay_every: int, decay: float = 0.5,
+                        ls_epochs: int = 0, ls_lr: float | None = None) -> optax.Schedule:
+    """Learning rate per step: ``ls_lr`` for the first ``ls_epochs`` epochs (linear start), then
+    ``lr`` multiplied by ``decay`` every ``decay_every`` epochs."""
+
+    def schedule(step):
+        epoch = step // steps_per_epoch
+        main = epoch - ls_epochs
+        rate = lr * decay ** jnp.floor_divide(jnp.maximum(main, 0), decay_every)
+        if ls_epochs:
+            rate = jnp.where(main < 0, ls_lr if ls_lr is not None else lr, rate)
+        return rate
+
+    return schedule
+
+
+def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float, padding_mask) -> optax.GradientTransformation:
+    """SGD as in the MemN2N paper: per-matrix clipping, padding rows frozen at zero, scheduled rate."""
+    return optax.chain(clip_each_by_norm(max_norm=max_grad_norm), multiply_by(padding_mask),
+                       optax.scale_by_learning_rate(schedule))
