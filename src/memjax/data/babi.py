@@ -114,6 +114,8 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
                 supporting.append(line_to_fact[int(s)])
             questions.append(Question(tuple(story), tuple(query), answer, tuple(supporting), task))
         else:
+            if "?" in rest:
+                raise DataError(f"{where}: a question needs a tab-separated answer ('question?<TAB>answer<TAB>ids')")
             sentence = words(rest)
             if not sentence:
                 raise DataError(f"{where}: statement without words")

@@ -42,7 +42,7 @@ def encode_sentence(embedding: jnp.ndarray, ids: jnp.ndarray, encoding: str = "p
     Returns:
         (d,) sentence vector.
     """
-    vectors = embedding[ids]  # (L, d)
+    vectors = jnp.take(embedding, ids, axis=0)  # (L, d)
     mask = ids != 0
     if encoding == "bow":
         return jnp.sum(vectors * mask[:, None], axis=0)

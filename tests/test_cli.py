@@ -1,0 +1,103 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable, "-m", "memjax"]
+
+
+def run(args, env_data=None, **env):
+    e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA"}
+    if env_data:
+        e["MEMJAX_DATA"] = str(env_data)
+    e.update(env)
+    return subprocess.run(MEMJAX + args, capture_output=True, text=True, env=e, timeout=600)
+
+
+def test_train_end_to_end_writes_results(data_root, tmp_path):
+    out = tmp_path / "run"
+    r = run(["train", "--model", "memn2n", "--tasks", "1", "--seeds", "2", "--epochs", "3", "--ls-epochs", "1",
+             "--out", str(out)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    assert "test err" in r.stdout and "paper" in r.stdout and "results.json" in r.stdout
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == "memn2n" and res["set"] == "en"
+    assert res["config"]["model"]["dim"] == 20 and res["config"]["train"]["epochs"] == 3
+    task = res["tasks"]["1"]
+    assert task["n_train"] + task["n_valid"] == 1000 and task["n_test"] == 1000
+    assert [r["seed"] for r in task["runs"]] == [0, 1]
+    best = min(task["runs"], key=lambda r: (r["valid_error"], r["train_error"]))
+    assert task["test_error"] == best["test_error"] and task["valid_error"] == best["valid_error"]
+    assert res["mean_test_error"] == task["test_error"] and res["failed_tasks"] == int(task["test_error"] > 5)
+    assert set(res["seconds"]) >= {"compile", "train", "total"}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 4 and {"loss", "train_error", "valid_error", "epoch", "seed"} <= set(rows[0])
+
+
+def test_train_flags_reach_the_config(data_root, tmp_path):
+    r = run(["train", "--tasks", "1,4", "--joint", "--epochs", "1", "--ls-epochs", "1", "--hops", "2",
+             "--encoding", "bow", "--no-te", "--no-rn", "--tying", "layerwise", "--memory", "20", "--quiet",
+             "--out", str(tmp_path)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    m, t = res["config"]["model"], res["config"]["train"]
+    assert (m["dim"], m["hops"], m["encoding"], m["temporal"], m["tying"]) == (50, 2, "bow", False, "layerwise")
+    assert (t["epochs"], t["ls_epochs"], t["random_noise"], t["decay_every"]) == (1, 1, False, 15)
+    assert res["config"]["memory"] == 20 and res["config"]["joint"] is True
+    assert set(res["tasks"]) == {"1", "4"} and res["tasks"]["4"]["n_test"] == 1000
+
+
+def test_en_10k_counts(data_root, tmp_path):
+    r = run(["train", "--set", "en-10k", "--tasks", "1", "--epochs", "1", "--no-ls", "--quiet",
+             "--out", str(tmp_path)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    task = json.loads((tmp_path / "results.json").read_text())["tasks"]["1"]
+    assert task["n_train"] + task["n_valid"] == 10000 and task["n_test"] == 1000
+
+
+def broken_root(tmp_path, data_root):
+    root = tmp_path / "babi"
+    (root / "en").mkdir(parents=True)
+    src = data_root / "en" / "qa1_single-supporting-fact_train.txt"
+    lines = src.read_text().splitlines(keepends=True)
+    lines[2] = "3 Where is Mary? bathroom 1\n"  # the tabs are gone
+    (root / "en" / src.name).write_text("".join(lines))
+    shutil.copy(data_root / "en" / "qa1_single-supporting-fact_test.txt", root / "en")
+    lines[2] = "three Mary went home.\n"
+    (root / "en" / "qa2_two-supporting-facts_train.txt").write_text("".join(lines))
+    shutil.copy(data_root / "en" / "qa2_two-supporting-facts_test.txt", root / "en")
+    return root
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--data", "/nonexistent/babi"], "/nonexistent/babi: data folder not found"),
+    (["--tasks", "21"], "unknown task 21"),
+    (["--tasks", "x"], "bad task list"),
+    (["--set", "fr"], "data set folder not found"),
+    (["--set", "en-10k", "--tasks", "3"], "en-10k task 3's training file is missing from this copy"),
+    (["--data", "BROKEN", "--valid", "holdout"], "qa1_single-supporting-fact_train.txt:3: a question needs a tab-separated answer"),
+    (["--data", "BROKEN", "--valid", "holdout", "--tasks", "2"], "qa2_two-supporting-facts_train.txt:3: malformed"),
+    (["--data", "BROKEN"], "en-valid: validation split folder not found"),
+])
+def test_bad_input_one_line_exit_2(data_root, tmp_path, args, expected):
+    args = [str(broken_root(tmp_path, data_root)) if a == "BROKEN" else a for a in args]
+    r = run(["train", *args], env_data=data_root)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memjax: error: ") and expected in lines[0], r.stderr
+
+
+def test_missing_data_setting(tmp_path):
+    r = run(["train", "--tasks", "1"])
+    assert r.returncode == 2 and "pass --data DIR or set MEMJAX_DATA" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_flag_values_are_rejected():
+    r = run(["train", "--seeds", "0"])
+    assert r.returncode == 2 and "must be positive" in r.stderr
+    r = run(["train", "--encoding", "lstm"])
+    assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -1,0 +1,155 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from memjax.models import MemN2N, MemN2NConfig
+from memjax.models.memn2n import random_time
+
+V, M, L, Q, U = 12, 6, 5, 4, 8
+
+
+def make_inputs(seed=0, n_sent=4):
+    r = np.random.default_rng(seed)
+    sentences = np.zeros((U, L), np.int32)
+    for i in range(1, U):
+        n = r.integers(1, L + 1)
+        sentences[i, :n] = r.integers(2, V, size=n)
+    story = np.zeros(M, np.int32)
+    story[:n_sent] = r.integers(1, U, size=n_sent)
+    query = np.zeros(Q, np.int32)
+    query[:3] = r.integers(2, V, size=3)
+    return sentences, story, query
+
+
+def np_pe(ids, d):
+    J = int((ids > 0).sum())
+    l = np.zeros((len(ids), d))
+    for j in range(1, J + 1):
+        for k in range(1, d + 1):
+            l[j - 1, k - 1] = (1 - j / J) - (k / d) * (1 - 2 * j / J)
+    return l
+
+
+def np_encode(E, ids):
+    return (np_pe(ids, E.shape[1]) * E[ids]).sum(0)
+
+
+def np_forward(params, cfg, sentences, story, query):
+    """A plain NumPy MemN2N (PE, TE) following the paper's equations."""
+    p = jax.tree.map(np.asarray, params)
+    mask = story > 0
+    time = np.arange(len(story))
+
+    def memory(E, T):
+        return np.stack([np_encode(E, sentences[s]) for s in story]) + T[time]
+
+    def attend(u, m):
+        s = m @ u
+        a = np.zeros(len(story))
+        e = np.exp(s[mask] - s[mask].max())
+        a[mask] = e / e.sum()
+        return a
+
+    if cfg.tying == "adjacent":
+        E, T = p["embed"], p["temporal"]
+        u = np_encode(E[0], query)
+        for k in range(cfg.hops):
+            a = attend(u, memory(E[k], T[k]))
+            u = u + a @ memory(E[k + 1], T[k + 1])
+        return E[cfg.hops] @ u
+    u = np_encode(p["B"], query)
+    keys, values = memory(p["A"], p["TA"]), memory(p["C"], p["TC"])
+    for _ in range(cfg.hops):
+        u = p["H"] @ u + attend(u, keys) @ values
+    return p["W"] @ u
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+@pytest.mark.parametrize("hops", [1, 3])
+def test_apply_matches_numpy_reference(tying, hops):
+    cfg = MemN2NConfig(vocab_size=V, memory_size=M, dim=5, hops=hops, tying=tying)
+    model = MemN2N(cfg)
+    params = model.init(jax.random.key(1))
+    sentences, story, query = make_inputs()
+    logits, attention = model.apply(params, jnp.asarray(sentences), jnp.asarray(story), jnp.asarray(query))
+    np.testing.assert_allclose(logits, np_forward(params, cfg, sentences, story, query), rtol=2e-4, atol=2e-5)
+    assert attention.shape == (hops, M)
+    np.testing.assert_allclose(attention.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.asarray(attention)[:, story == 0] == 0)
+
+
+def test_init_padding_rows_are_zero_and_shapes():
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, hops=3))
+    params = model.init(jax.random.key(0))
+    assert len(params["embed"]) == 4 and len(params["temporal"]) == 4
+    for E in params["embed"]:
+        assert E.shape == (V, 5) and np.all(np.asarray(E[0]) == 0)
+    assert 0.05 < float(jnp.std(params["embed"][1][1:])) < 0.15  # N(0, 0.1)
+
+
+def test_batched_logits_equal_a_python_loop():
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5))
+    params = model.init(jax.random.key(2))
+    examples = [make_inputs(seed=s, n_sent=1 + s % M) for s in range(5)]
+    sentences = examples[0][0]
+    story = np.stack([e[1] for e in examples])
+    query = np.stack([e[2] for e in examples])
+    batched, att = model.logits(params, jnp.asarray(sentences), {"story": jnp.asarray(story),
+                                                                 "query": jnp.asarray(query)})
+    for i in range(5):
+        one, a = model.apply(params, jnp.asarray(sentences), jnp.asarray(story[i]), jnp.asarray(query[i]))
+        np.testing.assert_allclose(batched[i], one, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(att[i], a, rtol=1e-5, atol=1e-7)
+
+
+def test_large_sentence_table_path_gives_the_same_answer():
+    """With more distinct sentences than memory slots in the batch, the batch's own sentences are encoded."""
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=2, dim=5, temporal=False))
+    params = model.init(jax.random.key(3))
+    sentences, _, query = make_inputs()
+    story = np.array([[3, 5]], np.int32)  # 1 x 2 = 2 slots < 8 sentences
+    batched, _ = model.logits(params, jnp.asarray(sentences), {"story": jnp.asarray(story),
+                                                               "query": jnp.asarray(query[None])})
+    one, _ = model.apply(params, jnp.asarray(sentences), jnp.asarray(story[0]), jnp.asarray(query))
+    np.testing.assert_allclose(batched[0], one, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_memory_equals_sliced_memory():
+    """Empty slots at the end of memory change nothing (without TE, whose table depends on M)."""
+    sentences, story, query = make_inputs(n_sent=3)
+    small = MemN2N(MemN2NConfig(vocab_size=V, memory_size=3, dim=5, temporal=False))
+    big = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, temporal=False))
+    params = small.init(jax.random.key(4))
+    a, att_a = small.apply(params, jnp.asarray(sentences), jnp.asarray(story[:3]), jnp.asarray(query))
+    b, att_b = big.apply(params, jnp.asarray(sentences), jnp.asarray(story), jnp.asarray(query))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(att_a, att_b[:, :3], rtol=1e-6)
+
+
+def test_random_time_noise():
+    t = np.asarray(random_time(jax.random.key(0), 64, 50, 0.1))
+    assert t.shape == (64, 50) and t.min() >= 0 and t.max() <= 49
+    assert np.all(np.diff(t, axis=1) >= 0)
+    assert np.all(t[:, 0] <= 1)
+    shifted = (t != np.arange(50)).any(1).mean()
+    assert shifted > 0.5  # most stories get some empty memories
+    skipped = (np.diff(t[:, :40], axis=1) - 1).sum(1)
+    assert skipped.max() <= 0.1 * 40 + 6  # about 10% at most
+    np.testing.assert_array_equal(np.asarray(random_time(jax.random.key(0), 4, 50, 0.0)),
+                                  np.broadcast_to(np.arange(50), (4, 50)))
+
+
+def test_model_gradients():
+    with jax.enable_x64(True):
+        cfg = MemN2NConfig(vocab_size=V, memory_size=M, dim=3, hops=2)
+        model = MemN2N(cfg)
+        params = jax.tree.map(lambda x: x.astype(jnp.float64), model.init(jax.random.key(5)))
+        sentences, story, query = (jnp.asarray(a) for a in make_inputs())
+
+        def loss(params):
+            logits, _ = model.apply(params, sentences, story, query)
+            return jax.nn.logsumexp(logits) - logits[4]
+
+        check_grads(loss, (params,), order=1, modes=["rev"])

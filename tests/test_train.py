@@ -1,0 +1,112 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from memjax.data.babi import parse_lines
+from memjax.data.dataset import load_babi, vectorize
+from memjax.models import MemN2N, MemN2NConfig
+from memjax.train import engine
+from memjax.train.engine import Trainer, TrainConfig
+from memjax.train.optim import clip_each_by_norm, multiply_by, step_decay_schedule
+
+
+def toy_dataset(n_stories=40, seed=0):
+    """Tiny single-supporting-fact stories, generated here."""
+    r = np.random.default_rng(seed)
+    people, places = ["mary", "john", "sandra"], ["kitchen", "garden", "office", "hallway"]
+    lines = []
+    for _ in range(n_stories):
+        where = {}
+        n = 0
+        for _ in range(4):
+            p, loc = r.choice(people), r.choice(places)
+            n += 1
+            lines.append(f"{n} {p} went to the {loc}.")
+            where[p] = (loc, n)
+        p = r.choice(list(where))
+        n += 1
+        lines.append(f"{n} Where is {p}?\t{where[p][0]}\t{where[p][1]}")
+    qs = parse_lines(lines)
+    return vectorize("toy", qs[:30], qs[30:35], qs[35:], memory_size=6)
+
+
+def test_clip_each_matrix_separately():
+    grads = {"a": jnp.full((2, 2), 30.0), "b": jnp.full((3,), 1.0)}
+    out, _ = clip_each_by_norm(40.0).update(grads, optax.EmptyState())
+    np.testing.assert_allclose(np.linalg.norm(out["a"]), 40.0, rtol=1e-6)  # 60 -> 40
+    np.testing.assert_allclose(out["b"], grads["b"])  # untouched: sqrt(3) < 40
+
+
+def test_multiply_by_freezes_padding_rows():
+    mask = {"E": jnp.array([[0.0], [1.0], [1.0]])}
+    out, _ = multiply_by(mask).update({"E": jnp.ones((3, 2))}, optax.EmptyState())
+    np.testing.assert_array_equal(out["E"], [[0, 0], [1, 1], [1, 1]])
+
+
+def test_schedule_linear_start_then_halving():
+    s = step_decay_schedule(0.01, steps_per_epoch=10, decay_every=25, ls_epochs=20, ls_lr=0.005)
+    lr_at = lambda epoch: float(s(epoch * 10 + 3))
+    assert lr_at(0) == pytest.approx(0.005) and lr_at(19) == pytest.approx(0.005)
+    assert lr_at(20) == pytest.approx(0.01) and lr_at(44) == pytest.approx(0.01)
+    assert lr_at(45) == pytest.approx(0.005) and lr_at(70) == pytest.approx(0.0025)
+    plain = step_decay_schedule(0.01, 10, 25)
+    assert float(plain(0)) == pytest.approx(0.01) and float(plain(250)) == pytest.approx(0.005)
+
+
+def small_config(**kw):
+    return TrainConfig(**{"epochs": 4, "ls_epochs": 2, "batch_size": 8, **kw})
+
+
+def test_vmapped_runs_equal_separate_runs():
+    ds = toy_dataset()
+    model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
+    both = Trainer(model, small_config(), ds).fit([0, 1])
+    for i, seed in enumerate([0, 1]):
+        alone = Trainer(model, small_config(), ds).fit([seed])
+        for a, b in zip(jax.tree.leaves(both.params), jax.tree.leaves(alone.params)):
+            np.testing.assert_allclose(a[i], b[0], rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(both.history["loss"][i], alone.history["loss"][0], rtol=1e-5)
+
+
+def test_training_compiles_once(monkeypatch):
+    """The chunk program is traced once however many chunks the run has."""
+    traces = []
+    original = Trainer._run_chunk
+
+    def counting(self, *args):
+        traces.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "_run_chunk", counting)
+    ds = toy_dataset()
+    trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)),
+                      small_config(epochs=18), ds)
+    assert trainer.config.total_epochs // trainer.chunk >= 5
+    fit = trainer.fit([0, 1, 2])
+    assert len(traces) == 1
+    assert fit.history["loss"].shape == (3, 20)
+
+
+def test_padding_rows_stay_zero_and_loss_falls():
+    ds = toy_dataset()
+    model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
+    fit = Trainer(model, small_config(epochs=30), ds).fit([0])
+    for E in fit.params["embed"]:
+        assert np.all(np.asarray(E)[:, 0] == 0)
+    loss = fit.history["loss"][0]
+    assert loss[-1] < 0.5 * loss[0]
+
+
+def test_chunk_size_divides_the_epochs():
+    assert engine._chunk_size(120) == 12 and engine._chunk_size(90) == 9
+    assert engine._chunk_size(7) == 1 and engine._chunk_size(1) == 1
+
+
+def test_short_real_training_reaches_stated_accuracy(data_root):
+    """bAbI-1k task 1 with the paper's recipe (one run): test error at most 1%."""
+    ds = load_babi([1], "en", str(data_root))[0]
+    fit = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab))), TrainConfig(), ds).fit([0])
+    assert fit.errors["test"][0] <= 1.0, fit.errors
+    assert fit.errors["valid"][0] <= 2.0
