@@ -34,6 +34,14 @@ def test_position_weights_match_numpy(formula, J):
                                rtol=1e-6, atol=1e-6)
 
 
+def test_position_weights_with_a_fixed_length():
+    """The authors' code uses one J (the padded length) for every sentence."""
+    mask = jnp.arange(7) < 3
+    full = np_position_weights(7, 7, 5, "official")
+    np.testing.assert_allclose(position_weights(mask, 5, "official", length=7), full * (np.arange(7) < 3)[:, None],
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_encode_sentence_bow_and_pe():
     V, d = 9, 4
     E = rng.normal(size=(V, d)).astype(np.float32)

@@ -110,3 +110,15 @@ def test_short_real_training_reaches_stated_accuracy(data_root):
     fit = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab))), TrainConfig(), ds).fit([0])
     assert fit.errors["test"][0] <= 1.0, fit.errors
     assert fit.errors["valid"][0] <= 2.0
+
+
+def test_official_position_encoding_fixes_J_to_the_padded_length():
+    from memjax.train.protocol import build_configs
+
+    ds = toy_dataset()
+    mcfg, tcfg = build_configs("memn2n", ds, False, {"pe_formula": "official"}, {})
+    assert mcfg.pe_length == max(ds.sentences.shape[1], ds.train.query.shape[1]) + 1
+    mcfg, _ = build_configs("memn2n", ds, False, {}, {})
+    assert mcfg.pe_length is None and mcfg.dim == 20 and tcfg.epochs == 100
+    mcfg, tcfg = build_configs("memn2n", ds, True, {"dim": None}, {})
+    assert mcfg.dim == 50 and (tcfg.epochs, tcfg.decay_every, tcfg.ls_epochs) == (60, 15, 30)

@@ -38,6 +38,7 @@ class MemN2NConfig:
     hops: int = 3
     encoding: str = "pe"  # "bow" or "pe"
     pe_formula: str = "paper"  # "paper" or "official"
+    pe_length: int | None = None  # J of position encoding: None = each sentence's own length
     temporal: bool = True
     tying: str = "adjacent"  # "adjacent" or "layerwise"
     init_std: float = 0.1
@@ -107,7 +108,7 @@ class MemN2N:
 
     def _encode_table(self, embedding, sentences):
         c = self.cfg
-        return jax.vmap(lambda s: encode_sentence(embedding, s, c.encoding, c.pe_formula))(sentences)
+        return jax.vmap(lambda s: encode_sentence(embedding, s, c.encoding, c.pe_formula, c.pe_length))(sentences)
 
     def apply(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
               time: jnp.ndarray | None = None, linear=False):
@@ -134,7 +135,7 @@ class MemN2N:
             return m + temporal_encoding(table, time) if c.temporal else m
 
         def encode(embedding, ids):
-            return encode_sentence(embedding, ids, c.encoding, c.pe_formula)
+            return encode_sentence(embedding, ids, c.encoding, c.pe_formula, c.pe_length)
 
         attention = []
         if c.tying == "adjacent":

@@ -25,14 +25,21 @@ JOINT_MODEL = {"dim": 50}
 JOINT_TRAIN = {"epochs": 60, "decay_every": 15, "ls_epochs": 30}
 
 
-def build_configs(model: str, vocab_size: int, memory_size: int, joint: bool,
-                  model_overrides: dict, train_overrides: dict):
-    """The model and training configs: the paper's recipe, then the user's overrides."""
+def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
+    """The model and training configs: the paper's recipe, then the user's overrides.
+
+    With ``pe_formula="official"`` and no ``pe_length``, J is fixed as in the authors' code: the
+    padded sentence length, plus one for the time word when temporal encoding is on.
+    """
     if model != "memn2n":
         raise ValueError(f"unknown model {model!r}")
     m = {**(JOINT_MODEL if joint else {}), **{k: v for k, v in model_overrides.items() if v is not None}}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
-    return MemN2NConfig(vocab_size=vocab_size, memory_size=memory_size, **m), TrainConfig(**t)
+    mcfg = MemN2NConfig(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **m)
+    if mcfg.pe_formula == "official" and mcfg.pe_length is None:
+        width = max(ds.sentences.shape[1], ds.train.query.shape[1]) + int(mcfg.temporal)
+        mcfg = dataclasses.replace(mcfg, pe_length=width)
+    return mcfg, TrainConfig(**t)
 
 
 def _select(errors: dict[str, np.ndarray]) -> int:
@@ -99,8 +106,7 @@ def run_babi(
     seconds = {"compile": 0.0, "train": 0.0, "eval": 0.0}
     history: list[dict] = []
     for ds in datasets:
-        mcfg, tcfg = build_configs(model, len(ds.vocab), memory, joint, model_overrides or {},
-                                   train_overrides or {})
+        mcfg, tcfg = build_configs(model, ds, joint, model_overrides or {}, train_overrides or {})
         if not results["config"]:
             results["config"] = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
                                  "joint": joint, "tasks": list(tasks), "seeds": seeds, "memory": memory,
