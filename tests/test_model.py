@@ -23,27 +23,30 @@ def make_inputs(seed=0, n_sent=4):
     return sentences, story, query
 
 
-def np_pe(ids, d):
-    J = int((ids > 0).sum())
+def np_pe(ids, d, formula, fixed_J=None):
+    J = fixed_J or int((ids > 0).sum())
     l = np.zeros((len(ids), d))
-    for j in range(1, J + 1):
+    for j in range(1, int((ids > 0).sum()) + 1):
         for k in range(1, d + 1):
-            l[j - 1, k - 1] = (1 - j / J) - (k / d) * (1 - 2 * j / J)
+            if formula == "paper":
+                l[j - 1, k - 1] = (1 - j / J) - (k / d) * (1 - 2 * j / J)
+            else:
+                l[j - 1, k - 1] = 1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J)
     return l
-
-
-def np_encode(E, ids):
-    return (np_pe(ids, E.shape[1]) * E[ids]).sum(0)
 
 
 def np_forward(params, cfg, sentences, story, query):
     """A plain NumPy MemN2N (PE, TE) following the paper's equations."""
     p = jax.tree.map(np.asarray, params)
-    mask = story > 0
+    occupied = story > 0
+    mask = np.ones_like(occupied) if cfg.attend_empty else occupied
     time = np.arange(len(story))
 
+    def np_encode(E, ids):
+        return (np_pe(ids, E.shape[1], cfg.pe_formula, cfg.pe_length) * E[ids]).sum(0)
+
     def memory(E, T):
-        return np.stack([np_encode(E, sentences[s]) for s in story]) + T[time]
+        return np.stack([np_encode(E, sentences[s]) for s in story]) + T[time] * occupied[:, None]
 
     def attend(u, m):
         s = m @ u
@@ -66,10 +69,19 @@ def np_forward(params, cfg, sentences, story, query):
     return p["W"] @ u
 
 
+VARIANTS = {  # (pe_formula, pe_length, attend_empty)
+    "paper": ("paper", None, False),
+    "official": ("official", L + 1, True),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
 @pytest.mark.parametrize("hops", [1, 3])
-def test_apply_matches_numpy_reference(tying, hops):
-    cfg = MemN2NConfig(vocab_size=V, memory_size=M, dim=5, hops=hops, tying=tying)
+def test_apply_matches_numpy_reference(tying, hops, variant):
+    formula, length, attend_empty = VARIANTS[variant]
+    cfg = MemN2NConfig(vocab_size=V, memory_size=M, dim=5, hops=hops, tying=tying, pe_formula=formula,
+                       pe_length=length, attend_empty=attend_empty)
     model = MemN2N(cfg)
     params = model.init(jax.random.key(1))
     sentences, story, query = make_inputs()
@@ -77,7 +89,11 @@ def test_apply_matches_numpy_reference(tying, hops):
     np.testing.assert_allclose(logits, np_forward(params, cfg, sentences, story, query), rtol=2e-4, atol=2e-5)
     assert attention.shape == (hops, M)
     np.testing.assert_allclose(attention.sum(-1), 1.0, rtol=1e-5)
-    assert np.all(np.asarray(attention)[:, story == 0] == 0)
+    empty = np.asarray(attention)[:, story == 0]
+    if attend_empty:  # empty slots hold zero vectors: all get the same share, exp(0) / Z
+        assert np.all(empty > 0) and np.allclose(empty, empty[:, :1])
+    else:
+        assert np.all(empty == 0)
 
 
 def test_init_padding_rows_are_zero_and_shapes():
@@ -117,10 +133,10 @@ def test_large_sentence_table_path_gives_the_same_answer():
 
 
 def test_masked_memory_equals_sliced_memory():
-    """Empty slots at the end of memory change nothing (without TE, whose table depends on M)."""
+    """Masked empty slots at the end of memory change nothing (without TE, whose table depends on M)."""
     sentences, story, query = make_inputs(n_sent=3)
-    small = MemN2N(MemN2NConfig(vocab_size=V, memory_size=3, dim=5, temporal=False))
-    big = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, temporal=False))
+    small = MemN2N(MemN2NConfig(vocab_size=V, memory_size=3, dim=5, temporal=False, attend_empty=False))
+    big = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, temporal=False, attend_empty=False))
     params = small.init(jax.random.key(4))
     a, att_a = small.apply(params, jnp.asarray(sentences), jnp.asarray(story[:3]), jnp.asarray(query))
     b, att_b = big.apply(params, jnp.asarray(sentences), jnp.asarray(story), jnp.asarray(query))
@@ -129,16 +145,23 @@ def test_masked_memory_equals_sliced_memory():
 
 
 def test_random_time_noise():
-    t = np.asarray(random_time(jax.random.key(0), 64, 50, 0.1))
-    assert t.shape == (64, 50) and t.min() >= 0 and t.max() <= 49
-    assert np.all(np.diff(t, axis=1) >= 0)
-    assert np.all(t[:, 0] <= 1)
-    shifted = (t != np.arange(50)).any(1).mean()
-    assert shifted > 0.5  # most stories get some empty memories
-    skipped = (np.diff(t[:, :40], axis=1) - 1).sum(1)
-    assert skipped.max() <= 0.1 * 40 + 6  # about 10% at most
-    np.testing.assert_array_equal(np.asarray(random_time(jax.random.key(0), 4, 50, 0.0)),
-                                  np.broadcast_to(np.arange(50), (4, 50)))
+    occupied = jnp.array([0, 1, 5, 10, 11, 20, 30, 50] * 32)
+    t = np.asarray(random_time(jax.random.key(0), occupied, 50, 0.1))
+    assert t.shape == (256, 50) and t.min() >= 0 and t.max() <= 49
+    n = np.asarray(occupied)
+    for i in range(256):
+        ti = t[i, : n[i]]
+        # increasing (most recent smallest), distinct until clamped to the last row
+        assert np.all(np.diff(ti) >= 0) and np.all(np.diff(ti)[ti[1:] < 49] > 0)
+        blanks = int(np.ceil(0.1 * n[i])) - 1  # at most ceil(0.1 n) - 1 empty memories
+        if n[i]:
+            assert ti.max() <= min(49, n[i] - 1 + max(blanks, 0))
+        if n[i] <= 10:  # the authors' rule adds no blank to stories of 10 statements or fewer
+            np.testing.assert_array_equal(ti, np.arange(n[i]))
+    noisy = [(t[i, : n[i]] != np.arange(n[i])).any() for i in range(256) if n[i] == 30]
+    assert 0.3 < np.mean(noisy) < 1.0  # nblank is 0, 1 or 2 for 30 statements
+    np.testing.assert_array_equal(np.asarray(random_time(jax.random.key(0), occupied, 50, 0.0))[:, :5],
+                                  np.broadcast_to(np.arange(5), (256, 5)))
 
 
 def test_model_gradients():

@@ -116,9 +116,11 @@ def test_official_position_encoding_fixes_J_to_the_padded_length():
     from memjax.train.protocol import build_configs
 
     ds = toy_dataset()
-    mcfg, tcfg = build_configs("memn2n", ds, False, {"pe_formula": "official"}, {})
+    mcfg, tcfg = build_configs("memn2n", ds, False, {}, {})  # the default is the authors' form
+    assert mcfg.pe_formula == "official" and mcfg.attend_empty
     assert mcfg.pe_length == max(ds.sentences.shape[1], ds.train.query.shape[1]) + 1
-    mcfg, _ = build_configs("memn2n", ds, False, {}, {})
-    assert mcfg.pe_length is None and mcfg.dim == 20 and tcfg.epochs == 100
+    assert mcfg.dim == 20 and tcfg.epochs == 100
+    mcfg, _ = build_configs("memn2n", ds, False, {"pe_formula": "paper", "temporal": False}, {})
+    assert mcfg.pe_length is None
     mcfg, tcfg = build_configs("memn2n", ds, True, {"dim": None}, {})
     assert mcfg.dim == 50 and (tcfg.epochs, tcfg.decay_every, tcfg.ls_epochs) == (60, 15, 30)

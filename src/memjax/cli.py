@@ -48,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dim", type=_positive(), help="embedding size (default 20; joint 50)")
     t.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
     t.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
-    t.add_argument("--pe-formula", choices=["paper", "official"], help="position-encoding formula (default paper)")
+    t.add_argument("--pe-formula", choices=["paper", "official"],
+                   help="position encoding: the authors' code (official, fixed J; default) or the paper's text")
+    t.add_argument("--attend-empty", action=argparse.BooleanOptionalAction, default=None,
+                   help="empty memory slots take a share of the attention as zero vectors, as in the "
+                        "authors' code (default on); --no-attend-empty masks them out")
     t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None, help="temporal encoding (default on)")
     t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
     t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
@@ -85,7 +89,8 @@ def _train(args) -> int:
     tasks = parse_tasks(args.tasks)
     progress = _Progress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
-                       "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying}
+                       "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,
+                       "attend_empty": args.attend_empty}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn}

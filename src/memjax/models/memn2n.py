@@ -17,6 +17,7 @@ Weight tying (section 2.2 of the paper):
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -30,16 +31,24 @@ VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 
 @dataclasses.dataclass(frozen=True)
 class MemN2NConfig:
-    """MemN2N hyperparameters; the defaults are the paper's per-task bAbI recipe."""
+    """MemN2N hyperparameters; the defaults are the per-task bAbI recipe of the paper's code.
+
+    Two defaults follow the authors' code rather than the paper's text, because the published
+    numbers were made with it and they matter on bAbI (measured on validation data, see README):
+    position encoding with the code's formula and one fixed J (``pe_formula="official"``, J set to
+    the padded length by :func:`memjax.train.protocol.build_configs`), and empty memory slots that
+    take part in the attention softmax as zero vectors (``attend_empty=True``).
+    """
 
     vocab_size: int
     memory_size: int = 50
     dim: int = 20
     hops: int = 3
     encoding: str = "pe"  # "bow" or "pe"
-    pe_formula: str = "paper"  # "paper" or "official"
+    pe_formula: str = "official"  # "official" (the authors' code) or "paper"
     pe_length: int | None = None  # J of position encoding: None = each sentence's own length
     temporal: bool = True
+    attend_empty: bool = True  # empty slots join the softmax as zero vectors (the authors' code)
     tying: str = "adjacent"  # "adjacent" or "layerwise"
     init_std: float = 0.1
 
@@ -52,21 +61,34 @@ class MemN2NConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
 
 
-def random_time(key: jax.Array, batch: int, memory: int, noise: float) -> jnp.ndarray:
+def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float) -> jnp.ndarray:
     """Time indices with random noise (RN): empty memories inserted at random time positions.
 
-    Each example draws a rate r ~ U(0, noise) and, before each slot, an empty memory with
-    probability r, so that up to about ``noise`` of the time indices are skipped; indices past the
-    last table row are clamped to it, as in the authors' code.
+    As in the authors' code: a story with n statements draws nblank uniformly from
+    {0, ..., ceil(noise * n) - 1}, then a random sorted subset of n time indices out of
+    {0, ..., n + nblank - 1}; the most recent statement gets the smallest. Indices past the table
+    are clamped to its last row.
+
+    Args:
+        key: PRNG key.
+        occupied: (B,) int number of statements in each story's memory.
+        memory: M, the number of slots (and rows of the time table).
+        noise: the fraction of empty memories (0.1 in the paper).
 
     Returns:
-        (batch, memory) int32 time indices, increasing with the slot (slot 0 = most recent).
+        (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
-    k_rate, k_flag = jax.random.split(key)
-    rate = jax.random.uniform(k_rate, (batch, 1), maxval=noise)
-    skips = jax.random.bernoulli(k_flag, rate, (batch, memory)).astype(jnp.int32)
-    time = jnp.arange(memory, dtype=jnp.int32)[None, :] + jnp.cumsum(skips, axis=1)
-    return jnp.minimum(time, memory - 1)
+    width = memory + int(math.ceil(noise * memory))
+    k_blank, k_order = jax.random.split(key)
+    n = occupied.astype(jnp.int32)
+    limit = jnp.ceil(noise * n.astype(jnp.float32))
+    nblank = jnp.floor(jax.random.uniform(k_blank, n.shape) * limit).astype(jnp.int32)
+    scores = jax.random.uniform(k_order, (n.shape[0], width))
+    positions = jnp.arange(width)
+    scores = jnp.where(positions[None, :] < (n + nblank)[:, None], scores, 2.0)  # only {0..n+nblank-1}
+    chosen = jnp.argsort(scores, axis=1)[:, :memory]  # a random subset, first n entries valid
+    chosen = jnp.where(jnp.arange(memory)[None, :] < n[:, None], chosen, width)
+    return jnp.minimum(jnp.sort(chosen, axis=1), memory - 1).astype(jnp.int32)
 
 
 class MemN2N:
@@ -126,13 +148,18 @@ class MemN2N:
             (logits (V,), attention (hops, M)).
         """
         c = self.cfg
-        mask = story != 0
+        occupied = story != 0
+        # Empty slots are masked out of the softmax, or (attend_empty) hold zero vectors that
+        # still take a share of it, as in the authors' code.
+        mask = jnp.ones_like(occupied) if c.attend_empty else occupied
         if time is None:
             time = jnp.arange(story.shape[0])
 
         def memory(embedding, table):
             m = self._encode_table(embedding, sentences)[story]
-            return m + temporal_encoding(table, time) if c.temporal else m
+            if c.temporal:
+                m = m + temporal_encoding(table, time) * occupied[:, None]
+            return m
 
         def encode(embedding, ids):
             return encode_sentence(embedding, ids, c.encoding, c.pe_formula, c.pe_length)
@@ -175,7 +202,7 @@ class MemN2N:
             sentences = jnp.concatenate([jnp.zeros_like(sentences[:1]), sentences[story.reshape(-1)]])
             story = jnp.where(story != 0, 1 + jnp.arange(b * m, dtype=story.dtype).reshape(b, m), 0)
         if key is not None and noise > 0:
-            time = random_time(key, b, m, noise)
+            time = random_time(key, jnp.sum(story != 0, axis=1), m, noise)
         else:
             time = jnp.broadcast_to(jnp.arange(m), (b, m))
         return jax.vmap(self.apply, in_axes=(None, None, 0, 0, 0, None))(
