@@ -119,14 +119,11 @@ def run_babi(
         for k in seconds:
             seconds[k] += fit.seconds[k]
         history += _history_rows(fit, label)
+        best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
+        for t in ds.tasks:
+            results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
         if joint:
-            best = _select(fit.errors)
-            for t in ds.tasks:
-                results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
             results["joint_selected_seed"] = int(fit.seeds[best])
-        else:
-            best = _select(fit.errors)
-            results["tasks"][label] = _task_entry(fit, ds, ds.tasks[0], best)
         for t in ds.tasks:
             e = results["tasks"][str(t)]
             log(f"task {t}: test error {e['test_error']:.1f}% (valid {e['valid_error']:.1f}%, "
