@@ -124,3 +124,13 @@ def test_official_position_encoding_fixes_J_to_the_padded_length():
     assert mcfg.pe_length is None
     mcfg, tcfg = build_configs("memn2n", ds, True, {"dim": None}, {})
     assert mcfg.dim == 50 and (tcfg.epochs, tcfg.decay_every, tcfg.ls_epochs) == (60, 15, 30)
+
+
+def test_chunked_prediction_equals_direct_logits():
+    ds = toy_dataset()
+    model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
+    trainer = Trainer(model, small_config(), ds)
+    params = model.init(jax.random.key(0))
+    split = trainer.data["train"]  # 30 examples: 4 full chunks of 7 and a padded one
+    direct = jnp.argmax(model.logits(params, trainer.data["sentences"], split)[0], -1)
+    np.testing.assert_array_equal(trainer._predict(params, trainer.data["sentences"], split, chunk=7), direct)

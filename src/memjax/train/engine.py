@@ -143,12 +143,21 @@ class Trainer:
         epochs = epoch0 + jnp.arange(self.chunk)
         return jax.lax.scan(lambda s, e: self._epoch(s, e, data), state, epochs)
 
-    def _predict(self, params, sentences, split):
-        def one(ex):
-            logits, _ = self.model.logits(params, sentences, jax.tree.map(lambda a: a[None], ex))
-            return jnp.argmax(logits[0], -1)
+    def _predict(self, params, sentences, split, chunk: int = 512):
+        """Predicted answer ids, (N,), computed ``chunk`` examples at a time."""
+        inputs = {"story": split["story"], "query": split["query"]}
+        n = inputs["story"].shape[0]
+        chunk = min(chunk, n)
+        padded = -(-n // chunk) * chunk
+        chunks = jax.tree.map(
+            lambda a: jnp.pad(a, [(0, padded - n)] + [(0, 0)] * (a.ndim - 1)).reshape(
+                (padded // chunk, chunk) + a.shape[1:]), inputs)
 
-        return jax.lax.map(one, {"story": split["story"], "query": split["query"]}, batch_size=256)
+        def answer(batch):
+            logits, _ = self.model.logits(params, sentences, batch)
+            return jnp.argmax(logits, -1)
+
+        return jax.lax.map(answer, chunks).reshape(-1)[:n]
 
     def _error(self, params, sentences, split):
         return 100.0 * jnp.mean(self._predict(params, sentences, split) != split["answer"])
