@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from memjax.ops import address, encode_sentence, hop, masked_softmax, position_weights, read, temporal_encoding
+from memjax.ops import address, bags_of_words, encode_sentence, hop, masked_softmax, position_weights, read, temporal_encoding
 
 rng = np.random.default_rng(0)
 
@@ -50,8 +50,20 @@ def test_encode_sentence_bow_and_pe():
     np.testing.assert_allclose(encode_sentence(jnp.asarray(E), jnp.asarray(ids), "bow"), E[[3, 5, 2]].sum(0),
                                rtol=1e-6)
     l = np_position_weights(3, 5, d, "paper")
-    np.testing.assert_allclose(encode_sentence(jnp.asarray(E), jnp.asarray(ids), "pe"), (l * E[ids]).sum(0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encode_sentence(jnp.asarray(E), jnp.asarray(ids), "pe", "paper"),
+                               (l * E[ids]).sum(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("encoding, formula, length", [("bow", "official", None), ("pe", "paper", None),
+                                                       ("pe", "official", None), ("pe", "official", 6)])
+def test_bags_of_words_encode_like_the_word_sum(encoding, formula, length):
+    V, d = 9, 4
+    E = rng.normal(size=(V, d)).astype(np.float32)
+    E[0] = 0
+    ids = jnp.array([3, 5, 3, 0, 0])
+    bags, g = bags_of_words(ids, V, encoding, formula, length, d)
+    np.testing.assert_allclose(jnp.sum(g * (bags @ E), axis=0), encode_sentence(jnp.asarray(E), ids, encoding,
+                                                                                 formula, length), rtol=1e-5, atol=1e-6)
 
 
 def test_temporal_encoding_is_a_lookup():

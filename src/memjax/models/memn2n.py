@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from memjax.ops.addressing import address, hop, read
-from memjax.ops.encoding import encode_sentence, temporal_encoding
+from memjax.ops.encoding import bags_of_words, encode_sentence, temporal_encoding
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 
@@ -128,9 +128,27 @@ class MemN2N:
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 
-    def _encode_table(self, embedding, sentences):
+    def encode_sentences(self, params: dict, sentences: jnp.ndarray) -> list[jnp.ndarray]:
+        """Encodes the distinct sentences with every embedding that reads memory, once for a batch.
+
+        Each sentence becomes weighted bags of words (constants), so that its encoding under an
+        embedding E is a dense product ``sum_r g_r * (bags_r @ E)``: the same value as the sum
+        over words of :func:`memjax.ops.encode_sentence`, with a matrix product for a gradient
+        instead of a scatter.
+
+        Args:
+            params: the parameter pytree.
+            sentences: (U, L) word ids; row 0 is the empty sentence.
+
+        Returns:
+            a list of (U, d) tables: E_0..E_K (adjacent tying) or [A, C] (layer-wise).
+        """
         c = self.cfg
-        return jax.vmap(lambda s: encode_sentence(embedding, s, c.encoding, c.pe_formula, c.pe_length))(sentences)
+        bags, g = jax.vmap(lambda s: bags_of_words(s, c.vocab_size, c.encoding, c.pe_formula, c.pe_length,
+                                                   c.dim))(sentences)
+        bags, g = jax.lax.stop_gradient(bags), g[0]  # (U, R, V), (R, d)
+        matrices = params["embed"] if c.tying == "adjacent" else [params["A"], params["C"]]
+        return [jnp.einsum("urv,vd,rd->ud", bags, E, g) for E in matrices]
 
     def apply(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
               time: jnp.ndarray | None = None, linear=False):
@@ -147,6 +165,11 @@ class MemN2N:
         Returns:
             (logits (V,), attention (hops, M)).
         """
+        return self.answer(params, self.encode_sentences(params, sentences), story, query, time, linear)
+
+    def answer(self, params: dict, tables: list[jnp.ndarray], story: jnp.ndarray, query: jnp.ndarray,
+               time: jnp.ndarray | None = None, linear=False):
+        """:meth:`apply` with the sentences already encoded by :meth:`encode_sentences`."""
         c = self.cfg
         occupied = story != 0
         # Empty slots are masked out of the softmax, or (attend_empty) hold zero vectors that
@@ -155,10 +178,10 @@ class MemN2N:
         if time is None:
             time = jnp.arange(story.shape[0])
 
-        def memory(embedding, table):
-            m = self._encode_table(embedding, sentences)[story]
+        def memory(table, temporal):
+            m = table[story]
             if c.temporal:
-                m = m + temporal_encoding(table, time) * occupied[:, None]
+                m = m + temporal_encoding(temporal, time) * occupied[:, None]
             return m
 
         def encode(embedding, ids):
@@ -168,15 +191,15 @@ class MemN2N:
         if c.tying == "adjacent":
             E = params["embed"]
             T = params.get("temporal", [None] * (c.hops + 1))
-            mems = [memory(E[k], T[k]) for k in range(c.hops + 1)]
+            mems = [memory(tables[k], T[k]) for k in range(c.hops + 1)]
             u = encode(E[0], query)
             for k in range(c.hops):
                 u, p = hop(u, mems[k], mems[k + 1], mask, linear)
                 attention.append(p)
             logits = E[c.hops] @ u
         else:
-            keys = memory(params["A"], params.get("TA"))
-            values = memory(params["C"], params.get("TC"))
+            keys = memory(tables[0], params.get("TA"))
+            values = memory(tables[1], params.get("TC"))
             u = encode(params["B"], query)
             for _ in range(c.hops):
                 p = address(u, keys, mask, linear)
@@ -205,5 +228,5 @@ class MemN2N:
             time = random_time(key, jnp.sum(story != 0, axis=1), m, noise)
         else:
             time = jnp.broadcast_to(jnp.arange(m), (b, m))
-        return jax.vmap(self.apply, in_axes=(None, None, 0, 0, 0, None))(
-            params, sentences, story, query, time, linear)
+        tables = self.encode_sentences(params, sentences)
+        return jax.vmap(self.answer, in_axes=(None, None, 0, 0, 0, None))(params, tables, story, query, time, linear)

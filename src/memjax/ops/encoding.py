@@ -2,38 +2,80 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 
-def position_weights(mask: jnp.ndarray, dim: int, formula: str = "paper", length: int | None = None) -> jnp.ndarray:
-    """Position-encoding weights l_kj for one sentence.
+def position_factors(mask: jnp.ndarray, dim: int, formula: str = "official",
+                     length: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Position encoding as a sum of two outer products: l_kj = sum_r a_jr g_rk.
+
+    Both formulas are separable in (j, k), which lets a sentence be encoded as two weighted bags
+    of words times the embedding matrix (see :func:`bags_of_words`).
+
+    - ``"paper"``: l_kj = (1 - j/J) - (k/d)(1 - 2j/J) (Sukhbaatar et al. 2015, section 4.1):
+      a_j = (1 - j/J, 1 - 2j/J), g_k = (1, -k/d).
+    - ``"official"``: l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), the authors' code:
+      a_j = (1, (j - (J+1)/2) / J), g_k = (1, 4 (k - (d+1)/2) / d).
 
     Args:
-        mask: (L,) bool, True for the J words present (a prefix of the L slots).
+        mask: (L,) bool, True for the words present (a prefix of the L slots).
         dim: the embedding size d.
-        formula: ``"paper"``: l_kj = (1 - j/J) - (k/d)(1 - 2j/J) (Sukhbaatar et al. 2015, eq. 4.1);
-            ``"official"``: l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), the form used in the
-            authors' Matlab code. j = 1..J and k = 1..d.
-        length: J. None (default): the sentence's own length, as in the paper; an int: one fixed J
-            for every sentence, as the authors' code does with the padded length.
+        formula: ``"paper"`` or ``"official"``; j = 1..J and k = 1..d.
+        length: J. None: the sentence's own length, as in the paper; an int: one fixed J for every
+            sentence, as the authors' code does with the padded length.
 
     Returns:
-        (L, dim) weights, zero at padding positions.
+        (a (L, 2), zero at padding positions; g (2, dim)).
     """
     J = jnp.float32(length) if length else jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
-    j = jnp.arange(1, mask.shape[0] + 1, dtype=jnp.float32)[:, None]
-    k = jnp.arange(1, dim + 1, dtype=jnp.float32)[None, :]
+    j = jnp.arange(1, mask.shape[0] + 1, dtype=jnp.float32)
+    k = jnp.arange(1, dim + 1, dtype=jnp.float32)
     if formula == "paper":
-        l = (1.0 - j / J) - (k / dim) * (1.0 - 2.0 * j / J)
+        a = jnp.stack([1.0 - j / J, 1.0 - 2.0 * j / J], axis=1)
+        g = jnp.stack([jnp.ones(dim), -k / dim])
     elif formula == "official":
-        l = 1.0 + 4.0 * (k - (dim + 1) / 2.0) * (j - (J + 1) / 2.0) / (dim * J)
+        a = jnp.stack([jnp.ones_like(j), (j - (J + 1) / 2.0) / J], axis=1)
+        g = jnp.stack([jnp.ones(dim), 4.0 * (k - (dim + 1) / 2.0) / dim])
     else:
         raise ValueError(f"unknown position-encoding formula {formula!r}")
-    return l * mask[:, None]
+    return a * mask[:, None], g
+
+
+def position_weights(mask: jnp.ndarray, dim: int, formula: str = "official", length: int | None = None) -> jnp.ndarray:
+    """Position-encoding weights l_kj for one sentence, (L, dim), zero at padding positions.
+
+    See :func:`position_factors` for the formulas and arguments.
+    """
+    a, g = position_factors(mask, dim, formula, length)
+    return a @ g
+
+
+def bags_of_words(ids: jnp.ndarray, vocab_size: int, encoding: str = "pe", formula: str = "official",
+                  length: int | None = None, dim: int = 1) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """A sentence as weighted bags of words, so that its encoding is ``sum_r g_r * (bags_r @ E)``.
+
+    Args:
+        ids: (L,) word ids, 0-padded.
+        vocab_size: V.
+        encoding, formula, length: as in :func:`encode_sentence`.
+        dim: the embedding size d (for the factors g).
+
+    Returns:
+        (bags (R, V), g (R, dim)); R = 1 for bag of words, 2 for position encoding.
+    """
+    mask = ids != 0
+    if encoding == "bow":
+        a, g = mask[:, None].astype(jnp.float32), jnp.ones((1, dim))
+    elif encoding == "pe":
+        a, g = position_factors(mask, dim, formula, length)
+    else:
+        raise ValueError(f"unknown encoding {encoding!r}: use 'bow' or 'pe'")
+    return jnp.einsum("lv,lr->rv", jax.nn.one_hot(ids, vocab_size, dtype=a.dtype), a), g
 
 
 def encode_sentence(embedding: jnp.ndarray, ids: jnp.ndarray, encoding: str = "pe",
-                    formula: str = "paper", length: int | None = None) -> jnp.ndarray:
+                    formula: str = "official", length: int | None = None) -> jnp.ndarray:
     """Encodes one sentence as sum_j l_j * E[x_j] (bag of words: l_j = 1).
 
     Args:
