@@ -7,15 +7,18 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 
 
-def _data_root() -> Path | None:
-    value = os.environ.get("MEMJAX_DATA")
-    root = Path(value) if value else DEFAULT_DATA
-    return root if (root / "en").is_dir() else None
-
-
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = _data_root()
-    if root is None:
+    """The bAbI folder: $MEMJAX_DATA (which must then exist: CI sets it), else ../shared beside the repo.
+
+    Without either, the tests that read the real files are skipped, so that the rest of the suite
+    still runs on a machine without the data.
+    """
+    value = os.environ.get("MEMJAX_DATA")
+    if value:
+        if not (Path(value) / "en").is_dir():
+            pytest.fail(f"MEMJAX_DATA={value} is not a bAbI tasks_1-20_v1-2 folder")
+        return Path(value)
+    if not (DEFAULT_DATA / "en").is_dir():
         pytest.skip("bAbI data not found: set MEMJAX_DATA to a tasks_1-20_v1-2 folder")
-    return root
+    return DEFAULT_DATA

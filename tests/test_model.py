@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from np_reference import np_position_weights
 
 from memjax.models import MemN2N, MemN2NConfig
 from memjax.models.memn2n import random_time
@@ -23,18 +24,6 @@ def make_inputs(seed=0, n_sent=4):
     return sentences, story, query
 
 
-def np_pe(ids, d, formula, fixed_J=None):
-    J = fixed_J or int((ids > 0).sum())
-    l = np.zeros((len(ids), d))
-    for j in range(1, int((ids > 0).sum()) + 1):
-        for k in range(1, d + 1):
-            if formula == "paper":
-                l[j - 1, k - 1] = (1 - j / J) - (k / d) * (1 - 2 * j / J)
-            else:
-                l[j - 1, k - 1] = 1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J)
-    return l
-
-
 def np_forward(params, cfg, sentences, story, query):
     """A plain NumPy MemN2N (PE, TE) following the paper's equations."""
     p = jax.tree.map(np.asarray, params)
@@ -43,7 +32,8 @@ def np_forward(params, cfg, sentences, story, query):
     time = np.arange(len(story))
 
     def np_encode(E, ids):
-        return (np_pe(ids, E.shape[1], cfg.pe_formula, cfg.pe_length) * E[ids]).sum(0)
+        n = int((ids > 0).sum())
+        return (np_position_weights(n, len(ids), E.shape[1], cfg.pe_formula, cfg.pe_length) * E[ids]).sum(0)
 
     def memory(E, T):
         return np.stack([np_encode(E, sentences[s]) for s in story]) + T[time] * occupied[:, None]

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from memjax import __version__
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
 
 
@@ -25,6 +26,7 @@ def _positive(kind=int):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memjax", description="Memory networks for bAbI question answering in JAX.")
+    p.add_argument("--version", action="version", version=f"memjax {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train and evaluate a model on bAbI tasks",
                        description="Train and evaluate on bAbI. Defaults are the paper's recipe "
