@@ -175,7 +175,7 @@ def _find(folder: Path, task: int, split: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    missing = candidates[0] if folder.name.count("valid") == 0 else candidates[1]
+    missing = candidates[1] if "valid" in folder.name else candidates[0]  # the release's naming
     hint = ""
     if task == 3 and "10k" in folder.name and split == "train":
         hint = (" (en-10k task 3's training file is missing from this copy of bAbI: see SOURCE.md;"
@@ -208,8 +208,7 @@ def task_files(root: Path, set_name: str, task: int, valid: str = "release") -> 
         vfolder = root / RELEASE_VALID[set_name]
         if not vfolder.is_dir():
             raise DataError(f"{vfolder}: validation split folder not found (use --valid holdout)")
-        train = _find(folder, task, "train")  # checks the full training file is there too
-        del train
+        _find(folder, task, "train")  # the full training file must be there too
         return {"train": _find(vfolder, task, "train"), "valid": _find(vfolder, task, "valid"),
                 "test": _find(vfolder, task, "test")}
     if valid == "holdout":
