@@ -49,14 +49,13 @@ def markdown(found: dict[str, dict]) -> str:
     lines.append("| mean | " + " | ".join(mean) + " |")
     lines.append("| failed (> 5%) | " + " | ".join(failed) + " |")
     notes = []
-    for name, res, _ in cols:
+    for name, res, ref in cols:
         s = res["seconds"]
         c = res["config"]
         notes.append(f"- {name}: {c['seeds']} runs, selected on validation ({c['valid']} split); "
                      f"{s['total']:.0f} s on {res['device']} ({s['compile']:.0f} s compile, {s['train']:.0f} s train); "
                      f"d={c['model']['dim']}, {c['train']['ls_epochs']}+{c['train']['epochs']} epochs.")
-        worse = [t for t in range(1, 21) if str(t) in res["tasks"]
-                 and res["tasks"][str(t)]["test_error"] > paper.reference("memn2n", "en", ROWS[name])[1][t] + 2.0]
+        worse = [t for t in range(1, 21) if str(t) in res["tasks"] and res["tasks"][str(t)]["test_error"] > ref[1][t] + 2.0]
         if worse:
             notes.append(f"  - falls short of the paper by more than 2 points on tasks {', '.join(map(str, worse))}.")
     return ("# MemN2N on bAbI 1k (test error %, Table 1 of Sukhbaatar et al. 2015)\n\n"

@@ -93,7 +93,6 @@ class Trainer:
         c = config
         schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
                                        c.ls_epochs if c.linear_start else 0, c.ls_lr)
-        self.schedule = schedule
         template = jax.eval_shape(model.init, jax.random.key(0))
         self.tx = sgd_recipe(schedule, c.max_grad_norm, model.padding_mask(template))
         self.chunk = _chunk_size(c.total_epochs)
