@@ -167,3 +167,41 @@ def test_model_gradients():
             return jax.nn.logsumexp(logits) - logits[4]
 
         check_grads(loss, (params,), order=1, modes=["rev"])
+
+
+@pytest.mark.parametrize("kw", [{}, {"pe_formula": "paper"}, {"encoding": "bow"}, {"pe_length": 9}])
+def test_host_bags_equal_the_traced_bags(kw):
+    from memjax.ops.encoding import bags_of_words
+
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, **kw))
+    sentences, _, _ = make_inputs()
+    c = model.cfg
+    ref = np.stack([np.asarray(bags_of_words(jnp.asarray(s), V, c.encoding, c.pe_formula, c.pe_length, c.dim)[0])
+                    for s in sentences])
+    np.testing.assert_allclose(model.bags(sentences), ref, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_memory_cut_to_occupied_slots_and_padded_vocabulary_change_nothing(noise):
+    """Empty slots are counted, not stored: a story cut to its occupied width, with the vocabulary
+    padded and masked, answers exactly as the full memory does (with random time noise too)."""
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5))
+    wide = MemN2N(MemN2NConfig(vocab_size=V + 4, memory_size=M, dim=5))
+    params = model.init(jax.random.key(6))
+    padded = jax.tree.map(lambda a: jnp.pad(a, ((0, 4), (0, 0))) if a.shape[0] == V else a, params)
+    examples = [make_inputs(seed=s, n_sent=1 + s % 3) for s in range(6)]
+    sentences = examples[0][0]
+    story = np.stack([e[1] for e in examples])
+    query = np.stack([e[2] for e in examples])
+    time = None
+    if noise:
+        time = random_time(jax.random.key(1), jnp.sum(jnp.asarray(story) != 0, axis=1), M, 0.5)
+    full, att = model.batch_logits(params, jnp.asarray(model.bags(sentences)), jnp.asarray(story),
+                                   jnp.asarray(model.bags(query)), time=time)
+    bags = lambda ids: jnp.asarray(np.pad(model.bags(ids), ((0, 0), (0, 0), (0, 4))))
+    cut, att_cut = wide.batch_logits(padded, bags(sentences), jnp.asarray(story[:, :3]), bags(query),
+                                     time=None if time is None else time[:, :3], answers=jnp.arange(V + 4) < V)
+    np.testing.assert_allclose(cut[:, :V], full, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(cut[:, V:]) < -1e29)
+    np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
+    assert np.all(story[:, 3:] == 0)

@@ -12,7 +12,7 @@ from memjax.train.engine import Trainer, TrainConfig
 from memjax.train.optim import clip_each_by_norm, multiply_by, step_decay_schedule
 
 
-def toy_dataset(n_stories=40, seed=0):
+def toy_dataset(n_stories=40, seed=0, n_train=30):
     """Tiny single-supporting-fact stories, generated here."""
     r = np.random.default_rng(seed)
     people, places = ["mary", "john", "sandra"], ["kitchen", "garden", "office", "hallway"]
@@ -29,7 +29,7 @@ def toy_dataset(n_stories=40, seed=0):
         n += 1
         lines.append(f"{n} Where is {p}?\t{where[p][0]}\t{where[p][1]}")
     qs = parse_lines(lines)
-    return vectorize("toy", qs[:30], qs[30:35], qs[35:], memory_size=6)
+    return vectorize("toy", qs[:n_train], qs[n_train:n_train + 5], qs[n_train + 5:], memory_size=6)
 
 
 def test_clip_each_matrix_separately():
@@ -131,6 +131,40 @@ def test_chunked_prediction_equals_direct_logits():
     model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
     trainer = Trainer(model, small_config(), ds)
     params = model.init(jax.random.key(0))
-    split = trainer.data["train"]  # 30 examples: 4 full chunks of 7 and a padded one
-    direct = jnp.argmax(model.logits(params, trainer.data["sentences"], split)[0], -1)
-    np.testing.assert_array_equal(trainer._predict(params, trainer.data["sentences"], split, chunk=7), direct)
+    data = jax.tree.map(lambda a: a[0], trainer.data)  # the one dataset
+    split = data["train"]  # 30 examples: 4 full chunks of 7 and a padded one
+    direct = jnp.argmax(model.logits(params, jnp.asarray(ds.sentences),
+                                     {"story": jnp.asarray(ds.train.story), "query": jnp.asarray(ds.train.query)})[0], -1)
+    np.testing.assert_array_equal(trainer._predict(params, data, split, chunk=7), direct)
+
+
+def test_tasks_trained_together_equal_tasks_trained_alone():
+    """Padding vocabularies, memories and sizes to train several datasets as one program changes nothing."""
+    a, b = toy_dataset(seed=0), toy_dataset(n_stories=48, seed=1)
+    b.vocab.words.append("zebra")  # a larger vocabulary than a's
+    models = [MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)) for ds in (a, b)]
+    together = Trainer(models, small_config(), [a, b]).fit([0, 1])
+    for i, ds in enumerate((a, b)):
+        alone = Trainer(models[i], small_config(), ds).fit([0, 1])
+        np.testing.assert_allclose(together[i].history["loss"], alone.history["loss"], rtol=2e-4)
+        for split in ("train", "valid", "test"):
+            np.testing.assert_array_equal(together[i].predictions[split], alone.predictions[split])
+
+
+def test_datasets_with_different_steps_per_epoch_are_refused():
+    a, b = toy_dataset(), toy_dataset(n_stories=80, n_train=70)
+    models = [MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)) for ds in (a, b)]
+    with pytest.raises(ValueError, match="steps per epoch"):
+        Trainer(models, small_config(), [a, b])
+
+
+def test_runs_spread_over_devices_equal_one_device():
+    devices = jax.local_devices()
+    if len(devices) < 2:
+        pytest.skip("one device (set MEMJAX_CPU_DEVICES=2)")
+    ds = toy_dataset()
+    model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
+    spread = Trainer(model, small_config(), ds).fit([0, 1])
+    one = Trainer(model, small_config(), ds, devices=devices[:1]).fit([0, 1])
+    np.testing.assert_allclose(spread.history["loss"], one.history["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(spread.predictions["test"], one.predictions["test"])

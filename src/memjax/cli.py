@@ -75,8 +75,8 @@ class _Progress:
         if self.enabled:
             width = 24
             bar = "#" * (width * done // total) + "." * (width - width * done // total)
-            what = "joint" if label == "joint" else f"task {label}"
-            sys.stderr.write(f"\r{what:>8} [{bar}] epoch {done}/{total}  {time.perf_counter() - self.t0:6.1f}s")
+            what = "joint" if label == "joint" else (f"tasks {label}" if "," in label else f"task {label}")
+            sys.stderr.write(f"\r{what[:30]:>8} [{bar}] epoch {done}/{total}  {time.perf_counter() - self.t0:6.1f}s")
             sys.stderr.flush()
 
     def log(self, line: str):

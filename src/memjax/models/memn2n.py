@@ -21,10 +21,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from memjax.ops.addressing import address, hop, read
-from memjax.ops.encoding import bags_of_words, encode_sentence, temporal_encoding
+from memjax.ops.addressing import address, hop, read, softmax_with_empty
+from memjax.ops.encoding import bags_of_words, encode_sentence, position_factors, temporal_encoding
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 
@@ -61,7 +62,8 @@ class MemN2NConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
 
 
-def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float) -> jnp.ndarray:
+def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float,
+                table: int | None = None) -> jnp.ndarray:
     """Time indices with random noise (RN): empty memories inserted at random time positions.
 
     As in the authors' code: a story with n statements draws nblank uniformly from
@@ -71,13 +73,16 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
 
     Args:
         key: PRNG key.
-        occupied: (B,) int number of statements in each story's memory.
-        memory: M, the number of slots (and rows of the time table).
+        occupied: (B,) int number of statements in each story's memory (at most ``memory``).
+        memory: M, the number of slots.
         noise: the fraction of empty memories (0.1 in the paper).
+        table: rows of the time table (default M); may exceed M when memory is cut to the
+            slots that can be occupied.
 
     Returns:
         (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
+    table = memory if table is None else table
     width = memory + int(math.ceil(noise * memory))
     k_blank, k_order = jax.random.split(key)
     n = occupied.astype(jnp.int32)
@@ -88,7 +93,7 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
     scores = jnp.where(positions[None, :] < (n + nblank)[:, None], scores, 2.0)  # only {0..n+nblank-1}
     chosen = jnp.argsort(scores, axis=1)[:, :memory]  # a random subset, first n entries valid
     chosen = jnp.where(jnp.arange(memory)[None, :] < n[:, None], chosen, width)
-    return jnp.minimum(jnp.sort(chosen, axis=1), memory - 1).astype(jnp.int32)
+    return jnp.minimum(jnp.sort(chosen, axis=1), table - 1).astype(jnp.int32)
 
 
 class MemN2N:
@@ -208,25 +213,143 @@ class MemN2N:
             logits = params["W"] @ u
         return logits, jnp.stack(attention)
 
-    def logits(self, params: dict, sentences: jnp.ndarray, batch: dict, key: jax.Array | None = None,
-               linear=False, noise: float = 0.0):
-        """Answers a batch: ``batch["story"]`` (B, M) and ``batch["query"]`` (B, Q).
+    # ---- the batched path used for training and evaluation ---------------------------------------
+    def factors(self) -> jnp.ndarray:
+        """(R, d) position factors g of the encoding (R = 1 for bag of words, 2 for PE)."""
+        c = self.cfg
+        _, g = bags_of_words(jnp.zeros((1,), jnp.int32), c.vocab_size, c.encoding, c.pe_formula, c.pe_length, c.dim)
+        return g
 
-        With ``key`` and ``noise > 0`` the time indices get random noise (training only).
-        Distinct sentences are encoded once per call; when the table is larger than the batch's
-        memory, the batch's own sentences are encoded instead (same result, less work).
+    def bags(self, ids) -> np.ndarray:
+        """Weighted bags of words of sentences or questions, computed once on the host.
+
+        Args:
+            ids: (N, L) word ids, 0-padded.
+
+        Returns:
+            (N, R, V) float32: the encoding of row i under an embedding E is sum_r g_r * (bags[i, r] @ E).
+        """
+        c = self.cfg
+        ids = np.asarray(ids, np.int64)
+        n, width = ids.shape
+        lengths = (ids != 0).sum(axis=1)
+        # The weights of a word depend only on its position and the sentence's length: one table per length.
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):
+            per_length = np.stack([np.asarray(self._word_weights(k, width)) for k in range(width + 1)])
+        weights = per_length[lengths] * (ids != 0)[:, :, None]  # (N, L, R)
+        out = np.zeros((n, weights.shape[2], c.vocab_size), np.float32)
+        rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
+        for r in range(weights.shape[2]):
+            np.add.at(out[:, r], (rows, ids), weights[:, :, r])
+        out[:, :, 0] = 0.0  # padding
+        return out
+
+    def _word_weights(self, length: int, width: int) -> jnp.ndarray:
+        """(width, R) bag weights of the positions of a sentence with ``length`` words."""
+        c = self.cfg
+        ids = (jnp.arange(width) < length).astype(jnp.int32)  # any non-zero id marks a word
+        mask = ids != 0
+        if c.encoding == "bow":
+            return mask[:, None].astype(jnp.float32)
+        return position_factors(mask, c.dim, c.pe_formula, c.pe_length)[0]
+
+    def _roles(self, params: dict):
+        """(query matrix, memory matrices, answer matrix, temporal tables, (key, value) per hop)."""
+        c = self.cfg
+        if c.tying == "adjacent":
+            E = params["embed"]
+            return E[0], E, E[c.hops], params.get("temporal"), [(k, k + 1) for k in range(c.hops)]
+        T = [params["TA"], params["TC"]] if c.temporal else None
+        return params["B"], [params["A"], params["C"]], params["W"], T, [(0, 1)] * c.hops
+
+    def batch_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query_bags: jnp.ndarray,
+                     time: jnp.ndarray | None = None, n_empty: jnp.ndarray | None = None, linear=False,
+                     answers: jnp.ndarray | None = None):
+        """Answers a batch from precomputed bags (see :meth:`bags`); the path training uses.
+
+        The same function as :meth:`apply` for every example, organised for speed: every matrix
+        that reads memory is applied to the distinct sentences in one product, memory is one gather
+        of all of them, and empty slots beyond ``story``'s width are counted, not stored.
+
+        Args:
+            params: the parameter pytree.
+            sentence_bags: (U, R, V) bags of the distinct sentences; row 0 is the empty sentence.
+            story: (B, M) rows of ``sentence_bags`` per slot, 0 = empty. M may be smaller than
+                ``cfg.memory_size`` when no story has more statements.
+            query_bags: (B, R, V) bags of the questions.
+            time: (B, M) time index per slot (default: the slot index).
+            n_empty: (B,) empty slots that take part in the softmax (default: ``memory_size`` minus
+                the occupied slots with ``attend_empty``, else 0).
+            linear: True during linear start (no softmax in the memory layers).
+            answers: optional (V,) bool, the words that may be answers (others get -inf logits).
 
         Returns:
             (logits (B, V), attention (B, hops, M)).
         """
-        story, query = batch["story"], batch["query"]
+        c = self.cfg
+        g = self.factors()
+        r, d = g.shape
         b, m = story.shape
-        if sentences.shape[0] > b * m:
-            sentences = jnp.concatenate([jnp.zeros_like(sentences[:1]), sentences[story.reshape(-1)]])
-            story = jnp.where(story != 0, 1 + jnp.arange(b * m, dtype=story.dtype).reshape(b, m), 0)
-        if key is not None and noise > 0:
-            time = random_time(key, jnp.sum(story != 0, axis=1), m, noise)
+        q_matrix, mems, w_matrix, temporal, pairs = self._roles(params)
+        n = len(mems)
+        stacked = jnp.einsum("vnd,rd->rvnd", jnp.stack(mems, axis=1), g).reshape(r * c.vocab_size, n * d)
+        occupied = story != 0
+        if sentence_bags.shape[0] > b * m:  # more distinct sentences than slots: encode the slots
+            enc = sentence_bags[story.reshape(-1)].reshape(b * m, -1) @ stacked
         else:
-            time = jnp.broadcast_to(jnp.arange(m), (b, m))
-        tables = self.encode_sentences(params, sentences)
-        return jax.vmap(self.answer, in_axes=(None, None, 0, 0, 0, None))(params, tables, story, query, time, linear)
+            enc = (sentence_bags.reshape(sentence_bags.shape[0], -1) @ stacked)[story.reshape(-1)]
+        enc = enc.reshape(b, m, n, d)
+        if n_empty is None:
+            n_empty = (c.memory_size - jnp.sum(occupied, axis=1)) if c.attend_empty else jnp.zeros((b,))
+        if c.temporal:  # T(i) added to occupied slots, applied through u and p (not added to memory)
+            if time is None:
+                def time_scores(table, u):
+                    return (u @ table[:m].T) * occupied
+
+                def time_read(table, p):
+                    return (p * occupied) @ table[:m]
+            else:
+                rows = jnp.arange(b)[:, None]
+
+                def time_scores(table, u):
+                    return jnp.where(occupied, jnp.take_along_axis(u @ table.T, time, axis=1), 0.0)
+
+                def time_read(table, p):
+                    return jnp.zeros((b, table.shape[0]), p.dtype).at[rows, time].add(p * occupied) @ table
+        u = query_bags.reshape(b, -1) @ jnp.einsum("vd,rd->rvd", q_matrix, g).reshape(r * c.vocab_size, d)
+        attention = []
+        for k, v in pairs:
+            scores = jnp.einsum("bmd,bd->bm", enc[:, :, k], u)
+            if c.temporal:
+                scores = scores + time_scores(temporal[k], u)
+            p = jnp.where(linear, jnp.where(occupied, scores, 0.0), softmax_with_empty(scores, occupied, n_empty))
+            o = jnp.einsum("bm,bmd->bd", p, enc[:, :, v])
+            if c.temporal:
+                o = o + time_read(temporal[v], p)
+            u = (u + o) if c.tying == "adjacent" else (u @ params["H"].T + o)
+            if c.attend_empty:  # report the share of each empty slot too (what apply returns)
+                share = (1.0 - jnp.sum(p, axis=1, keepdims=True)) / jnp.maximum(n_empty, 1)[:, None]
+                p = jnp.where(occupied | linear, p, share)
+            attention.append(p)
+        logits = u @ w_matrix.T
+        if answers is not None:
+            logits = jnp.where(answers, logits, -1e30)
+        return logits, jnp.stack(attention, axis=1)
+
+    def logits(self, params: dict, sentences: jnp.ndarray, batch: dict, key: jax.Array | None = None,
+               linear=False, noise: float = 0.0):
+        """Answers a batch given word ids: ``batch["story"]`` (B, M) and ``batch["query"]`` (B, Q).
+
+        A convenience over :meth:`batch_logits` (the bags are made here, inside the trace). With
+        ``key`` and ``noise > 0`` the time indices get random noise (training only).
+
+        Returns:
+            (logits (B, V), attention (B, hops, M)).
+        """
+        c = self.cfg
+        story, query = batch["story"], batch["query"]
+        make = jax.vmap(lambda s: bags_of_words(s, c.vocab_size, c.encoding, c.pe_formula, c.pe_length, c.dim)[0])
+        time = None
+        if key is not None and noise > 0:
+            time = random_time(key, jnp.sum(story != 0, axis=1), story.shape[1], noise)
+        return self.batch_logits(params, make(sentences), story, make(query), time=time, linear=linear)

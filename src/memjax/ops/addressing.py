@@ -23,6 +23,30 @@ def masked_softmax(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
     return e / jnp.maximum(jnp.sum(e), jnp.finfo(e.dtype).tiny)
 
 
+def softmax_with_empty(scores: jnp.ndarray, mask: jnp.ndarray, n_empty: jnp.ndarray) -> jnp.ndarray:
+    """Softmax over the ``mask`` slots plus ``n_empty`` implicit slots whose score is exactly 0.
+
+    Empty memory slots of the authors' code are zero vectors: their score is 0 and their value 0,
+    so they only add ``n_empty * exp(0)`` to the softmax's normaliser. Counting them here, instead
+    of materialising them, lets memory be cut to the slots that can be occupied with the same result.
+
+    Args:
+        scores: (..., M) float.
+        mask: (..., M) bool, True for occupied slots.
+        n_empty: (...) float, the number of implicit empty slots (0 for a plain masked softmax).
+
+    Returns:
+        (..., M) weights of the occupied slots (zero elsewhere); with the implicit slots they sum to 1.
+    """
+    n_empty = jnp.asarray(n_empty, scores.dtype)[..., None]
+    top = jnp.max(jnp.where(mask, scores, -jnp.inf), axis=-1, keepdims=True)
+    top = jnp.where(n_empty > 0, jnp.maximum(top, 0.0), top)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    e = jnp.exp(jnp.where(mask, scores - top, -jnp.inf))
+    z = jnp.sum(e, axis=-1, keepdims=True) + n_empty * jnp.exp(-top)
+    return e / jnp.maximum(z, jnp.finfo(e.dtype).tiny)
+
+
 def address(query: jnp.ndarray, keys: jnp.ndarray, mask: jnp.ndarray, linear=False) -> jnp.ndarray:
     """Attention of ``query`` over memory ``keys``: p_i = softmax(u . m_i).
 

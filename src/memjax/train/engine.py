@@ -1,25 +1,36 @@
-"""The training engine: many independent runs of one model as one compiled program.
+"""The training engine: many independent runs, on one task or several, as one compiled program.
 
 A run's state is ``{"params", "opt", "key"}``. One epoch is a ``lax.scan`` over minibatch steps with
 the batches gathered on the device from a per-epoch permutation; a chunk of epochs is a ``lax.scan``
-over epochs; the runs (seeds) are ``jax.vmap``-ed. The host only calls the compiled chunk a few
-times per training, to report progress: there is no host round trip per step, and the program is
-compiled once per data shape.
+over epochs. Runs are ``jax.vmap``-ed twice: over seeds, and over tasks whose data are padded to
+common shapes (a *family*: same model and recipe, same steps per epoch). The host only calls the
+compiled chunk a few times per training, to report progress: there is no host round trip per step,
+and the program is compiled once per family.
+
+Where the data allow it, everything that is the same for every example is done once on the host:
+sentences and questions become weighted bags of words (:meth:`MemN2N.bags`), memory is cut to the
+slots that some story can fill (the empty slots beyond are counted, not stored), and vocabularies of
+different tasks are padded to one size with the padding words masked out of the answers. The runs
+are spread over the local devices (see :mod:`memjax`: on a CPU, one device per core).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from memjax.data.dataset import Dataset, Split
+from memjax.data.dataset import Dataset
+from memjax.models.memn2n import random_time
 from memjax.train.optim import sgd_recipe, step_decay_schedule
+
+SPLITS = ("train", "valid", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,20 +58,16 @@ class TrainConfig:
         return self.epochs + (self.ls_epochs if self.linear_start else 0)
 
 
-def _device_split(split: Split) -> dict:
-    return {k: jnp.asarray(v) for k, v in split.arrays().items() if k != "supporting"}
-
-
 @dataclasses.dataclass
 class Fit:
-    """What :meth:`Trainer.fit` returns: per-run results (leading axis = run)."""
+    """What :meth:`Trainer.fit` returns for one task (or joint dataset): per-run results (axis 0 = run)."""
 
     seeds: list[int]
     params: dict
     history: dict[str, np.ndarray]  # name -> (runs, epochs)
     predictions: dict[str, np.ndarray]  # split -> (runs, N) predicted answer ids
     errors: dict[str, np.ndarray]  # split -> (runs,) error in percent
-    seconds: dict[str, float]  # compile (the training program), train, eval (compiles included)
+    seconds: dict[str, float]  # of the whole family: compile (the training program), train, eval
 
 
 def _chunk_size(total: int, target_calls: int = 10) -> int:
@@ -72,33 +79,85 @@ def _chunk_size(total: int, target_calls: int = 10) -> int:
     return best
 
 
+def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.pad(a, [(0, t - s) for s, t in zip(a.shape, shape)])
+
+
+def occupancy(ds: Dataset) -> int:
+    """The most statements any story of ``ds`` holds in memory (at least 1)."""
+    return max(1, max(int((s.story != 0).sum(1).max(initial=0)) for s in (ds.train, ds.valid, ds.test)))
+
+
+def _layout(tasks: int, seeds: int, devices: int) -> tuple[int, int]:
+    """(axis, number of devices) to spread the (tasks, seeds) runs over; (-1, 1) for one device."""
+    for n in range(devices, 1, -1):
+        if tasks % n == 0:
+            return 0, n
+        if seeds % n == 0:
+            return 1, n
+    return -1, 1
+
+
 class Trainer:
-    """Trains ``model`` on ``dataset`` for any number of seeds at once.
+    """Trains a model on one dataset, or on several datasets at once, for any number of seeds.
 
     Args:
-        model: an object with ``init(key) -> params``, ``padding_mask(params)`` and
-            ``logits(params, sentences, batch, key=None, linear=False, noise=0.0)``.
+        model: an object with ``init(key)``, ``padding_mask(params)``, ``bags(ids)`` and
+            ``batch_logits(...)`` (see :class:`memjax.models.MemN2N`); or one such model per dataset,
+            all of the same architecture (their vocabularies and position-encoding lengths may differ:
+            each dataset is encoded with its own model, and the runs use the largest vocabulary).
         config: the training recipe.
-        dataset: the vectorised data (train, valid and test splits).
+        dataset: a :class:`Dataset`, or a sequence of datasets trained together (one family).
+        devices: the devices to spread the runs over (default: all local devices).
     """
 
-    def __init__(self, model, config: TrainConfig, dataset: Dataset):
-        self.model, self.config, self.dataset = model, config, dataset
-        n = len(dataset.train)
-        self.batch_size = min(config.batch_size, n)
-        self.steps_per_epoch = n // self.batch_size
-        self.data = {"sentences": jnp.asarray(dataset.sentences),
-                     "train": _device_split(dataset.train), "valid": _device_split(dataset.valid),
-                     "test": _device_split(dataset.test)}
-        c = config
+    def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None):
+        self.single = isinstance(dataset, Dataset)
+        self.datasets = [dataset] if self.single else list(dataset)
+        models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)
+        if len(models) != len(self.datasets) or not self.datasets:
+            raise ValueError("give one model per dataset")
+        self.config = c = config
+        sizes = [len(ds.train) for ds in self.datasets]
+        self.batch_size = min(c.batch_size, min(sizes))
+        steps = {n // self.batch_size for n in sizes}
+        if len(steps) != 1:
+            raise ValueError(f"datasets trained together need the same steps per epoch, got {sorted(steps)}")
+        self.steps_per_epoch = steps.pop()
+        vocab = max(m.cfg.vocab_size for m in models)
+        self.model = type(models[0])(dataclasses.replace(models[0].cfg, vocab_size=vocab))
+        self.memory = max(occupancy(ds) for ds in self.datasets)
+        self.data = self._device_data(models)
         schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
                                        c.ls_epochs if c.linear_start else 0, c.ls_lr)
-        template = jax.eval_shape(model.init, jax.random.key(0))
-        self.tx = sgd_recipe(schedule, c.max_grad_norm, model.padding_mask(template))
+        template = jax.eval_shape(self.model.init, jax.random.key(0))
+        self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
         self.chunk = _chunk_size(c.total_epochs)
-        self._chunk_fn = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, None, None)), donate_argnums=0)
-        self._predict_fn = jax.jit(jax.vmap(self._predict, in_axes=(0, None, None)))
-        self._init_fn = jax.jit(jax.vmap(self._init))
+        self.devices = list(devices) if devices is not None else jax.local_devices()
+        over_seeds = jax.vmap(self._run_chunk, in_axes=(0, None, None))
+        self._chunk_fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, 0)), donate_argnums=0)
+        predict = jax.vmap(self._predict, in_axes=(0, None, None))
+        self._predict_fn = jax.jit(jax.vmap(predict, in_axes=(0, 0, 0)))
+        self._init_fn = jax.jit(jax.vmap(jax.vmap(self._init)))
+
+    # ---- data ----------------------------------------------------------------------------------
+    def _device_data(self, models) -> dict:
+        """The datasets as stacked, padded host arrays: leading axis = dataset."""
+        m = self.memory
+        per = []
+        for model, ds in zip(models, self.datasets):
+            entry = {"sentences": model.bags(ds.sentences),
+                     "answers": np.arange(self.model.cfg.vocab_size) < model.cfg.vocab_size}
+            for name in SPLITS:
+                split = getattr(ds, name)
+                entry[name] = {"story": split.story[:, :m], "query": model.bags(split.query),
+                               "answer": split.answer, "n": np.int32(len(split))}
+            per.append(entry)
+        data = jax.tree.map(lambda *xs: np.stack([_pad(x, tuple(np.max([y.shape for y in xs], axis=0))) for x in xs])
+                            if np.ndim(xs[0]) else np.array(xs), *per)
+        # every split in one array, so that the final evaluation is one compiled program
+        data["eval"] = {k: np.concatenate([data[name][k] for name in SPLITS], axis=1) for k in ("story", "query")}
+        return data
 
     # ---- one run -------------------------------------------------------------------------------
     def _init(self, key):
@@ -106,80 +165,106 @@ class Trainer:
         params = self.model.init(k_params)
         return {"params": params, "opt": self.tx.init(params), "key": k_run}
 
-    def _loss(self, params, sentences, batch, key, linear):
-        c = self.config
-        logits, _ = self.model.logits(params, sentences, batch, key=key, linear=linear,
-                                      noise=c.noise if c.random_noise else 0.0)
+    def _logits(self, params, data, batch, key=None, linear=False):
+        c, mc = self.config, self.model.cfg
+        time_ = None
+        if key is not None and c.random_noise and c.noise > 0:
+            occupied = jnp.sum(batch["story"] != 0, axis=1)
+            time_ = random_time(key, occupied, batch["story"].shape[1], c.noise, table=mc.memory_size)
+        return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
+                                       linear=linear, answers=data["answers"])
+
+    def _loss(self, params, data, batch, key, linear):
+        logits, _ = self._logits(params, data, batch, key, linear)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
         wrong = jnp.sum(jnp.argmax(logits, -1) != batch["answer"])
-        return (jnp.sum(ce) if c.loss == "sum" else jnp.mean(ce)), (jnp.sum(ce), wrong)
+        return (jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)), (jnp.sum(ce), wrong)
 
     def _epoch(self, state, epoch, data):
         c, b, steps = self.config, self.batch_size, self.steps_per_epoch
         train = data["train"]
         key, k_perm, k_steps = jax.random.split(state["key"], 3)
-        order = jax.random.permutation(k_perm, train["answer"].shape[0])[: steps * b].reshape(steps, b)
+        size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
+        scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
+        order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
         linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+        rows = {k: train[k] for k in ("story", "query", "answer")}
 
         def step(carry, xs):
             params, opt = carry
             idx, k = xs
-            batch = jax.tree.map(lambda a: a[idx], train)
-            (_, (ce, wrong)), grads = grad_fn(params, data["sentences"], batch, k, linear)
+            batch = jax.tree.map(lambda a: a[idx], rows)
+            (_, (ce, wrong)), grads = grad_fn(params, data, batch, k, linear)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
 
         (params, opt), (ce, wrong) = jax.lax.scan(
             step, (state["params"], state["opt"]), (order, jax.random.split(k_steps, steps)))
         seen = steps * b
-        valid_error = self._error(params, data["sentences"], data["valid"])
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen,
-                   "valid_error": valid_error}
+                   "valid_error": self._error(params, data, data["valid"])}
         return {"params": params, "opt": opt, "key": key}, metrics
 
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)
         return jax.lax.scan(lambda s, e: self._epoch(s, e, data), state, epochs)
 
-    def _predict(self, params, sentences, split, chunk: int = 512):
-        """Predicted answer ids, (N,), computed ``chunk`` examples at a time."""
+    def _predict(self, params, data, split, chunk: int = 512):
+        """Predicted answer ids of every (padded) row of ``split``, ``chunk`` examples at a time."""
         inputs = {"story": split["story"], "query": split["query"]}
         n = inputs["story"].shape[0]
-        chunk = min(chunk, n)
+        chunk = max(1, min(chunk, n))
         padded = -(-n // chunk) * chunk
         chunks = jax.tree.map(
             lambda a: jnp.pad(a, [(0, padded - n)] + [(0, 0)] * (a.ndim - 1)).reshape(
                 (padded // chunk, chunk) + a.shape[1:]), inputs)
 
         def answer(batch):
-            logits, _ = self.model.logits(params, sentences, batch)
+            logits, _ = self._logits(params, data, batch)
             return jnp.argmax(logits, -1)
 
         return jax.lax.map(answer, chunks).reshape(-1)[:n]
 
-    def _error(self, params, sentences, split):
-        return 100.0 * jnp.mean(self._predict(params, sentences, split) != split["answer"])
+    def _error(self, params, data, split):
+        valid = jnp.arange(split["answer"].shape[0]) < split["n"]
+        wrong = (self._predict(params, data, split) != split["answer"]) & valid
+        return 100.0 * jnp.sum(wrong) / jnp.maximum(split["n"], 1)
 
     # ---- many runs -----------------------------------------------------------------------------
-    def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None) -> Fit:
-        """Trains one run per seed (vmapped) and evaluates every run on every split.
+    def _place(self, states, data):
+        """Spreads the runs over the devices along the tasks or the seeds axis (data follow tasks)."""
+        axis, n = _layout(len(self.datasets), jax.tree.leaves(states)[0].shape[1], len(self.devices))
+        if n == 1:
+            device = self.devices[0]
+            return jax.device_put(states, device), jax.device_put(data, device)
+        mesh = Mesh(np.array(self.devices[:n]), ("runs",))
+        runs = NamedSharding(mesh, PartitionSpec(*([None] * axis), "runs"))
+        per_task = NamedSharding(mesh, PartitionSpec("runs") if axis == 0 else PartitionSpec())
+        return jax.device_put(states, runs), jax.device_put(data, per_task)
+
+    def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None) -> Fit | list[Fit]:
+        """Trains one run per seed and dataset, and evaluates every run on every split.
 
         Args:
-            seeds: the seeds of the runs.
+            seeds: the seeds of the runs (the same seeds for every dataset).
             progress: called as ``progress(epochs_done, total_epochs)`` after each chunk of epochs.
+
+        Returns:
+            a :class:`Fit` (one dataset) or a list with one per dataset.
         """
         t0 = time.perf_counter()
-        keys = jnp.stack([jax.random.key(s) for s in seeds])
-        states = self._init_fn(keys)
-        chunk_fn = self._chunk_fn.lower(states, 0, self.data).compile()
+        n_sets = len(self.datasets)
+        keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * n_sets)
+        states, data = self._place(self._init_fn(keys), self.data)
+        chunk_fn = self._chunk_fn.lower(states, 0, data).compile()
         compile_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         total = self.config.total_epochs
         history = []
         for epoch0 in range(0, total, self.chunk):
-            states, metrics = chunk_fn(states, epoch0, self.data)
+            states, metrics = chunk_fn(states, epoch0, data)
             history.append(jax.device_get(metrics))
             if progress:
                 progress(epoch0 + self.chunk, total)
@@ -187,13 +272,17 @@ class Trainer:
         train_s = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        predictions, errors = {}, {}
-        for name in ("train", "valid", "test"):
-            split = self.data[name]
-            pred = np.asarray(self._predict_fn(states["params"], self.data["sentences"], split))
-            predictions[name] = pred
-            errors[name] = 100.0 * np.mean(pred != np.asarray(split["answer"])[None], axis=1)
+        everything = np.asarray(self._predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
+        bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
+        predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
         eval_s = time.perf_counter() - t2
-        hist = {k: np.concatenate([h[k] for h in history], axis=1) for k in history[0]}
-        return Fit(list(seeds), states["params"], hist, predictions, errors,
-                   {"compile": compile_s, "train": train_s, "eval": eval_s})
+        seconds = {"compile": compile_s, "train": train_s, "eval": eval_s}
+        hist = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
+        params = jax.device_get(states["params"])
+        fits = []
+        for i, ds in enumerate(self.datasets):
+            pred = {name: predictions[name][i][:, : len(getattr(ds, name))] for name in SPLITS}
+            errors = {name: 100.0 * np.mean(pred[name] != getattr(ds, name).answer[None], axis=1) for name in SPLITS}
+            fits.append(Fit(list(seeds), jax.tree.map(lambda a: a[i], params), {k: v[i] for k, v in hist.items()},
+                            pred, errors, seconds))
+        return fits[0] if self.single else fits

@@ -16,7 +16,7 @@ import memjax
 from memjax import paper
 from memjax.data.dataset import Dataset, load_babi
 from memjax.models.memn2n import MemN2N, MemN2NConfig
-from memjax.train.engine import Fit, Trainer, TrainConfig
+from memjax.train.engine import Fit, Trainer, TrainConfig, occupancy
 
 FAIL_THRESHOLD = 5.0  # a task fails when its test error is above 5%
 
@@ -40,6 +40,20 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
         width = max(ds.sentences.shape[1], ds.train.query.shape[1]) + int(mcfg.temporal)
         mcfg = dataclasses.replace(mcfg, pe_length=width)
     return mcfg, TrainConfig(**t)
+
+
+def families(datasets: list[Dataset], batch_size: int = 32) -> list[list[int]]:
+    """Groups per-task datasets that train well as one program: same steps per epoch, and memory
+    widths (the most statements a story holds) in the same power-of-two bucket from 16 up, so that
+    padding costs little. Returns lists of indices into ``datasets``."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, ds in enumerate(datasets):
+        steps = len(ds.train) // min(batch_size, len(ds.train))
+        width, bucket = occupancy(ds), 16
+        while bucket < width:
+            bucket *= 2
+        groups.setdefault((steps, bucket), []).append(i)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _select(errors: dict[str, np.ndarray]) -> int:
@@ -105,29 +119,31 @@ def run_babi(
                "device": f"{jax.devices()[0].platform} ({platform.node()})"}
     seconds = {"compile": 0.0, "train": 0.0, "eval": 0.0}
     history: list[dict] = []
-    for ds in datasets:
-        mcfg, tcfg = build_configs(model, ds, joint, model_overrides or {}, train_overrides or {})
-        if not results["config"]:
-            results["config"] = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
-                                 "joint": joint, "tasks": list(tasks), "seeds": seeds, "memory": memory,
-                                 "valid": valid}
-            results["config"]["model"].pop("vocab_size")
-        label = "joint" if joint else str(ds.tasks[0])
-        trainer = Trainer(MemN2N(mcfg), tcfg, ds)
+    configs = [build_configs(model, ds, joint, model_overrides or {}, train_overrides or {}) for ds in datasets]
+    mcfg0, tcfg = configs[0]
+    results["config"] = {"model": dataclasses.asdict(mcfg0), "train": dataclasses.asdict(tcfg), "joint": joint,
+                         "tasks": list(tasks), "seeds": seeds, "memory": memory, "valid": valid}
+    results["config"]["model"].pop("vocab_size")
+    for group in families(datasets, tcfg.batch_size):
+        sets = [datasets[i] for i in group]
+        label = "joint" if joint else ",".join(str(ds.tasks[0]) for ds in sets)
+        trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-        fit = trainer.fit(seed_list, cb)
+        fits = trainer.fit(seed_list, cb)
         for k in seconds:
-            seconds[k] += fit.seconds[k]
-        history += _history_rows(fit, label)
-        best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
-        for t in ds.tasks:
-            results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
-        if joint:
-            results["joint_selected_seed"] = int(fit.seeds[best])
-        for t in ds.tasks:
-            e = results["tasks"][str(t)]
-            log(f"task {t}: test error {e['test_error']:.1f}% (valid {e['valid_error']:.1f}%, "
-                f"seed {e['selected_seed']} of {seeds})")
+            seconds[k] += fits[0].seconds[k]
+        for ds, fit in zip(sets, fits):
+            history += _history_rows(fit, "joint" if joint else str(ds.tasks[0]))
+            best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
+            for t in ds.tasks:
+                results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
+            if joint:
+                results["joint_selected_seed"] = int(fit.seeds[best])
+            for t in ds.tasks:
+                e = results["tasks"][str(t)]
+                log(f"task {t}: test error {e['test_error']:.1f}% (valid {e['valid_error']:.1f}%, "
+                    f"seed {e['selected_seed']} of {seeds})")
+    results["tasks"] = {str(t): results["tasks"][str(t)] for t in tasks if str(t) in results["tasks"]}
     test_errors = [v["test_error"] for v in results["tasks"].values()]
     results["mean_test_error"] = float(np.mean(test_errors))
     results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
