@@ -205,3 +205,18 @@ def test_memory_cut_to_occupied_slots_and_padded_vocabulary_change_nothing(noise
     assert np.all(np.asarray(cut[:, V:]) < -1e29)
     np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
     assert np.all(story[:, 3:] == 0)
+
+
+def test_time_spread_path_equals_the_gather_path():
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5))
+    params = model.init(jax.random.key(7))
+    examples = [make_inputs(seed=s, n_sent=M - s % 3) for s in range(8)]
+    sentences = jnp.asarray(model.bags(examples[0][0]))
+    story = jnp.asarray(np.stack([e[1] for e in examples]))
+    query = jnp.asarray(model.bags(np.stack([e[2] for e in examples])))
+    time = random_time(jax.random.key(2), jnp.sum(story != 0, axis=1), M, 0.5)  # up to 2 blanks, clamped
+    assert 0 < int(jnp.max(time - jnp.arange(M))) <= 2
+    loss = lambda p, **kw: jnp.sum(model.batch_logits(p, sentences, story, query, time=time, **kw)[0] ** 2)
+    np.testing.assert_allclose(loss(params, time_spread=2), loss(params), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.grad(loss)(params, time_spread=2)), jax.tree.leaves(jax.grad(loss)(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -83,17 +83,27 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
         (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
     table = memory if table is None else table
-    width = memory + int(math.ceil(noise * memory))
-    k_blank, k_order = jax.random.split(key)
+    most = max(int(math.ceil(noise * memory)) - 1, 0)  # the most blanks a story of M statements gets
     n = occupied.astype(jnp.int32)
+    slots = jnp.broadcast_to(jnp.arange(memory, dtype=jnp.int32), (n.shape[0], memory))
+    if most == 0:
+        return jnp.minimum(slots, table - 1)
+    k_blank, k_where = jax.random.split(key)
     limit = jnp.ceil(noise * n.astype(jnp.float32))
     nblank = jnp.floor(jax.random.uniform(k_blank, n.shape) * limit).astype(jnp.int32)
-    scores = jax.random.uniform(k_order, (n.shape[0], width))
-    positions = jnp.arange(width)
-    scores = jnp.where(positions[None, :] < (n + nblank)[:, None], scores, 2.0)  # only {0..n+nblank-1}
-    chosen = jnp.argsort(scores, axis=1)[:, :memory]  # a random subset, first n entries valid
-    chosen = jnp.where(jnp.arange(memory)[None, :] < n[:, None], chosen, width)
-    return jnp.minimum(jnp.sort(chosen, axis=1), table - 1).astype(jnp.int32)
+    # The blanks: a uniform random nblank-subset of {0..n+nblank-1}, the positions of the nblank
+    # smallest of iid uniform scores (a top-k of a few, not a sort of the whole row).
+    width = memory + most
+    scores = jax.random.uniform(k_where, (n.shape[0], width))
+    scores = jnp.where(jnp.arange(width)[None, :] < (n + nblank)[:, None], scores, 2.0)
+    _, blanks = jax.lax.top_k(-scores, most)  # (B, most)
+    blanks = jnp.where(jnp.arange(most)[None, :] < nblank[:, None], blanks, width)  # unused: past the end
+    blanks = jnp.sort(blanks, axis=1)
+    # the i-th kept position is i plus the number of blanks before it
+    shift = jnp.zeros_like(slots)
+    for j in range(most):
+        shift = shift + (blanks[:, j:j + 1] <= slots + shift)
+    return jnp.minimum(slots + shift, table - 1).astype(jnp.int32)
 
 
 class MemN2N:
@@ -264,7 +274,7 @@ class MemN2N:
 
     def batch_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query_bags: jnp.ndarray,
                      time: jnp.ndarray | None = None, n_empty: jnp.ndarray | None = None, linear=False,
-                     answers: jnp.ndarray | None = None):
+                     answers: jnp.ndarray | None = None, time_spread: int | None = None):
         """Answers a batch from precomputed bags (see :meth:`bags`); the path training uses.
 
         The same function as :meth:`apply` for every example, organised for speed: every matrix
@@ -282,6 +292,9 @@ class MemN2N:
                 the occupied slots with ``attend_empty``, else 0).
             linear: True during linear start (no softmax in the memory layers).
             answers: optional (V,) bool, the words that may be answers (others get -inf logits).
+            time_spread: optional bound s with ``0 <= time[:, i] - i <= s`` on every slot (as
+                :func:`random_time` gives, with s = ceil(noise M) - 1): the time lookups then become
+                s + 1 small matrix products instead of a gather whose gradient is a scatter.
 
         Returns:
             (logits (B, V), attention (B, hops, M)).
@@ -291,14 +304,14 @@ class MemN2N:
         r, d = g.shape
         b, m = story.shape
         q_matrix, mems, w_matrix, temporal, pairs = self._roles(params)
-        n = len(mems)
-        stacked = jnp.einsum("vnd,rd->rvnd", jnp.stack(mems, axis=1), g).reshape(r * c.vocab_size, n * d)
         occupied = story != 0
         if sentence_bags.shape[0] > b * m:  # more distinct sentences than slots: encode the slots
-            enc = sentence_bags[story.reshape(-1)].reshape(b * m, -1) @ stacked
+            bags, pick = sentence_bags[story.reshape(-1)].reshape(b * m, -1), lambda x: x
         else:
-            enc = (sentence_bags.reshape(sentence_bags.shape[0], -1) @ stacked)[story.reshape(-1)]
-        enc = enc.reshape(b, m, n, d)
+            bags, pick = sentence_bags.reshape(sentence_bags.shape[0], -1), lambda x: x[story.reshape(-1)]
+        # one memory per matrix that reads it: the distinct sentences encoded, then gathered
+        enc = [pick(bags @ jnp.einsum("vd,rd->rvd", E, g).reshape(r * c.vocab_size, d)).reshape(b, m, d)
+               for E in mems]
         if n_empty is None:
             n_empty = (c.memory_size - jnp.sum(occupied, axis=1)) if c.attend_empty else jnp.zeros((b,))
         if c.temporal:  # T(i) added to occupied slots, applied through u and p (not added to memory)
@@ -308,6 +321,19 @@ class MemN2N:
 
                 def time_read(table, p):
                     return (p * occupied) @ table[:m]
+            elif time_spread is not None:
+                shift = time - jnp.arange(m)
+                masks = [occupied & (shift == k) for k in range(time_spread + 1)]
+
+                def windows(table):  # T[i + k] for the slots i, k = 0..s; rows past the table repeat its last
+                    table = jnp.concatenate([table, jnp.repeat(table[-1:], m + time_spread, axis=0)])
+                    return [table[k:k + m] for k in range(time_spread + 1)]
+
+                def time_scores(table, u):
+                    return sum(mask * (u @ w.T) for mask, w in zip(masks, windows(table)))
+
+                def time_read(table, p):
+                    return sum((p * mask) @ w for mask, w in zip(masks, windows(table)))
             else:
                 rows = jnp.arange(b)[:, None]
 
@@ -319,11 +345,11 @@ class MemN2N:
         u = query_bags.reshape(b, -1) @ jnp.einsum("vd,rd->rvd", q_matrix, g).reshape(r * c.vocab_size, d)
         attention = []
         for k, v in pairs:
-            scores = jnp.einsum("bmd,bd->bm", enc[:, :, k], u)
+            scores = jnp.einsum("bmd,bd->bm", enc[k], u)
             if c.temporal:
                 scores = scores + time_scores(temporal[k], u)
             p = jnp.where(linear, jnp.where(occupied, scores, 0.0), softmax_with_empty(scores, occupied, n_empty))
-            o = jnp.einsum("bm,bmd->bd", p, enc[:, :, v])
+            o = jnp.einsum("bm,bmd->bd", p, enc[v])
             if c.temporal:
                 o = o + time_read(temporal[v], p)
             u = (u + o) if c.tying == "adjacent" else (u @ params["H"].T + o)

@@ -17,6 +17,7 @@ are spread over the local devices (see :mod:`memjax`: on a CPU, one device per c
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable, Sequence
 
@@ -167,12 +168,14 @@ class Trainer:
 
     def _logits(self, params, data, batch, key=None, linear=False):
         c, mc = self.config, self.model.cfg
-        time_ = None
+        time_, spread = None, None
         if key is not None and c.random_noise and c.noise > 0:
             occupied = jnp.sum(batch["story"] != 0, axis=1)
-            time_ = random_time(key, occupied, batch["story"].shape[1], c.noise, table=mc.memory_size)
+            m = batch["story"].shape[1]
+            time_ = random_time(key, occupied, m, c.noise, table=mc.memory_size)
+            spread = max(math.ceil(c.noise * m) - 1, 0)
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
-                                       linear=linear, answers=data["answers"])
+                                       linear=linear, answers=data["answers"], time_spread=spread)
 
     def _loss(self, params, data, batch, key, linear):
         logits, _ = self._logits(params, data, batch, key, linear)
