@@ -62,6 +62,15 @@ class MemN2NConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
 
 
+def noise_spread(memory: int, noise: float) -> int:
+    """The most blanks random noise puts into a memory of M statements: ceil(noise M) - 1 (at least 0).
+
+    Every time index of :func:`random_time` lies in [i, i + spread] for slot i: the bound that
+    ``MemN2N.batch_logits(time_spread=...)`` takes.
+    """
+    return max(int(math.ceil(noise * memory)) - 1, 0)
+
+
 def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float,
                 table: int | None = None) -> jnp.ndarray:
     """Time indices with random noise (RN): empty memories inserted at random time positions.
@@ -83,7 +92,7 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
         (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
     table = memory if table is None else table
-    most = max(int(math.ceil(noise * memory)) - 1, 0)  # the most blanks a story of M statements gets
+    most = noise_spread(memory, noise)
     n = occupied.astype(jnp.int32)
     slots = jnp.broadcast_to(jnp.arange(memory, dtype=jnp.int32), (n.shape[0], memory))
     if most == 0:
@@ -257,8 +266,7 @@ class MemN2N:
     def _word_weights(self, length: int, width: int) -> jnp.ndarray:
         """(width, R) bag weights of the positions of a sentence with ``length`` words."""
         c = self.cfg
-        ids = (jnp.arange(width) < length).astype(jnp.int32)  # any non-zero id marks a word
-        mask = ids != 0
+        mask = jnp.arange(width) < length
         if c.encoding == "bow":
             return mask[:, None].astype(jnp.float32)
         return position_factors(mask, c.dim, c.pe_formula, c.pe_length)[0]
@@ -294,7 +302,8 @@ class MemN2N:
             answers: optional (V,) bool, the words that may be answers (others get -inf logits).
             time_spread: optional bound s with ``0 <= time[:, i] - i <= s`` on every slot (as
                 :func:`random_time` gives, with s = ceil(noise M) - 1): the time lookups then become
-                s + 1 small matrix products instead of a gather whose gradient is a scatter.
+                s + 1 small matrix products instead of a gather whose gradient is a scatter
+                (see :func:`noise_spread`).
 
         Returns:
             (logits (B, V), attention (B, hops, M)).

@@ -17,7 +17,6 @@ are spread over the local devices (see :mod:`memjax`: on a CPU, one device per c
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable, Sequence
 
@@ -28,7 +27,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
-from memjax.models.memn2n import random_time
+from memjax.models.memn2n import noise_spread, random_time
 from memjax.train.optim import sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
@@ -80,6 +79,11 @@ def _chunk_size(total: int, target_calls: int = 10) -> int:
     return best
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Minibatch steps in one epoch: whole batches of ``min(batch_size, n_train)`` examples."""
+    return n_train // min(batch_size, n_train)
+
+
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.pad(a, [(0, t - s) for s, t in zip(a.shape, shape)])
 
@@ -121,7 +125,7 @@ class Trainer:
         self.config = c = config
         sizes = [len(ds.train) for ds in self.datasets]
         self.batch_size = min(c.batch_size, min(sizes))
-        steps = {n // self.batch_size for n in sizes}
+        steps = {steps_per_epoch(n, self.batch_size) for n in sizes}
         if len(steps) != 1:
             raise ValueError(f"datasets trained together need the same steps per epoch, got {sorted(steps)}")
         self.steps_per_epoch = steps.pop()
@@ -173,7 +177,7 @@ class Trainer:
             occupied = jnp.sum(batch["story"] != 0, axis=1)
             m = batch["story"].shape[1]
             time_ = random_time(key, occupied, m, c.noise, table=mc.memory_size)
-            spread = max(math.ceil(c.noise * m) - 1, 0)
+            spread = noise_spread(m, c.noise)
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
                                        linear=linear, answers=data["answers"], time_spread=spread)
 

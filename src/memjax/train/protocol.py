@@ -16,7 +16,7 @@ import memjax
 from memjax import paper
 from memjax.data.dataset import Dataset, load_babi
 from memjax.models.memn2n import MemN2N, MemN2NConfig
-from memjax.train.engine import Fit, Trainer, TrainConfig, occupancy
+from memjax.train.engine import Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
 
 FAIL_THRESHOLD = 5.0  # a task fails when its test error is above 5%
 
@@ -55,15 +55,16 @@ def families(datasets: list[Dataset], batch_size: int = 32) -> list[list[int]]:
     A family shares the steps per epoch; its memory widths (the most statements a story holds) fall
     in one power-of-two bucket from 16 up and its numbers of distinct sentences in one bucket of
     160 x 8^k, so that padding to the family's largest costs little. On bAbI-1k this makes four
-    families (measured: 20 tasks in one program per memory bucket was slower than these four).
+    families (measured: splitting the 14 short-story tasks by distinct sentences, 8 + 6, took
+    their training from about 87 s to 72 s, compilation included).
 
     Returns:
         lists of indices into ``datasets``.
     """
     groups: dict[tuple[int, int, int], list[int]] = {}
     for i, ds in enumerate(datasets):
-        steps = len(ds.train) // min(batch_size, len(ds.train))
-        key = (steps, _bucket(occupancy(ds), 16, 2), _bucket(len(ds.sentences), 160, 8))
+        key = (steps_per_epoch(len(ds.train), batch_size), _bucket(occupancy(ds), 16, 2),
+               _bucket(len(ds.sentences), 160, 8))
         groups.setdefault(key, []).append(i)
     return [groups[k] for k in sorted(groups)]
 
