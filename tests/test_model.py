@@ -6,7 +6,7 @@ from jax.test_util import check_grads
 from np_reference import np_position_weights
 
 from memjax.models import MemN2N, MemN2NConfig
-from memjax.models.memn2n import random_time
+from memjax.models.memn2n import random_time, time_from_uniforms
 
 V, M, L, Q, U = 12, 6, 5, 4, 8
 
@@ -155,6 +155,25 @@ def test_random_time_noise():
         np.testing.assert_array_equal(quiet[i, : n[i]], np.arange(n[i]))
 
 
+def test_random_time_blanks_are_a_uniform_subset():
+    """nblank is uniform on {0, 1, 2} for 30 statements, and the blanks a uniform subset of the positions."""
+    rows = 30000
+    u = np.random.default_rng(0).random((rows, 5), dtype=np.float32)
+    t = np.asarray(time_from_uniforms(jnp.asarray(u), jnp.full((rows,), 30), 50, 0.1))[:, :30]
+    nblank = np.floor(u[:, 0] * 3).astype(int)
+    np.testing.assert_allclose(np.bincount(nblank) / rows, [1 / 3] * 3, atol=0.015)
+    position = np.zeros(32)
+    adjacent = []
+    for i in np.flatnonzero(nblank == 2):
+        blanks = np.setdiff1d(np.arange(32), t[i])
+        assert len(blanks) == 2 and np.all(np.diff(t[i]) > 0)
+        position[blanks] += 1
+        adjacent.append(blanks[1] - blanks[0] == 1)
+    # every position equally likely (2/32); adjacent pairs: 31 of the C(32, 2) = 496 subsets
+    np.testing.assert_allclose(position / (nblank == 2).sum(), 2 / 32, atol=0.012)
+    assert abs(np.mean(adjacent) - 31 / 496) < 0.012
+
+
 def test_model_gradients():
     with jax.enable_x64(True):
         cfg = MemN2NConfig(vocab_size=V, memory_size=M, dim=3, hops=2)
@@ -205,18 +224,3 @@ def test_memory_cut_to_occupied_slots_and_padded_vocabulary_change_nothing(noise
     assert np.all(np.asarray(cut[:, V:]) < -1e29)
     np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
     assert np.all(story[:, 3:] == 0)
-
-
-def test_time_spread_path_equals_the_gather_path():
-    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5))
-    params = model.init(jax.random.key(7))
-    examples = [make_inputs(seed=s, n_sent=M - s % 3) for s in range(8)]
-    sentences = jnp.asarray(model.bags(examples[0][0]))
-    story = jnp.asarray(np.stack([e[1] for e in examples]))
-    query = jnp.asarray(model.bags(np.stack([e[2] for e in examples])))
-    time = random_time(jax.random.key(2), jnp.sum(story != 0, axis=1), M, 0.5)  # up to 2 blanks, clamped
-    assert 0 < int(jnp.max(time - jnp.arange(M))) <= 2
-    loss = lambda p, **kw: jnp.sum(model.batch_logits(p, sentences, story, query, time=time, **kw)[0] ** 2)
-    np.testing.assert_allclose(loss(params, time_spread=2), loss(params), rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(jax.grad(loss)(params, time_spread=2)), jax.tree.leaves(jax.grad(loss)(params))):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

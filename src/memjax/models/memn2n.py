@@ -65,8 +65,7 @@ class MemN2NConfig:
 def noise_spread(memory: int, noise: float) -> int:
     """The most blanks random noise puts into a memory of M statements: ceil(noise M) - 1 (at least 0).
 
-    Every time index of :func:`random_time` lies in [i, i + spread] for slot i: the bound that
-    ``MemN2N.batch_logits(time_spread=...)`` takes.
+    Every time index of :func:`random_time` lies in [i, i + spread] for slot i.
     """
     return max(int(math.ceil(noise * memory)) - 1, 0)
 
@@ -91,27 +90,39 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
     Returns:
         (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
+    uniforms = jax.random.uniform(key, (occupied.shape[0], 1 + noise_spread(memory, noise)))
+    return time_from_uniforms(uniforms, occupied, memory, noise, table)
+
+
+def time_from_uniforms(uniforms: jnp.ndarray, occupied: jnp.ndarray, memory: int, noise: float,
+                       table: int | None = None) -> jnp.ndarray:
+    """:func:`random_time` from given uniform draws: (B, 1 + s) in [0, 1), s = ``noise_spread``.
+
+    Drawing every step's uniforms at once (the engine draws an epoch's) is much cheaper on a CPU
+    than a random call per step. Column 0 picks nblank; the others pick the blanks' positions, a
+    uniform random nblank-subset of {0, ..., n + nblank - 1}, by Floyd's algorithm.
+    """
     table = memory if table is None else table
     most = noise_spread(memory, noise)
     n = occupied.astype(jnp.int32)
     slots = jnp.broadcast_to(jnp.arange(memory, dtype=jnp.int32), (n.shape[0], memory))
     if most == 0:
         return jnp.minimum(slots, table - 1)
-    k_blank, k_where = jax.random.split(key)
     limit = jnp.ceil(noise * n.astype(jnp.float32))
-    nblank = jnp.floor(jax.random.uniform(k_blank, n.shape) * limit).astype(jnp.int32)
-    # The blanks: a uniform random nblank-subset of {0..n+nblank-1}, the positions of the nblank
-    # smallest of iid uniform scores (a top-k of a few, not a sort of the whole row).
-    width = memory + most
-    scores = jax.random.uniform(k_where, (n.shape[0], width))
-    scores = jnp.where(jnp.arange(width)[None, :] < (n + nblank)[:, None], scores, 2.0)
-    _, blanks = jax.lax.top_k(-scores, most)  # (B, most)
-    blanks = jnp.where(jnp.arange(most)[None, :] < nblank[:, None], blanks, width)  # unused: past the end
+    nblank = jnp.floor(uniforms[:, 0] * limit).astype(jnp.int32)
+    total = n + nblank
+    unused = memory + most  # past every slot
+    blanks = jnp.full((n.shape[0], most), unused, jnp.int32)
+    for i in range(most):  # Floyd: for j = total - nblank .. total - 1, take t ~ U{0..j}, or j if t is taken
+        j = total - nblank + i
+        t = jnp.minimum(jnp.floor(uniforms[:, 1 + i] * (j + 1).astype(jnp.float32)).astype(jnp.int32), j)
+        t = jnp.where(jnp.any(blanks == t[:, None], axis=1), j, t)
+        blanks = blanks.at[:, i].set(jnp.where(i < nblank, t, unused))
     blanks = jnp.sort(blanks, axis=1)
-    # the i-th kept position is i plus the number of blanks before it
-    shift = jnp.zeros_like(slots)
-    for j in range(most):
-        shift = shift + (blanks[:, j:j + 1] <= slots + shift)
+    # The j-th blank (sorted) has blanks[j] - j statements before it, so the i-th statement has
+    # every blank with blanks[j] - j <= i before it.
+    before = blanks - jnp.arange(most)
+    shift = jnp.sum(before[:, :, None] <= slots[:, None, :], axis=1, dtype=jnp.int32)
     return jnp.minimum(slots + shift, table - 1).astype(jnp.int32)
 
 
@@ -282,7 +293,7 @@ class MemN2N:
 
     def batch_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query_bags: jnp.ndarray,
                      time: jnp.ndarray | None = None, n_empty: jnp.ndarray | None = None, linear=False,
-                     answers: jnp.ndarray | None = None, time_spread: int | None = None):
+                     answers: jnp.ndarray | None = None):
         """Answers a batch from precomputed bags (see :meth:`bags`); the path training uses.
 
         The same function as :meth:`apply` for every example, organised for speed: every matrix
@@ -300,10 +311,6 @@ class MemN2N:
                 the occupied slots with ``attend_empty``, else 0).
             linear: True during linear start (no softmax in the memory layers).
             answers: optional (V,) bool, the words that may be answers (others get -inf logits).
-            time_spread: optional bound s with ``0 <= time[:, i] - i <= s`` on every slot (as
-                :func:`random_time` gives, with s = ceil(noise M) - 1): the time lookups then become
-                s + 1 small matrix products instead of a gather whose gradient is a scatter
-                (see :func:`noise_spread`).
 
         Returns:
             (logits (B, V), attention (B, hops, M)).
@@ -330,19 +337,6 @@ class MemN2N:
 
                 def time_read(table, p):
                     return (p * occupied) @ table[:m]
-            elif time_spread is not None:
-                shift = time - jnp.arange(m)
-                masks = [occupied & (shift == k) for k in range(time_spread + 1)]
-
-                def windows(table):  # T[i + k] for the slots i, k = 0..s; rows past the table repeat its last
-                    table = jnp.concatenate([table, jnp.repeat(table[-1:], m + time_spread, axis=0)])
-                    return [table[k:k + m] for k in range(time_spread + 1)]
-
-                def time_scores(table, u):
-                    return sum(mask * (u @ w.T) for mask, w in zip(masks, windows(table)))
-
-                def time_read(table, p):
-                    return sum((p * mask) @ w for mask, w in zip(masks, windows(table)))
             else:
                 rows = jnp.arange(b)[:, None]
 

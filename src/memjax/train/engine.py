@@ -27,7 +27,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
-from memjax.models.memn2n import noise_spread, random_time
+from memjax.models.memn2n import noise_spread, time_from_uniforms
 from memjax.train.optim import sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
@@ -170,19 +170,23 @@ class Trainer:
         params = self.model.init(k_params)
         return {"params": params, "opt": self.tx.init(params), "key": k_run}
 
-    def _logits(self, params, data, batch, key=None, linear=False):
-        c, mc = self.config, self.model.cfg
-        time_, spread = None, None
-        if key is not None and c.random_noise and c.noise > 0:
-            occupied = jnp.sum(batch["story"] != 0, axis=1)
-            m = batch["story"].shape[1]
-            time_ = random_time(key, occupied, m, c.noise, table=mc.memory_size)
-            spread = noise_spread(m, c.noise)
-        return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
-                                       linear=linear, answers=data["answers"], time_spread=spread)
+    def _noisy(self) -> bool:
+        return self.config.random_noise and self.config.noise > 0
 
-    def _loss(self, params, data, batch, key, linear):
-        logits, _ = self._logits(params, data, batch, key, linear)
+    def _logits(self, params, data, batch, uniforms=None, linear=False):
+        """Logits of a batch; ``uniforms`` (B, 1 + s) draws make the random time noise (training)."""
+        c, mc = self.config, self.model.cfg
+        time_ = None
+        m = batch["story"].shape[1]
+        # Time noise needs a memory of more than 1 / noise slots; below that every time is the slot's own.
+        if uniforms is not None and noise_spread(m, c.noise) > 0:
+            occupied = jnp.sum(batch["story"] != 0, axis=1)
+            time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
+        return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
+                                       linear=linear, answers=data["answers"])
+
+    def _loss(self, params, data, batch, uniforms, linear):
+        logits, _ = self._logits(params, data, batch, uniforms, linear)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
         wrong = jnp.sum(jnp.argmax(logits, -1) != batch["answer"])
         return (jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)), (jnp.sum(ce), wrong)
@@ -190,24 +194,27 @@ class Trainer:
     def _epoch(self, state, epoch, data):
         c, b, steps = self.config, self.batch_size, self.steps_per_epoch
         train = data["train"]
-        key, k_perm, k_steps = jax.random.split(state["key"], 3)
+        key, k_perm, k_noise = jax.random.split(state["key"], 3)
         size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
         scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
         order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
+        # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
+        spread = noise_spread(train["story"].shape[1], c.noise) if self._noisy() else 0
+        noise = jax.random.uniform(k_noise, (steps, b, 1 + spread))
         linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         rows = {k: train[k] for k in ("story", "query", "answer")}
 
         def step(carry, xs):
             params, opt = carry
-            idx, k = xs
+            idx, u = xs
             batch = jax.tree.map(lambda a: a[idx], rows)
-            (_, (ce, wrong)), grads = grad_fn(params, data, batch, k, linear)
+            (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
 
         (params, opt), (ce, wrong) = jax.lax.scan(
-            step, (state["params"], state["opt"]), (order, jax.random.split(k_steps, steps)))
+            step, (state["params"], state["opt"]), (order, noise))
         seen = steps * b
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen,
                    "valid_error": self._error(params, data, data["valid"])}
