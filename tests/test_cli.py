@@ -11,6 +11,7 @@ MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable
 
 def run(args, env_data=None, **env):
     e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA"}
+    e["MEMJAX_CACHE"] = "off"  # the tests leave the user's compilation cache alone
     if env_data:
         e["MEMJAX_DATA"] = str(env_data)
     e.update(env)
@@ -35,6 +36,20 @@ def test_train_end_to_end_writes_results(data_root, tmp_path):
     assert set(res["seconds"]) >= {"compile", "train", "total"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 4 and {"loss", "train_error", "valid_error", "epoch", "seed"} <= set(rows[0])
+
+
+def test_compilation_cache_is_written_and_changes_no_result(data_root, tmp_path):
+    cache = tmp_path / "cache"
+    args = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "2", "--ls-epochs", "1", "--quiet"]
+    first = run(args + ["--out", str(tmp_path / "a")], env_data=data_root, MEMJAX_CACHE=str(cache))
+    assert first.returncode == 0, first.stderr
+    assert len(list(cache.iterdir())) >= 2  # the training and the evaluation programs at least
+    again = run(args + ["--out", str(tmp_path / "b")], env_data=data_root, MEMJAX_CACHE=str(cache))
+    assert again.returncode == 0, again.stderr
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert a["tasks"] == b["tasks"]
+    off = run(args + ["--no-compile-cache"], env_data=data_root, MEMJAX_CACHE=str(tmp_path / "unused"))
+    assert off.returncode == 0 and not (tmp_path / "unused").exists()
 
 
 def test_train_flags_reach_the_config(data_root, tmp_path):

@@ -5,6 +5,9 @@ On import, unless ``XLA_FLAGS`` already sets it, the CPU is split into one JAX d
 keep one device). Independent training runs are then spread over the cores, which is faster for
 the small per-step work of memory networks than one device with intra-op threads. It only takes
 effect if JAX's backends are not yet initialised, and does not affect GPU or TPU devices.
+
+:func:`enable_compilation_cache` keeps compiled programs on disk between processes (the command
+line turns it on): a repeated command skips most of XLA's compilation.
 """
 
 import os as _os
@@ -24,6 +27,27 @@ def _split_cpu_into_devices() -> None:
         n = _os.cpu_count() or 1
     if n > 1:
         _os.environ["XLA_FLAGS"] = f"{flags} {flag}={min(n, 64)}".strip()
+
+
+def enable_compilation_cache(path: str | None = None) -> str | None:
+    """Turns on JAX's persistent compilation cache; returns its folder, or None when turned off.
+
+    The folder is ``path``, else ``$MEMJAX_CACHE``, else ``$XDG_CACHE_HOME/memjax/xla`` (by default
+    ``~/.cache/memjax/xla``). ``MEMJAX_CACHE=off`` turns it off. A cached program is the one XLA
+    would compile (same computation, flags and devices), so results do not change.
+    """
+    path = path or _os.environ.get("MEMJAX_CACHE")
+    if path is None:
+        base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
+        path = _os.path.join(base, "memjax", "xla")
+    if path.lower() in ("off", "0", "none", "false", ""):
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
 
 
 _split_cpu_into_devices()

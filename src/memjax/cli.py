@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from memjax import __version__
+from memjax import __version__, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
 
 
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
     t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
     t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
+    t.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep compiled programs on disk, so that a repeated command skips compilation "
+                        "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
     t.add_argument("--out", help="write results.json and metrics.jsonl to this folder")
     t.add_argument("--quiet", action="store_true", help="print only the table")
     return p
@@ -89,6 +92,8 @@ def _train(args) -> int:
     from memjax.train.protocol import format_table, run_babi
 
     tasks = parse_tasks(args.tasks)
+    if args.compile_cache:
+        enable_compilation_cache()
     progress = _Progress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
                        "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,

@@ -135,26 +135,33 @@ class MemN2N:
         self.cfg = cfg
 
     def init(self, key: jax.Array) -> dict:
-        """Draws parameters from N(0, init_std^2) with the padding rows set to zero."""
+        """Draws parameters from N(0, init_std^2) with the padding rows set to zero.
+
+        Two normal draws (one random call compiles and runs much faster on a CPU than one per
+        matrix): the vocabulary matrices as one (V, n, d) array, so that padding the vocabulary
+        with more rows leaves the other rows' values unchanged, and the rest as one flat vector.
+        """
         c = self.cfg
         normal = nnx.initializers.normal(c.init_std)
-        keys = iter(jax.random.split(key, 2 * c.hops + 8))
-
-        def vocab_matrix():
-            return normal(next(keys), (c.vocab_size, c.dim)).at[0].set(0.0)
-
-        def time_table():
-            return normal(next(keys), (c.memory_size, c.dim))
-
+        k_vocab, k_rest = jax.random.split(key)
         if c.tying == "adjacent":
-            params = {"embed": [vocab_matrix() for _ in range(c.hops + 1)]}
+            names, rest = ["embed"] * (c.hops + 1), {}
             if c.temporal:
-                params["temporal"] = [time_table() for _ in range(c.hops + 1)]
-            return params
-        params = {"A": vocab_matrix(), "B": vocab_matrix(), "C": vocab_matrix(), "W": vocab_matrix(),
-                  "H": normal(next(keys), (c.dim, c.dim))}
-        if c.temporal:
-            params["TA"], params["TC"] = time_table(), time_table()
+                rest = {"temporal": [(c.memory_size, c.dim)] * (c.hops + 1)}
+        else:
+            names, rest = ["A", "B", "C", "W"], {"H": (c.dim, c.dim)}
+            if c.temporal:
+                rest.update(TA=(c.memory_size, c.dim), TC=(c.memory_size, c.dim))
+        vocab = normal(k_vocab, (c.vocab_size, len(names), c.dim)).at[0].set(0.0)
+        leaves, tree = jax.tree.flatten(rest, is_leaf=lambda x: isinstance(x, tuple))
+        sizes = [math.prod(shape) for shape in leaves]
+        flat = normal(k_rest, (sum(sizes),)) if sizes else jnp.zeros((0,))
+        params = jax.tree.unflatten(tree, [x.reshape(shape) for x, shape in
+                                           zip(jnp.split(flat, np.cumsum(sizes)[:-1]), leaves)])
+        if c.tying == "adjacent":
+            params["embed"] = [vocab[:, k] for k in range(c.hops + 1)]
+        else:
+            params.update({name: vocab[:, k] for k, name in enumerate(names)})
         return params
 
     def padding_mask(self, params: dict) -> dict:
@@ -264,8 +271,7 @@ class MemN2N:
         n, width = ids.shape
         lengths = (ids != 0).sum(axis=1)
         # The weights of a word depend only on its position and the sentence's length: one table per length.
-        with jax.default_device(jax.local_devices(backend="cpu")[0]):
-            per_length = np.stack([np.asarray(self._word_weights(k, width)) for k in range(width + 1)])
+        per_length = np.stack([self._word_weights(k, width) for k in range(width + 1)])
         weights = per_length[lengths] * (ids != 0)[:, :, None]  # (N, L, R)
         out = np.zeros((n, weights.shape[2], c.vocab_size), np.float32)
         rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
@@ -274,13 +280,13 @@ class MemN2N:
         out[:, :, 0] = 0.0  # padding
         return out
 
-    def _word_weights(self, length: int, width: int) -> jnp.ndarray:
-        """(width, R) bag weights of the positions of a sentence with ``length`` words."""
+    def _word_weights(self, length: int, width: int) -> np.ndarray:
+        """(width, R) bag weights of the positions of a sentence with ``length`` words (NumPy)."""
         c = self.cfg
-        mask = jnp.arange(width) < length
+        mask = np.arange(width) < length
         if c.encoding == "bow":
-            return mask[:, None].astype(jnp.float32)
-        return position_factors(mask, c.dim, c.pe_formula, c.pe_length)[0]
+            return mask[:, None].astype(np.float32)
+        return position_factors(mask, c.dim, c.pe_formula, c.pe_length, xp=np)[0].astype(np.float32)
 
     def _roles(self, params: dict):
         """(query matrix, memory matrices, answer matrix, temporal tables, (key, value) per hop)."""

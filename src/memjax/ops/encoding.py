@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 
 def position_factors(mask: jnp.ndarray, dim: int, formula: str = "official",
-                     length: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+                     length: int | None = None, xp=jnp) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Position encoding as a sum of two outer products: l_kj = sum_r a_jr g_rk.
 
     Both formulas are separable in (j, k), which lets a sentence be encoded as two weighted bags
@@ -24,19 +24,20 @@ def position_factors(mask: jnp.ndarray, dim: int, formula: str = "official",
         formula: ``"paper"`` or ``"official"``; j = 1..J and k = 1..d.
         length: J. None: the sentence's own length, as in the paper; an int: one fixed J for every
             sentence, as the authors' code does with the padded length.
+        xp: the array module: ``jax.numpy``, or ``numpy`` for host-side precomputation.
 
     Returns:
         (a (L, 2), zero at padding positions; g (2, dim)).
     """
-    J = jnp.float32(length) if length else jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
-    j = jnp.arange(1, mask.shape[0] + 1, dtype=jnp.float32)
-    k = jnp.arange(1, dim + 1, dtype=jnp.float32)
+    J = xp.float32(length) if length else xp.maximum(xp.sum(mask), 1).astype(xp.float32)
+    j = xp.arange(1, mask.shape[0] + 1, dtype=xp.float32)
+    k = xp.arange(1, dim + 1, dtype=xp.float32)
     if formula == "paper":
-        a = jnp.stack([1.0 - j / J, 1.0 - 2.0 * j / J], axis=1)
-        g = jnp.stack([jnp.ones(dim), -k / dim])
+        a = xp.stack([1.0 - j / J, 1.0 - 2.0 * j / J], axis=1)
+        g = xp.stack([xp.ones(dim, xp.float32), -k / dim])
     elif formula == "official":
-        a = jnp.stack([jnp.ones_like(j), (j - (J + 1) / 2.0) / J], axis=1)
-        g = jnp.stack([jnp.ones(dim), 4.0 * (k - (dim + 1) / 2.0) / dim])
+        a = xp.stack([xp.ones_like(j), (j - (J + 1) / 2.0) / J], axis=1)
+        g = xp.stack([xp.ones(dim, xp.float32), 4.0 * (k - (dim + 1) / 2.0) / dim])
     else:
         raise ValueError(f"unknown position-encoding formula {formula!r}")
     return a * mask[:, None], g

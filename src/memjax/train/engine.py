@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import jax
@@ -271,7 +272,11 @@ class Trainer:
         n_sets = len(self.datasets)
         keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * n_sets)
         states, data = self._place(self._init_fn(keys), self.data)
-        chunk_fn = self._chunk_fn.lower(states, 0, data).compile()
+        # the training and the evaluation programs compile side by side (XLA releases the GIL)
+        with ThreadPoolExecutor(2) as pool:
+            predict = pool.submit(lambda: self._predict_fn.lower(states["params"], data, data["eval"]).compile())
+            chunk_fn = self._chunk_fn.lower(states, 0, data).compile()
+            predict_fn = predict.result()
         compile_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -286,7 +291,7 @@ class Trainer:
         train_s = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        everything = np.asarray(self._predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
+        everything = np.asarray(predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
         bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
         predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
         eval_s = time.perf_counter() - t2
