@@ -1,12 +1,27 @@
-"""Training throughput of MemN2N on a bAbI task: examples per second for 1..N vmapped runs.
+"""Throughput of memjax's models: training and inference examples/s over batch and memory sizes.
 
-Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2):
+Commands (repository root; no data needed, the stories are generated):
 
-    python benchmarks/throughput.py                  # task 1 and 2, 1 and 10 runs, 120 epochs
-    python benchmarks/throughput.py --quick          # a few epochs, well under a minute
+    python benchmarks/throughput.py            # the full table (about 5 minutes on a 2-core CPU)
+    python benchmarks/throughput.py --quick    # a smaller table, under a minute (CI runs it)
 
-Prints a table and writes benchmarks/results/throughput.json. Wall time excludes compilation,
-which is reported on its own; "examples/s" counts training examples over all vmapped runs.
+Everything is measured in one process, one thing at a time:
+
+- ``peak``: GFLOP/s of a large float32 matrix product (n x n, median of 5), on one device and
+  split over all local devices; the better of the two is this machine's matrix-product peak.
+- per model and (batch, memory, runs), on generated single-supporting-fact stories of ``memory``
+  statements (:mod:`memjax.data.generate`), with the model's default recipe:
+  - ``compile_s``: compiling the training program (the engine's: epochs in ``lax.scan``, runs
+    vmapped) and the evaluation program side by side, as ``memjax train`` does;
+  - ``train_ex_s``: training examples per second over all runs, from the engine's own timing of
+    whole epochs (8 steps each, plus a validation pass over ``batch`` examples);
+  - ``infer_ex_s``: answers per second of one jitted forward pass over a batch (median);
+  - ``program_mb``: the training program's memory as XLA plans it (arguments, outputs and
+    temporaries: ``memory_analysis``), and ``rss_mb``, the process's peak resident memory so far;
+  - ``gflop_s`` and ``peak_share``: one training step's FLOPs (XLA's ``cost_analysis``) times the
+    steps run, over the training time, and that rate as a share of the measured peak.
+
+Prints a table and writes JSON (``--out``, default benchmarks/results/throughput.json).
 """
 
 from __future__ import annotations
@@ -14,49 +29,153 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import statistics
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from memjax.data.dataset import load_babi
-from memjax.models import MemN2N, MemN2NConfig
-from memjax.train.engine import Trainer, TrainConfig
+from memjax.data.generate import single_fact
+from memjax.models import MemN2N
+from memjax.models.memn2n import noise_draws
+from memjax.train.engine import Trainer
+from memjax.train.protocol import build_configs
+
+STEPS = 8  # training steps per epoch in every row
 
 
-def measure(task: int, runs: int, epochs: int, data: str | None) -> dict:
-    ds = load_babi([task], "en", data)[0]
-    cfg = TrainConfig(epochs=epochs, ls_epochs=min(20, epochs))
-    trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab))), cfg, ds)
-    t0 = time.perf_counter()
+def _median_seconds(fn, repeats: int = 5, min_time: float = 0.2) -> float:
+    """Median wall time of ``fn()`` (blocking), each sample repeated to last at least ``min_time``."""
+    jax.block_until_ready(fn())
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    inner = max(1, int(min_time / max(time.perf_counter() - t, 1e-6)))
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            out = fn()
+        jax.block_until_ready(out)
+        samples.append((time.perf_counter() - t) / inner)
+    return statistics.median(samples)
+
+
+def matmul_peak(n: int) -> dict:
+    """GFLOP/s of an n x n float32 product: on one device, and row-split over all devices."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    product = jax.jit(lambda x, y: x @ y)
+    one = 2 * n ** 3 / _median_seconds(lambda: product(a, b)) / 1e9
+    devices = jax.local_devices()
+    split = None
+    if len(devices) > 1 and n % len(devices) == 0:
+        mesh = Mesh(np.array(devices), ("d",))
+        a_split = jax.device_put(a, NamedSharding(mesh, PartitionSpec("d", None)))
+        b_all = jax.device_put(b, NamedSharding(mesh, PartitionSpec()))
+        split = 2 * n ** 3 / _median_seconds(lambda: product(a_split, b_all)) / 1e9
+    return {"n": n, "one_device_gflop_s": one, "all_devices_gflop_s": split, "devices": len(devices),
+            "peak_gflop_s": max(one, split or 0.0)}
+
+
+def _step_flops(trainer: Trainer) -> float:
+    """XLA's FLOP count of one training step of one run (forward, backward and update)."""
+    data = jax.tree.map(lambda a: a[0], trainer.data)
+    train, b = data["train"], trainer.batch_size
+    batch = {k: train[k][:b] for k in ("story", "query", "answer")}
+    params = trainer.model.init(jax.random.key(0))
+    opt = trainer.tx.init(params)
+    draws = noise_draws(train["story"].shape[1], trainer.config.noise) if trainer._noisy() else 1
+    uniforms = jnp.full((b, draws), 0.5) if trainer._noisy() else None
+
+    def step(params, opt):
+        grads, _ = jax.grad(trainer._loss, has_aux=True)(params, data, batch, uniforms, False)
+        updates, opt = trainer.tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt
+
+    cost = jax.jit(step).lower(params, opt).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0))
+
+
+def measure(model: str, batch: int, memory: int, runs: int, epochs: int, peak: float) -> dict:
+    ds = single_fact(STEPS * batch, batch, batch, story_length=memory, seed=batch + memory)
+    mcfg, tcfg = build_configs(model, ds, False, {}, {"epochs": epochs, "ls_epochs": 1, "batch_size": batch})
+    net = MemN2N(mcfg)
+    trainer = Trainer(net, tcfg, ds)
     fit = trainer.fit(list(range(runs)))
-    wall = time.perf_counter() - t0
-    examples = trainer.steps_per_epoch * trainer.batch_size * cfg.total_epochs * runs
-    return {"task": task, "runs": runs, "epochs": cfg.total_epochs, "examples": examples,
-            "compile_s": fit.seconds["compile"], "train_s": fit.seconds["train"], "wall_s": wall,
-            "train_examples_per_s": examples / fit.seconds["train"],
-            "mean_test_error": float(fit.errors["test"].mean())}
+    steps = trainer.steps_per_epoch * tcfg.total_epochs * runs
+    train_ex_s = steps * trainer.batch_size / fit.seconds["train"]
+    flops = _step_flops(trainer)
+    gflop_s = flops * steps / fit.seconds["train"] / 1e9
+    memory_plan = trainer.programs["train"].memory_analysis()
+    program_mb = None
+    if memory_plan is not None:
+        program_mb = (memory_plan.argument_size_in_bytes + memory_plan.output_size_in_bytes
+                      + memory_plan.temp_size_in_bytes) / 2 ** 20
+
+    # inference: one forward pass over a batch of test questions, as the engine's evaluation does it
+    params = jax.tree.map(lambda a: a[0], fit.params)  # the first run
+    sentences = jnp.asarray(net.bags(ds.sentences))
+    story, query = jnp.asarray(ds.test.story), jnp.asarray(net.bags(ds.test.query))
+    answer = jax.jit(lambda p, s, q: jnp.argmax(net.batch_logits(p, sentences, s, q)[0], -1))
+    infer_ex_s = len(ds.test) / _median_seconds(lambda: answer(params, story, query), repeats=3)
+    return {"model": model, "batch": batch, "memory": memory, "runs": runs, "epochs": tcfg.total_epochs,
+            "compile_s": fit.seconds["compile"], "train_s": fit.seconds["train"], "train_ex_s": train_ex_s,
+            "infer_ex_s": infer_ex_s, "program_mb": program_mb,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "step_mflop": flops / 1e6, "gflop_s": gflop_s, "peak_share": gflop_s / peak}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="short runs (CI)")
-    p.add_argument("--tasks", default="1,2")
-    p.add_argument("--runs", default="1,10")
-    p.add_argument("--data", default=None)
+    p.add_argument("--quick", action="store_true", help="a smaller table in under a minute (CI)")
+    p.add_argument("--models", default="memn2n", help="comma-separated model names (default memn2n)")
+    p.add_argument("--batches", help="batch sizes at memory 50 (default 32,128,512,1024,4096; quick 32,512)")
+    p.add_argument("--memories", help="memory sizes at batch 32 (default 50,500,2000,10000; quick 50,500)")
+    p.add_argument("--runs", help="vmapped runs of an extra batch-32, memory-50 row (default 10)")
+    p.add_argument("--epochs", type=int, help="epochs per row after 1 linear-start epoch (default 3; quick 2)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "throughput.json"))
     args = p.parse_args(argv)
-    epochs = 5 if args.quick else 100
-    rows = [measure(int(t), int(r), epochs, args.data) for t in args.tasks.split(",") for r in args.runs.split(",")]
-    print(f"{'task':>4} {'runs':>4} {'epochs':>6} {'compile s':>9} {'train s':>8} {'examples/s':>11} {'test err':>8}")
-    for r in rows:
-        print(f"{r['task']:>4} {r['runs']:>4} {r['epochs']:>6} {r['compile_s']:9.2f} {r['train_s']:8.2f} "
-              f"{r['train_examples_per_s']:11,.0f} {r['mean_test_error']:8.1f}")
+    batches = _ints(args.batches or ("32,512" if args.quick else "32,128,512,1024,4096"))
+    memories = _ints(args.memories or ("50,500" if args.quick else "50,500,2000,10000"))
+    runs = _ints(args.runs or "10")
+    epochs = args.epochs or (2 if args.quick else 3)
+
+    t0 = time.perf_counter()
+    peak = matmul_peak(1024 if args.quick else 2048)
+    print(f"matrix-product peak: {peak['peak_gflop_s']:.0f} GFLOP/s (n={peak['n']}: one device "
+          f"{peak['one_device_gflop_s']:.0f}, over {peak['devices']} devices {peak['all_devices_gflop_s'] or 0:.0f})")
+    configs = [(b, 50, 1) for b in batches] + [(32, m, 1) for m in memories if m != 50 or 32 not in batches]
+    configs += [(32, 50, r) for r in runs if r > 1]
+    head = (f"{'model':>7} {'batch':>5} {'memory':>6} {'runs':>4} {'compile s':>9} {'train ex/s':>11} "
+            f"{'infer ex/s':>11} {'program MB':>10} {'GFLOP/s':>8} {'of peak':>7}")
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for model in args.models.split(","):
+        for batch, memory, r in configs:
+            row = measure(model, batch, memory, r, epochs, peak["peak_gflop_s"])
+            rows.append(row)
+            mb = f"{row['program_mb']:10.1f}" if row["program_mb"] is not None else f"{'-':>10}"
+            print(f"{model:>7} {batch:>5} {memory:>6} {r:>4} {row['compile_s']:9.2f} {row['train_ex_s']:11,.0f} "
+                  f"{row['infer_ex_s']:11,.0f} {mb} {row['gflop_s']:8.1f} {100 * row['peak_share']:6.1f}%", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": str(jax.devices()[0]), "machine": platform.processor() or platform.machine(),
-                               "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    result = {"date": time.strftime("%Y-%m-%d"), "device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
+              "machine": platform.processor() or platform.machine(), "cores": len(jax.local_devices()),
+              "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows,
+              "seconds": time.perf_counter() - t0}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out} ({result['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

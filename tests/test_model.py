@@ -6,7 +6,7 @@ from jax.test_util import check_grads
 from np_reference import np_position_weights
 
 from memjax.models import MemN2N, MemN2NConfig
-from memjax.models.memn2n import random_time, time_from_uniforms
+from memjax.models.memn2n import noise_draws, random_time, time_from_uniforms
 
 V, M, L, Q, U = 12, 6, 5, 4, 8
 
@@ -155,11 +155,12 @@ def test_random_time_noise():
         np.testing.assert_array_equal(quiet[i, : n[i]], np.arange(n[i]))
 
 
-def test_random_time_blanks_are_a_uniform_subset():
+@pytest.mark.parametrize("memory", [50, 200])  # Floyd's algorithm (4 blanks at most); top-k of scores (19)
+def test_random_time_blanks_are_a_uniform_subset(memory):
     """nblank is uniform on {0, 1, 2} for 30 statements, and the blanks a uniform subset of the positions."""
     rows = 30000
-    u = np.random.default_rng(0).random((rows, 5), dtype=np.float32)
-    t = np.asarray(time_from_uniforms(jnp.asarray(u), jnp.full((rows,), 30), 50, 0.1))[:, :30]
+    u = np.random.default_rng(0).random((rows, noise_draws(memory, 0.1)), dtype=np.float32)
+    t = np.asarray(time_from_uniforms(jnp.asarray(u), jnp.full((rows,), 30), memory, 0.1))[:, :30]
     nblank = np.floor(u[:, 0] * 3).astype(int)
     np.testing.assert_allclose(np.bincount(nblank) / rows, [1 / 3] * 3, atol=0.015)
     position = np.zeros(32)

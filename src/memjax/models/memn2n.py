@@ -90,17 +90,27 @@ def random_time(key: jax.Array, occupied: jnp.ndarray, memory: int, noise: float
     Returns:
         (B, M) int32 time indices, non-decreasing along the slots (slot 0 = most recent).
     """
-    uniforms = jax.random.uniform(key, (occupied.shape[0], 1 + noise_spread(memory, noise)))
+    uniforms = jax.random.uniform(key, (occupied.shape[0], noise_draws(memory, noise)))
     return time_from_uniforms(uniforms, occupied, memory, noise, table)
+
+
+_FLOYD_MAX = 8  # up to this many blanks, Floyd's algorithm (unrolled); beyond, a top-k of random scores
+
+
+def noise_draws(memory: int, noise: float) -> int:
+    """Uniform draws per example that :func:`time_from_uniforms` takes (1 + s, or 1 + M + s for large s)."""
+    most = noise_spread(memory, noise)
+    return 1 + most if most <= _FLOYD_MAX else 1 + memory + most
 
 
 def time_from_uniforms(uniforms: jnp.ndarray, occupied: jnp.ndarray, memory: int, noise: float,
                        table: int | None = None) -> jnp.ndarray:
-    """:func:`random_time` from given uniform draws: (B, 1 + s) in [0, 1), s = ``noise_spread``.
+    """:func:`random_time` from given uniform draws in [0, 1): (B, :func:`noise_draws`).
 
     Drawing every step's uniforms at once (the engine draws an epoch's) is much cheaper on a CPU
     than a random call per step. Column 0 picks nblank; the others pick the blanks' positions, a
-    uniform random nblank-subset of {0, ..., n + nblank - 1}, by Floyd's algorithm.
+    uniform random nblank-subset of {0, ..., n + nblank - 1}: by Floyd's algorithm for up to 8
+    blanks (memories up to 90 slots at noise 0.1), else as the nblank smallest of iid scores.
     """
     table = memory if table is None else table
     most = noise_spread(memory, noise)
@@ -112,17 +122,25 @@ def time_from_uniforms(uniforms: jnp.ndarray, occupied: jnp.ndarray, memory: int
     nblank = jnp.floor(uniforms[:, 0] * limit).astype(jnp.int32)
     total = n + nblank
     unused = memory + most  # past every slot
-    blanks = jnp.full((n.shape[0], most), unused, jnp.int32)
-    for i in range(most):  # Floyd: for j = total - nblank .. total - 1, take t ~ U{0..j}, or j if t is taken
-        j = total - nblank + i
-        t = jnp.minimum(jnp.floor(uniforms[:, 1 + i] * (j + 1).astype(jnp.float32)).astype(jnp.int32), j)
-        t = jnp.where(jnp.any(blanks == t[:, None], axis=1), j, t)
-        blanks = blanks.at[:, i].set(jnp.where(i < nblank, t, unused))
+    if most <= _FLOYD_MAX:
+        blanks = jnp.full((n.shape[0], most), unused, jnp.int32)
+        for i in range(most):  # Floyd: for j = total - nblank .. total - 1, t ~ U{0..j}, or j if t is taken
+            j = total - nblank + i
+            t = jnp.minimum(jnp.floor(uniforms[:, 1 + i] * (j + 1).astype(jnp.float32)).astype(jnp.int32), j)
+            t = jnp.where(jnp.any(blanks == t[:, None], axis=1), j, t)
+            blanks = blanks.at[:, i].set(jnp.where(i < nblank, t, unused))
+    else:
+        scores = jnp.where(jnp.arange(unused) < total[:, None], uniforms[:, 1:], 2.0)
+        _, blanks = jax.lax.top_k(-scores, most)
+        blanks = jnp.where(jnp.arange(most) < nblank[:, None], blanks, unused)
     blanks = jnp.sort(blanks, axis=1)
     # The j-th blank (sorted) has blanks[j] - j statements before it, so the i-th statement has
     # every blank with blanks[j] - j <= i before it.
     before = blanks - jnp.arange(most)
-    shift = jnp.sum(before[:, :, None] <= slots[:, None, :], axis=1, dtype=jnp.int32)
+    if most <= _FLOYD_MAX:
+        shift = jnp.sum(before[:, :, None] <= slots[:, None, :], axis=1, dtype=jnp.int32)
+    else:
+        shift = jax.vmap(lambda b, s: jnp.searchsorted(b, s, side="right"))(before, slots).astype(jnp.int32)
     return jnp.minimum(slots + shift, table - 1).astype(jnp.int32)
 
 

@@ -28,7 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
-from memjax.models.memn2n import noise_spread, time_from_uniforms
+from memjax.models.memn2n import noise_draws, noise_spread, time_from_uniforms
 from memjax.train.optim import sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
@@ -200,8 +200,8 @@ class Trainer:
         scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
         order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
         # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
-        spread = noise_spread(train["story"].shape[1], c.noise) if self._noisy() else 0
-        noise = jax.random.uniform(k_noise, (steps, b, 1 + spread))
+        draws = noise_draws(train["story"].shape[1], c.noise) if self._noisy() else 1
+        noise = jax.random.uniform(k_noise, (steps, b, draws))
         linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         rows = {k: train[k] for k in ("story", "query", "answer")}
@@ -277,6 +277,7 @@ class Trainer:
             predict = pool.submit(lambda: self._predict_fn.lower(states["params"], data, data["eval"]).compile())
             chunk_fn = self._chunk_fn.lower(states, 0, data).compile()
             predict_fn = predict.result()
+        self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
         compile_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
