@@ -9,6 +9,7 @@ import time
 
 from memjax import __version__, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
+from memjax.train.checkpoint import CheckpointError
 
 
 def _positive(kind=int):
@@ -62,8 +63,31 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep compiled programs on disk, so that a repeated command skips compilation "
                         "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
-    t.add_argument("--out", help="write results.json and metrics.jsonl to this folder")
+    t.add_argument("--out", help="write results.json, metrics.jsonl, checkpoints and the selected models to this "
+                                 "folder (a fresh run replaces the checkpoints it held)")
+    t.add_argument("--resume", metavar="DIR",
+                   help="continue the interrupted run whose --out folder is DIR, with its own arguments "
+                        "(only --data may change)")
     t.add_argument("--quiet", action="store_true", help="print only the table")
+
+    e = sub.add_parser("eval", help="evaluate a trained model on bAbI tasks",
+                       description="Evaluate the models a run saved (memjax train --out DIR) and print the same "
+                                   "per-task table as training. Defaults: the run's own set, tasks and data.")
+    e.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
+    e.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: the run's, else ${ENV_VAR})")
+    e.add_argument("--set", help="data set subfolder (default: the run's)")
+    e.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default: the run's)")
+    e.add_argument("--valid", choices=["release", "holdout"], help="validation split (default: the run's)")
+    e.add_argument("--out", help="write results.json to this folder")
+
+    a = sub.add_parser("ask", help="ask a trained model about a story, line by line",
+                       description="Read a story line by line (interactively or from standard input); a line "
+                                   "ending in '?' is a question: print the answer, its probability and the "
+                                   "statements each hop attended to. An empty line, or a bAbI line numbered 1, "
+                                   "starts a new story.")
+    a.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
+    a.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
+    a.add_argument("--show", type=_positive(), default=3, help="statements shown per hop (default 3)")
     return p
 
 
@@ -101,9 +125,17 @@ def _train(args) -> int:
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn}
-    results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
-                       args.valid, model_overrides, train_overrides, args.out,
-                       log=(lambda s: None) if args.quiet else progress.log, progress=progress)
+    log = (lambda s: None) if args.quiet else progress.log
+    if args.resume:
+        from memjax.train.protocol import resume_babi
+
+        results = resume_babi(args.resume, data=args.data, log=log, progress=progress)
+        args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
+            results["config"]["seeds"]
+        args.joint = results["config"]["joint"]
+    else:
+        results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
+                           args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress)
     mode = "joint" if args.joint else "per task"
     print(f"{args.model} on bAbI {args.set}, {mode}, best of {args.seeds} run(s) on validation")
     print(format_table(results))
@@ -114,11 +146,75 @@ def _train(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from memjax.train.protocol import evaluate_babi, format_table
+
+    tasks = parse_tasks(args.tasks) if args.tasks else None
+    results = evaluate_babi(args.checkpoint, args.set, tasks, args.data, args.valid, args.out,
+                            log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(f"{results['model']} from {args.checkpoint} on bAbI {results['set']}")
+    print(format_table(results))
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'results.json')}")
+    return 0
+
+
+def _ask(args) -> int:
+    from memjax.infer import Answerer
+
+    qa = Answerer.load(args.checkpoint, args.task)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"memjax ask: model {qa.label} from {args.checkpoint} ({len(qa.vocab)} words, memory "
+              f"{qa.memory_size}). Type statements; end a question with '?'; an empty line starts a new story.",
+              file=sys.stderr)
+    story: list[str] = []
+    for raw in sys.stdin:
+        line = raw.strip()
+        if not line:
+            story = []
+            continue
+        head, _, rest = line.partition(" ")
+        if head.isdigit() and rest:  # a bAbI-format line: "1 Mary went to the kitchen."
+            if int(head) == 1:
+                story = []
+            line = rest
+        text, _, expected = line.partition("\t")  # bAbI questions carry "<TAB>answer<TAB>support"
+        text = text.strip()
+        if not text.endswith("?"):
+            story.append(text)
+            continue
+        try:
+            a = qa.answer(story, text)
+        except ValueError as e:
+            print(f"memjax: {e}", file=sys.stderr)
+            continue
+        note = ""
+        if expected.strip():
+            truth = expected.split("\t")[0].strip().lower()
+            note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
+        print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
+        if a.unknown:
+            print(f"  unknown words, ignored: {', '.join(a.unknown)}")
+        for k, hop in enumerate(a.hops, 1):
+            shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
+            print(f"  hop {k}: {shown or '(empty memory)'}")
+        sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "ask":
+            return _ask(args)
+    except CheckpointError as e:
+        print(f"memjax: error: {e}", file=sys.stderr)
+        return 2
     except DataError as e:
         print(f"memjax: error: {e}", file=sys.stderr)
         return 2

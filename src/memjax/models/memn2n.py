@@ -188,6 +188,12 @@ class MemN2N:
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 
+    def unpad(self, params: dict) -> dict:
+        """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
+        v = self.cfg.vocab_size
+        return {name: jax.tree.map(lambda a: a[:v], value) if name in VOCAB_PARAMS else value
+                for name, value in params.items()}
+
     def encode_sentences(self, params: dict, sentences: jnp.ndarray) -> list[jnp.ndarray]:
         """Encodes the distinct sentences with every embedding that reads memory, once for a batch.
 

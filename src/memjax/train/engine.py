@@ -258,20 +258,40 @@ class Trainer:
         per_task = NamedSharding(mesh, PartitionSpec("runs") if axis == 0 else PartitionSpec())
         return jax.device_put(states, runs), jax.device_put(data, per_task)
 
-    def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None) -> Fit | list[Fit]:
+    def initial_states(self, seeds: list[int]) -> dict:
+        """The runs' states before training: (datasets, seeds)-stacked, on the host's default device."""
+        keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
+        return self._init_fn(keys)
+
+    def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None,
+            resume: tuple[int, dict, dict] | None = None,
+            on_chunk: Callable[[int, dict, dict], None] | None = None) -> Fit | list[Fit]:
         """Trains one run per seed and dataset, and evaluates every run on every split.
 
         Args:
             seeds: the seeds of the runs (the same seeds for every dataset).
             progress: called as ``progress(epochs_done, total_epochs)`` after each chunk of epochs.
+            resume: ``(epochs_done, states, history)`` saved by ``on_chunk`` (states as
+                :meth:`initial_states` makes them; history as name -> (datasets, seeds, epochs)):
+                training continues from there and ends exactly where an uninterrupted run ends.
+            on_chunk: called as ``on_chunk(epochs_done, states, history)`` after each chunk of
+                epochs, before the next one starts (e.g. to save a checkpoint).
 
         Returns:
             a :class:`Fit` (one dataset) or a list with one per dataset.
         """
         t0 = time.perf_counter()
-        n_sets = len(self.datasets)
-        keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * n_sets)
-        states, data = self._place(self._init_fn(keys), self.data)
+        total = self.config.total_epochs
+        start, history = 0, []
+        if resume is None:
+            states = self.initial_states(seeds)
+        else:
+            start, states, saved = resume
+            if start % self.chunk or not 0 <= start <= total:
+                raise ValueError(f"cannot resume after {start} epochs: not a chunk boundary of this training")
+            if start:
+                history.append(saved)
+        states, data = self._place(states, self.data)
         # the training and the evaluation programs compile side by side (XLA releases the GIL)
         with ThreadPoolExecutor(2) as pool:
             predict = pool.submit(lambda: self._predict_fn.lower(states["params"], data, data["eval"]).compile())
@@ -281,11 +301,12 @@ class Trainer:
         compile_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        total = self.config.total_epochs
-        history = []
-        for epoch0 in range(0, total, self.chunk):
+        for epoch0 in range(start, total, self.chunk):
             states, metrics = chunk_fn(states, epoch0, data)
             history.append(jax.device_get(metrics))
+            if on_chunk:
+                so_far = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
+                on_chunk(epoch0 + self.chunk, states, so_far)
             if progress:
                 progress(epoch0 + self.chunk, total)
         jax.block_until_ready(states)

@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import memjax
 from memjax import paper
+from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.models.memn2n import MemN2N, MemN2NConfig
-from memjax.train.engine import Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
+from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
+from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
 
 FAIL_THRESHOLD = 5.0  # a task fails when its test error is above 5%
+RUN_FILE = "run.json"  # in a run's --out folder: the arguments that --resume repeats
 
 # Recipe differences of joint training (all tasks, one model) from the per-task defaults.
 JOINT_MODEL = {"dim": 50}
@@ -69,6 +74,50 @@ def families(datasets: list[Dataset], batch_size: int = 32) -> list[list[int]]:
     return [groups[k] for k in sorted(groups)]
 
 
+def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Path, model_configs, tcfg,
+                          tasks: list[int], joint: bool, resume: bool, log) -> list[Fit]:
+    """:meth:`Trainer.fit` with a checkpoint after every chunk of epochs, resuming from the latest."""
+    meta = {"tasks": tasks, "seeds": seeds, "model": [dataclasses.asdict(m) for m in model_configs],
+            "train": dataclasses.asdict(tcfg)}
+    checkpoints = TrainingCheckpoints(out / "checkpoints" / family_name(tasks, joint))
+    try:
+        start = None
+        if resume:
+            initial = to_host(trainer.initial_states(seeds))
+            shape = (len(trainer.datasets), len(seeds))
+
+            def template(epoch):
+                return {"states": initial, "history": {k: np.zeros(shape + (epoch,), np.float32)
+                                                       for k in ("loss", "train_error", "valid_error")}}
+
+            start = checkpoints.latest(template, meta)
+            if start is not None:
+                log(f"{family_name(tasks, joint)}: resuming after epoch {start[0]} of {tcfg.total_epochs}")
+        fits = trainer.fit(seeds, progress, resume=start,
+                           on_chunk=lambda epoch, states, history: checkpoints.save(epoch, states, history, meta))
+    finally:
+        checkpoints.close()
+    return fits if isinstance(fits, list) else [fits]
+
+
+def resume_babi(out: str | Path, data: str | None = None, **kwargs) -> dict:
+    """Continues the run whose ``--out`` folder is ``out``, with its saved arguments (``data`` may move)."""
+    from memjax.train.checkpoint import CheckpointError
+
+    path = Path(out) / RUN_FILE
+    try:
+        arguments = json.loads(path.read_text())
+        arguments.pop("memjax_version", None)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found (is {out} the --out folder of a memjax run?)") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    if data is not None:
+        arguments["data"] = data
+    set_name = arguments.pop("set")
+    return run_babi(set_name=set_name, out=out, resume=True, **arguments, **kwargs)
+
+
 def _select(errors: dict[str, np.ndarray]) -> int:
     """The run with the lowest validation error (ties: lower training error, then first)."""
     order = np.lexsort((np.arange(len(errors["valid"])), errors["train"], errors["valid"]))
@@ -117,15 +166,33 @@ def run_babi(
     out: str | Path | None = None,
     log: Callable[[str], None] = lambda s: None,
     progress: Callable[[str, int, int], None] | None = None,
+    resume: bool = False,
 ) -> dict:
     """Trains and evaluates on bAbI; returns (and with ``out`` writes) the results dictionary.
 
     Per task, ``seeds`` runs are trained at once and the run with the lowest validation error is
     reported. Joint: one model over all ``tasks``, the run with the lowest overall validation error.
+
+    With ``out``, the folder also gets ``run.json`` (these arguments), periodic checkpoints of
+    every family's runs and the selected models (see :mod:`memjax.train.checkpoint`); a fresh run
+    replaces the checkpoints a folder held. With ``resume``, training continues from the latest
+    checkpoints in ``out`` (use :func:`resume_babi` to repeat the saved arguments).
     """
     t_start = time.perf_counter()
     if seeds < 1:
         raise ValueError("--seeds must be at least 1")
+    if resume and out is None:
+        raise ValueError("resuming needs the run's folder")
+    arguments = {"model": model, "set": set_name, "tasks": list(tasks), "joint": joint, "seeds": seeds,
+                 "data": str(data_root(data)), "memory": memory, "valid": valid, "model_overrides": model_overrides or {},
+                 "train_overrides": train_overrides or {}}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for old in ("checkpoints", "model"):
+                shutil.rmtree(out / old, ignore_errors=True)
+            (out / RUN_FILE).write_text(json.dumps({**arguments, "memjax_version": memjax.__version__}, indent=2) + "\n")
     datasets = load_babi(list(tasks), set_name, data, memory, joint=joint, valid=valid)
     seed_list = list(range(seeds))
     results = {"model": model, "set": set_name, "config": {}, "tasks": {}, "memjax_version": memjax.__version__,
@@ -137,17 +204,27 @@ def run_babi(
     results["config"] = {"model": dataclasses.asdict(mcfg0), "train": dataclasses.asdict(tcfg), "joint": joint,
                          "tasks": list(tasks), "seeds": seeds, "memory": memory, "valid": valid}
     results["config"]["model"].pop("vocab_size")
+    trained: dict[str, dict] = {}
     for group in families(datasets, tcfg.batch_size):
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(str(ds.tasks[0]) for ds in sets)
         trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-        fits = trainer.fit(seed_list, cb)
+        if out is None:
+            fits = trainer.fit(seed_list, cb)
+        else:
+            fits = _fit_with_checkpoints(trainer, seed_list, cb, out, [configs[i][0] for i in group], tcfg,
+                                         [t for ds in sets for t in ds.tasks], joint, resume, log)
         for k in seconds:
             seconds[k] += fits[0].seconds[k]
-        for ds, fit in zip(sets, fits):
+        for i, fit in zip(group, fits):
+            ds, mcfg = datasets[i], configs[i][0]
             history += _history_rows(fit, "joint" if joint else str(ds.tasks[0]))
             best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
+            params = MemN2N(mcfg).unpad(jax.tree.map(lambda a: a[best], fit.params))
+            trained["joint" if joint else str(ds.tasks[0])] = {
+                "params": params, "model": dataclasses.asdict(mcfg), "vocab": list(ds.vocab.words),
+                "memory_size": ds.memory_size, "tasks": list(ds.tasks), "seed": int(fit.seeds[best])}
             for t in ds.tasks:
                 results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
             if joint:
@@ -168,8 +245,7 @@ def run_babi(
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        save_model(out / "model", trained)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         with open(out / "metrics.jsonl", "w") as f:
             for row in history:
@@ -199,3 +275,75 @@ def format_table(results: dict) -> str:
         failed += f"   paper: {ref['row']}, mean {ref['mean_test_error']} over 20 tasks, {ref['failed_tasks']} failed"
     lines.append(failed)
     return "\n".join(lines)
+
+
+def _predict(model: MemN2N, params: dict, sentence_bags: np.ndarray, split, chunk: int = 1000) -> np.ndarray:
+    """Predicted answer ids of every question of ``split`` (no time noise), ``chunk`` at a time."""
+    answer = jax.jit(lambda p, s, st, q: jnp.argmax(model.batch_logits(p, s, st, q)[0], -1))
+    sentences = jnp.asarray(sentence_bags)
+    out = [np.asarray(answer(params, sentences, jnp.asarray(split.story[i:i + chunk]),
+                             jnp.asarray(model.bags(split.query[i:i + chunk]))))
+           for i in range(0, len(split), chunk)]
+    return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+
+def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: list[int] | None = None,
+                  data: str | None = None, valid: str | None = None, out: str | Path | None = None,
+                  log: Callable[[str], None] = lambda s: None) -> dict:
+    """Evaluates the models saved in a run's folder on bAbI tasks; the same table as training.
+
+    Defaults (set, tasks, validation split, data folder) are the run's own. Each task is read with
+    its model's vocabulary and memory size (words the model never saw become the unknown word).
+    """
+    from memjax.data.dataset import Vocab, load_questions, vectorize
+    from memjax.infer import load_models
+
+    t_start = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    models = load_models(checkpoint)
+    try:
+        run = json.loads((checkpoint / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        run = {}
+    set_name = set_name or run.get("set", "en")
+    valid = valid or run.get("valid", "release")
+    joint = "joint" in models
+    if tasks is None:
+        tasks = run.get("tasks") or sorted(t for m in models.values() for t in m["tasks"])
+    root = data_root(data or run.get("data"))
+    results = {"model": run.get("model", "memn2n"), "set": set_name, "checkpoint": str(checkpoint), "tasks": {},
+               "memjax_version": memjax.__version__, "device": f"{jax.devices()[0].platform} ({platform.node()})"}
+    for t in tasks:
+        label = "joint" if joint else str(t)
+        if label not in models:
+            raise ValueError(f"{checkpoint}: no model for task {t} (it holds {', '.join(sorted(models))})")
+        m = models[label]
+        vocab = Vocab(m["vocab"][2:])
+        ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid), memory_size=int(m["memory_size"]),
+                       vocab=vocab)
+        model = MemN2N(MemN2NConfig(**m["model"]))
+        params = jax.tree.map(jnp.asarray, m["params"])
+        bags = model.bags(ds.sentences)
+        entry = {}
+        for split in SPLITS:
+            arrays = getattr(ds, split)
+            wrong = _predict(model, params, bags, arrays) != arrays.answer
+            entry[f"{split}_error"] = float(100.0 * wrong.mean()) if len(arrays) else float("nan")
+            entry[f"n_{split}"] = len(arrays)
+        results["tasks"][str(t)] = {"test_error": entry["test_error"], "valid_error": entry["valid_error"],
+                                    "train_error": entry["train_error"], "n_train": entry["n_train"],
+                                    "n_valid": entry["n_valid"], "n_test": entry["n_test"], "model": label}
+        log(f"task {t}: test error {entry['test_error']:.1f}% (model {label})")
+    test_errors = [v["test_error"] for v in results["tasks"].values()]
+    results["mean_test_error"] = float(np.mean(test_errors))
+    results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
+    ref = paper.reference(results["model"], set_name, joint)
+    if ref is not None:
+        label, row, mean, failed = ref
+        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks}, "mean_test_error": mean,
+                            "failed_tasks": failed}
+    results["seconds"] = {"total": round(time.perf_counter() - t_start, 3)}
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
