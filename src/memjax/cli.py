@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from memjax import __version__, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
@@ -36,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="memn2n", choices=["memn2n"], help="model family (default memn2n)")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
-    t.add_argument("--tasks", default="1", help="tasks: 1, 1,2,5-7 or all (default 1)")
+    t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
     t.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     t.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
@@ -63,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep compiled programs on disk, so that a repeated command skips compilation "
                         "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
+    t.add_argument("--train-file", metavar="FILE",
+                   help="train on your own data instead of bAbI: a JSON-lines (.jsonl) or bAbI-format text file "
+                        "(see README, 'Your own data'); needs --test-file")
+    t.add_argument("--test-file", metavar="FILE", help="your own test questions (with --train-file)")
+    t.add_argument("--valid-file", metavar="FILE",
+                   help="your own validation questions (default: a seeded 10%% of --train-file)")
     t.add_argument("--out", help="write results.json, metrics.jsonl, checkpoints and the selected models to this "
                                  "folder (a fresh run replaces the checkpoints it held)")
     t.add_argument("--resume", metavar="DIR",
@@ -78,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--set", help="data set subfolder (default: the run's)")
     e.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default: the run's)")
     e.add_argument("--valid", choices=["release", "holdout"], help="validation split (default: the run's)")
+    e.add_argument("--test-file", metavar="FILE",
+                   help="evaluate on your own questions (JSON lines or bAbI text) instead of bAbI")
     e.add_argument("--out", help="write results.json to this folder")
 
     a = sub.add_parser("ask", help="ask a trained model about a story, line by line",
@@ -88,6 +98,27 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
     a.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
     a.add_argument("--show", type=_positive(), default=3, help="statements shown per hop (default 3)")
+
+    s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
+                       description="Serve a trained model: POST /answer (a story and a question) returns the "
+                                   "answer, its probability and the attention per hop; GET /health; GET / is a "
+                                   "page to pick a bAbI story or type one and see the attention as a heat map.")
+    s.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
+    s.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
+    s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
+
+    g = sub.add_parser("plot", help="draw training curves and attention heat maps as PNG files",
+                       description="Draw a run's training curves (loss, train and validation error per epoch, "
+                                   "from DIR/metrics.jsonl), and with --story the attention of its model over a "
+                                   "story, hop by hop. Needs matplotlib (pip install 'memjax[plot]').")
+    g.add_argument("--run", required=True, metavar="DIR", help="the --out folder of a training run")
+    g.add_argument("--story", metavar="FILE",
+                   help="a story to draw the attention for: statements one per line, the last line a question "
+                        "ending in '?'")
+    g.add_argument("--task", help="which task's model or curves, when the run trained several")
+    g.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: DIR/plots)")
     return p
 
 
@@ -115,7 +146,15 @@ class _Progress:
 def _train(args) -> int:
     from memjax.train.protocol import format_table, run_babi
 
-    tasks = parse_tasks(args.tasks)
+    if args.resume and (args.tasks or args.joint or args.train_file or args.out or args.epochs or args.seeds != 1):
+        raise ValueError("--resume DIR repeats the run's own arguments: give only --data (and output flags)")
+    if args.train_file or args.test_file or args.valid_file:
+        if not (args.train_file and args.test_file):
+            raise ValueError("your own data needs both --train-file and --test-file")
+        if args.tasks or args.joint:
+            raise ValueError("--tasks and --joint are for bAbI; your own files are trained as one dataset")
+    files = {"train": args.train_file, "test": args.test_file, "valid": args.valid_file} if args.train_file else None
+    tasks = parse_tasks(args.tasks or "1")
     if args.compile_cache:
         enable_compilation_cache()
     progress = _Progress(not args.quiet)
@@ -135,9 +174,12 @@ def _train(args) -> int:
         args.joint = results["config"]["joint"]
     else:
         results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
-                           args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress)
+                           args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress,
+                           files=files)
+        args.set = results["set"]
     mode = "joint" if args.joint else "per task"
-    print(f"{args.model} on bAbI {args.set}, {mode}, best of {args.seeds} run(s) on validation")
+    what = "your own data" if args.set == "own" else f"bAbI {args.set}"
+    print(f"{args.model} on {what}, {mode}, best of {args.seeds} run(s) on validation")
     print(format_table(results))
     s = results["seconds"]
     print(f"time: {s['total']:.1f}s total ({s['compile']:.1f}s compile, {s['train']:.1f}s train)")
@@ -150,8 +192,17 @@ def _eval(args) -> int:
     from memjax.train.protocol import evaluate_babi, format_table
 
     tasks = parse_tasks(args.tasks) if args.tasks else None
+    files = None
+    if args.test_file:
+        try:
+            run = json.loads((Path(args.checkpoint) / "run.json").read_text())
+        except (OSError, ValueError):
+            run = {}
+        saved = run.get("files") or {}
+        # without your own training files, the test file stands in for them (same numbers in each column)
+        files = {"train": saved.get("train") or args.test_file, "valid": saved.get("valid"), "test": args.test_file}
     results = evaluate_babi(args.checkpoint, args.set, tasks, args.data, args.valid, args.out,
-                            log=lambda s: print(s, file=sys.stderr, flush=True))
+                            log=lambda s: print(s, file=sys.stderr, flush=True), files=files)
     print(f"{results['model']} from {args.checkpoint} on bAbI {results['set']}")
     print(format_table(results))
     if args.out:
@@ -160,6 +211,7 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
+    from memjax.data.own import parse_record
     from memjax.infer import Answerer
 
     qa = Answerer.load(args.checkpoint, args.task)
@@ -174,6 +226,14 @@ def _ask(args) -> int:
         if not line:
             story = []
             continue
+        if line.startswith("{"):  # a JSON-lines record: its own story, question and answer
+            try:
+                record = parse_record(line, "<stdin>")
+            except DataError as e:
+                print(f"memjax: {e}", file=sys.stderr)
+                continue
+            story = [" ".join(s) for s in record.story]
+            line = " ".join(record.query) + "?\t" + record.answer
         head, _, rest = line.partition(" ")
         if head.isdigit() and rest:  # a bAbI-format line: "1 Mary went to the kitchen."
             if int(head) == 1:
@@ -212,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "ask":
             return _ask(args)
+        if args.command == "serve":
+            from memjax.serve import serve
+
+            return serve(args)
+        if args.command == "plot":
+            from memjax.plot import plot
+
+            return plot(args)
     except CheckpointError as e:
         print(f"memjax: error: {e}", file=sys.stderr)
         return 2

@@ -114,9 +114,12 @@ class Answerer:
         first = max(0, len(story) - self.memory_size)
         kept = list(range(first, len(story)))
         encoded = [self._ids(s, unknown) for s in story[first:]]
-        width = max([1, len(query)] + [len(s) for s in encoded])
+        longest = max([1, len(query)] + [len(s) for s in encoded])
+        width = 8
+        while width < longest:  # padded to a few shapes, so that new stories rarely recompile
+            width *= 2
         # distinct sentences: row 0 empty, then one row per kept statement; slot 0 = most recent
-        sentences = np.zeros((len(encoded) + 1, width), np.int32)
+        sentences = np.zeros((self.memory_size + 1, width), np.int32)
         for i, ids in enumerate(encoded):
             sentences[i + 1, : len(ids)] = ids
         slots = np.zeros((self.cfg.memory_size,), np.int32)

@@ -218,14 +218,14 @@ class Trainer:
             step, (state["params"], state["opt"]), (order, noise))
         seen = steps * b
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen,
-                   "valid_error": self._error(params, data, data["valid"])}
+                   "valid_error": self._error(params, data, data["valid"], linear)}  # as trained: linear in LS
         return {"params": params, "opt": opt, "key": key}, metrics
 
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)
         return jax.lax.scan(lambda s, e: self._epoch(s, e, data), state, epochs)
 
-    def _predict(self, params, data, split, chunk: int = 512):
+    def _predict(self, params, data, split, chunk: int = 512, linear=False):
         """Predicted answer ids of every (padded) row of ``split``, ``chunk`` examples at a time."""
         inputs = {"story": split["story"], "query": split["query"]}
         n = inputs["story"].shape[0]
@@ -236,14 +236,14 @@ class Trainer:
                 (padded // chunk, chunk) + a.shape[1:]), inputs)
 
         def answer(batch):
-            logits, _ = self._logits(params, data, batch)
+            logits, _ = self._logits(params, data, batch, linear=linear)
             return jnp.argmax(logits, -1)
 
         return jax.lax.map(answer, chunks).reshape(-1)[:n]
 
-    def _error(self, params, data, split):
+    def _error(self, params, data, split, linear=False):
         valid = jnp.arange(split["answer"].shape[0]) < split["n"]
-        wrong = (self._predict(params, data, split) != split["answer"]) & valid
+        wrong = (self._predict(params, data, split, linear=linear) != split["answer"]) & valid
         return 100.0 * jnp.sum(wrong) / jnp.maximum(split["n"], 1)
 
     # ---- many runs -----------------------------------------------------------------------------

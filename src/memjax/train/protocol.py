@@ -18,6 +18,7 @@ import memjax
 from memjax import paper
 from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
+from memjax.data.own import load_files
 from memjax.models.memn2n import MemN2N, MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
@@ -72,6 +73,11 @@ def families(datasets: list[Dataset], batch_size: int = 32) -> list[list[int]]:
                _bucket(len(ds.sentences), 160, 8))
         groups.setdefault(key, []).append(i)
     return [groups[k] for k in sorted(groups)]
+
+
+def _label(ds: Dataset, joint: bool) -> str:
+    """A trained model's name: its task number, or ``joint`` for one model over several tasks."""
+    return "joint" if joint or len(ds.tasks) > 1 else str(ds.tasks[0])
 
 
 def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Path, model_configs, tcfg,
@@ -167,6 +173,7 @@ def run_babi(
     log: Callable[[str], None] = lambda s: None,
     progress: Callable[[str, int, int], None] | None = None,
     resume: bool = False,
+    files: dict | None = None,
 ) -> dict:
     """Trains and evaluates on bAbI; returns (and with ``out`` writes) the results dictionary.
 
@@ -177,15 +184,22 @@ def run_babi(
     every family's runs and the selected models (see :mod:`memjax.train.checkpoint`); a fresh run
     replaces the checkpoints a folder held. With ``resume``, training continues from the latest
     checkpoints in ``out`` (use :func:`resume_babi` to repeat the saved arguments).
+
+    With ``files`` (``{"train": path, "test": path, "valid": path or None}``), your own data (bAbI
+    text or JSON lines, see :mod:`memjax.data.own`) replaces bAbI: one dataset, one model.
     """
     t_start = time.perf_counter()
     if seeds < 1:
         raise ValueError("--seeds must be at least 1")
     if resume and out is None:
         raise ValueError("resuming needs the run's folder")
+    if files:
+        files = {k: (str(Path(v).absolute()) if v else None) for k, v in files.items()}
+        own = load_files(files["train"], files["test"], files.get("valid"), memory)
+        datasets, tasks, set_name = [own], list(own.tasks), "own"
     arguments = {"model": model, "set": set_name, "tasks": list(tasks), "joint": joint, "seeds": seeds,
-                 "data": str(data_root(data)), "memory": memory, "valid": valid, "model_overrides": model_overrides or {},
-                 "train_overrides": train_overrides or {}}
+                 "data": None if files else str(data_root(data)), "memory": memory, "valid": valid,
+                 "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -193,7 +207,8 @@ def run_babi(
             for old in ("checkpoints", "model"):
                 shutil.rmtree(out / old, ignore_errors=True)
             (out / RUN_FILE).write_text(json.dumps({**arguments, "memjax_version": memjax.__version__}, indent=2) + "\n")
-    datasets = load_babi(list(tasks), set_name, data, memory, joint=joint, valid=valid)
+    if not files:
+        datasets = load_babi(list(tasks), set_name, data, memory, joint=joint, valid=valid)
     seed_list = list(range(seeds))
     results = {"model": model, "set": set_name, "config": {}, "tasks": {}, "memjax_version": memjax.__version__,
                "device": f"{jax.devices()[0].platform} ({platform.node()})"}
@@ -207,7 +222,7 @@ def run_babi(
     trained: dict[str, dict] = {}
     for group in families(datasets, tcfg.batch_size):
         sets = [datasets[i] for i in group]
-        label = "joint" if joint else ",".join(str(ds.tasks[0]) for ds in sets)
+        label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
         trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
         if out is None:
@@ -219,15 +234,15 @@ def run_babi(
             seconds[k] += fits[0].seconds[k]
         for i, fit in zip(group, fits):
             ds, mcfg = datasets[i], configs[i][0]
-            history += _history_rows(fit, "joint" if joint else str(ds.tasks[0]))
+            history += _history_rows(fit, _label(ds, joint))
             best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
             params = MemN2N(mcfg).unpad(jax.tree.map(lambda a: a[best], fit.params))
-            trained["joint" if joint else str(ds.tasks[0])] = {
+            trained[_label(ds, joint)] = {
                 "params": params, "model": dataclasses.asdict(mcfg), "vocab": list(ds.vocab.words),
                 "memory_size": ds.memory_size, "tasks": list(ds.tasks), "seed": int(fit.seeds[best])}
             for t in ds.tasks:
                 results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
-            if joint:
+            if _label(ds, joint) == "joint":
                 results["joint_selected_seed"] = int(fit.seeds[best])
             for t in ds.tasks:
                 e = results["tasks"][str(t)]
@@ -289,11 +304,12 @@ def _predict(model: MemN2N, params: dict, sentence_bags: np.ndarray, split, chun
 
 def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: list[int] | None = None,
                   data: str | None = None, valid: str | None = None, out: str | Path | None = None,
-                  log: Callable[[str], None] = lambda s: None) -> dict:
+                  log: Callable[[str], None] = lambda s: None, files: dict | None = None) -> dict:
     """Evaluates the models saved in a run's folder on bAbI tasks; the same table as training.
 
-    Defaults (set, tasks, validation split, data folder) are the run's own. Each task is read with
-    its model's vocabulary and memory size (words the model never saw become the unknown word).
+    Defaults (set, tasks, validation split, data folder or own files) are the run's own. Each task
+    is read with its model's vocabulary and memory size (words the model never saw become the
+    unknown word). ``files`` evaluates on your own data instead (see :func:`run_babi`).
     """
     from memjax.data.dataset import Vocab, load_questions, vectorize
     from memjax.infer import load_models
@@ -310,7 +326,10 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
     joint = "joint" in models
     if tasks is None:
         tasks = run.get("tasks") or sorted(t for m in models.values() for t in m["tasks"])
-    root = data_root(data or run.get("data"))
+    own = files or run.get("files")
+    root = None if own else data_root(data or run.get("data"))
+    if own:
+        set_name = "own"
     results = {"model": run.get("model", "memn2n"), "set": set_name, "checkpoint": str(checkpoint), "tasks": {},
                "memjax_version": memjax.__version__, "device": f"{jax.devices()[0].platform} ({platform.node()})"}
     for t in tasks:
@@ -319,14 +338,18 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
             raise ValueError(f"{checkpoint}: no model for task {t} (it holds {', '.join(sorted(models))})")
         m = models[label]
         vocab = Vocab(m["vocab"][2:])
-        ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid), memory_size=int(m["memory_size"]),
-                       vocab=vocab)
+        if own:
+            ds = load_files(own["train"], own["test"], own.get("valid"), int(m["memory_size"]), vocab=vocab)
+        else:
+            ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
+                           memory_size=int(m["memory_size"]), vocab=vocab)
         model = MemN2N(MemN2NConfig(**m["model"]))
         params = jax.tree.map(jnp.asarray, m["params"])
         bags = model.bags(ds.sentences)
         entry = {}
         for split in SPLITS:
             arrays = getattr(ds, split)
+            arrays = arrays.take(np.flatnonzero(arrays.task == t)) if own else arrays
             wrong = _predict(model, params, bags, arrays) != arrays.answer
             entry[f"{split}_error"] = float(100.0 * wrong.mean()) if len(arrays) else float("nan")
             entry[f"n_{split}"] = len(arrays)

@@ -1,0 +1,163 @@
+"""``memjax serve``: a trained model behind a JSON API and a web page with an attention heat map.
+
+Start it with ``memjax serve --checkpoint runs/task1``, or build the application in Python::
+
+    from starlette.testclient import TestClient
+    from memjax.infer import Answerer
+    from memjax.serve import create_app
+
+    client = TestClient(create_app(Answerer.load("runs/task1")))
+    client.post("/answer", json={"story": ["Mary went to the office."], "question": "Where is Mary?"}).json()
+    # {"answer": "office", "probability": 0.99, "unknown_words": [], "top": [...], "hops": [[...], ...]}
+
+The application itself is in :mod:`memjax.serve.app` (it needs Starlette: ``pip install 'memjax[serve]'``);
+this module only loads the model, finds the example stories and runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from memjax.data.babi import ENV_VAR, data_root
+
+__all__ = ["create_app", "serve", "story_source"]
+
+
+def __getattr__(name: str):
+    if name == "create_app":  # imported on use, so that ``memjax serve`` can say when Starlette is missing
+        from memjax.serve.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def story_source(checkpoint: str | Path, flag: str | None = None) -> tuple[Path | None, str]:
+    """Where the page's example stories come from: ``(bAbI folder or None, data set name)``.
+
+    The folder is ``flag`` (``--data``; it must exist), else the training run's own data folder
+    (``run.json``), else ``$MEMJAX_DATA``; None when none of them is a folder. The set is the run's.
+
+    Raises:
+        DataError: when ``flag`` is given and is not a folder.
+    """
+    run = _run_record(Path(checkpoint))
+    set_name = run.get("set") if isinstance(run.get("set"), str) else "en"
+    if flag:
+        return data_root(flag), set_name
+    for candidate in (run.get("data"), os.environ.get(ENV_VAR)):
+        if isinstance(candidate, str) and candidate and Path(candidate).expanduser().is_dir():
+            return Path(candidate).expanduser(), set_name
+    return None, set_name
+
+
+def _run_record(checkpoint: Path) -> dict:
+    try:
+        record = json.loads((checkpoint / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _missing_dependencies() -> list[str]:
+    return [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+
+
+def url(host: str, port: int) -> str:
+    """The address to print: ``http://127.0.0.1:8000/`` (an IPv6 host in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def unusable_address(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (a one-line message), or None if it can.
+
+    Checked before the model is loaded, so that a busy port fails at once and in one line.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except (OSError, UnicodeError) as e:
+            return f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}"
+    return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Runs ``memjax serve``: loads the model once, then serves it until interrupted.
+
+    Args:
+        args: the command line's ``checkpoint``, ``task``, ``host``, ``port`` and ``data``.
+
+    Returns:
+        The exit status.
+
+    Raises:
+        CheckpointError: the checkpoint is missing or holds no model for ``--task``.
+        DataError: ``--data`` is not a folder.
+    """
+    missing = _missing_dependencies()
+    if missing:
+        print(f"memjax: error: serve needs {' and '.join(missing)}: pip install 'memjax[serve]'", file=sys.stderr)
+        return 2
+    problem = unusable_address(args.host, args.port)
+    if problem:
+        print(f"memjax: error: {problem}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from memjax import enable_compilation_cache
+    from memjax.infer import Answerer
+    from memjax.serve.app import create_app
+
+    root, set_name = story_source(args.checkpoint, args.data)
+    enable_compilation_cache()
+    qa = Answerer.load(args.checkpoint, args.task)
+    app = create_app(qa, root, set_name)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    stories = f"example stories from {root / set_name}" if root else \
+        f"no bAbI data folder, so no example stories (pass --data DIR or set {ENV_VAR})"
+    print(f"memjax serve: model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
+          f"from {args.checkpoint}; {stories}", flush=True)
+    print(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)", flush=True)
+    with _stop_on_sigterm():
+        try:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        except (_Stopped, KeyboardInterrupt):
+            pass  # uvicorn shut down gracefully, then passed the signal on
+    print("memjax serve: stopped", flush=True)
+    return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: the server has stopped on request."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """While serving, SIGTERM ends like Ctrl+C: a graceful shutdown, then exit status 0.
+
+    uvicorn handles the signal itself and re-raises it once it has shut down; this handler turns
+    that into :class:`_Stopped` instead of the default abrupt end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

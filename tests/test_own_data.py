@@ -1,0 +1,100 @@
+"""Your own data: JSON lines and bAbI text, through train, eval and ask."""
+
+import json
+import random
+import subprocess
+
+import pytest
+
+from memjax.data.babi import DataError
+from memjax.data.own import load_files, parse_jsonl, read_questions
+from test_cli import MEMJAX, run
+
+
+def write_dataset(folder, n, seed):
+    rng = random.Random(seed)
+    people, places = ["alice", "bob", "carol"], ["lab", "cafe", "library", "gym"]
+    lines = []
+    for _ in range(n):
+        story, where = [], {}
+        for _ in range(rng.randint(2, 5)):
+            p, l = rng.choice(people), rng.choice(places)
+            where[p] = (l, len(story))
+            story.append(f"{p.capitalize()} walked to the {l}.")
+        who = rng.choice(sorted(where))
+        lines.append(json.dumps({"story": story, "question": f"Where is {who.capitalize()}?",
+                                 "answer": where[who][0], "supporting": [where[who][1]]}))
+    path = folder / f"data{seed}.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_jsonl_records_become_questions(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"story": ["Mary went to the kitchen.", "John went to the garden."], "question": "Where is Mary?",'
+                 ' "answer": "Kitchen", "supporting": [0], "task": 3}\n\n'
+                 '{"story": "Sam ate.\\nSam slept.", "question": "Who slept?", "answer": "sam"}\n')
+    a, b = parse_jsonl(f)
+    assert a.story == (("mary", "went", "to", "the", "kitchen"), ("john", "went", "to", "the", "garden"))
+    assert (a.query, a.answer, a.supporting, a.task) == (("where", "is", "mary"), "kitchen", (0,), 3)
+    assert b.story == (("sam", "ate"), ("sam", "slept")) and b.supporting == () and b.task == 0
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "not JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"story": [], "question": "Where?"}', "missing field 'answer'"),
+    ('{"story": 5, "question": "Where?", "answer": "x"}', "'story' must be a list"),
+    ('{"story": ["..."], "question": "Where?", "answer": "x"}', "statement 0 of the story has no words"),
+    ('{"story": ["A b."], "question": 7, "answer": "x"}', "'question' must be a string"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "two words"}', "'answer' must be one word"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "supporting": [1]}', "'supporting' must list"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "task": -1}', "'task' must be"),
+])
+def test_bad_records_name_the_file_and_line(tmp_path, line, message):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"story": ["A b."], "question": "Where?", "answer": "x"}\n' + line + "\n")
+    with pytest.raises(DataError, match=message) as e:
+        parse_jsonl(f)
+    assert str(e.value).startswith(f"{f}:2: ")
+
+
+def test_text_files_are_read_as_babi_and_validation_is_held_out(tmp_path):
+    txt = tmp_path / "own.txt"
+    txt.write_text("1 Mary went to the kitchen.\n2 Where is Mary?\tkitchen\t1\n" * 10)
+    assert read_questions(txt)[0].answer == "kitchen"
+    ds = load_files(str(txt), str(txt))
+    assert (len(ds.train), len(ds.valid), len(ds.test)) == (9, 1, 10)
+    with pytest.raises(DataError, match="file not found"):
+        load_files(str(tmp_path / "missing.jsonl"), str(txt))
+
+
+def test_train_eval_and_ask_on_your_own_jsonl(tmp_path):
+    train, test = write_dataset(tmp_path, 300, 0), write_dataset(tmp_path, 100, 1)
+    out = tmp_path / "run"
+    r = run(["train", "--train-file", str(train), "--test-file", str(test), "--seeds", "2", "--epochs", "40",
+             "--quiet", "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["set"] == "own" and "paper" not in res and set(res["tasks"]) == {"0"}
+    assert res["tasks"]["0"]["n_test"] == 100 and res["tasks"]["0"]["n_train"] + res["tasks"]["0"]["n_valid"] == 300
+    assert res["tasks"]["0"]["test_error"] < 20.0  # a single-supporting-fact task the model learns quickly
+
+    e = run(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "eval")])
+    assert e.returncode == 0, e.stderr
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["tasks"]["0"]["test_error"] == \
+        res["tasks"]["0"]["test_error"]
+
+    record = test.read_text().splitlines()[0]
+    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=record + "\n{oops\n", text=True,
+                       capture_output=True, timeout=300)
+    assert a.returncode == 0 and "(expected " in a.stdout and "hop 3:" in a.stdout
+    assert "memjax: <stdin>: not JSON" in a.stderr
+
+
+def test_own_data_flags_are_checked(tmp_path):
+    train = write_dataset(tmp_path, 20, 0)
+    r = run(["train", "--train-file", str(train)])
+    assert r.returncode == 2 and "needs both --train-file and --test-file" in r.stderr
+    r = run(["train", "--train-file", str(train), "--test-file", str(train), "--tasks", "2"])
+    assert r.returncode == 2 and "--tasks and --joint are for bAbI" in r.stderr

@@ -1,0 +1,349 @@
+"""memjax serve: the JSON API (Starlette's TestClient), a real server over HTTP, and the page in headless Chromium."""
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="memjax serve needs starlette: pip install 'memjax[serve]'")
+httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (Starlette's TestClient)")
+
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still works
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from memjax.infer import Answerer  # noqa: E402
+from memjax.serve import create_app  # noqa: E402
+from test_cli import MEMJAX, run  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+STORY = ["Mary went to the kitchen.", "John moved to the garden.", "Mary travelled to the office."]
+QUESTION = "Where is Mary?"
+GOOD = {"story": STORY, "question": QUESTION}
+LIMIT = 64 * 1024
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory) -> Path:
+    """bAbI-1k task 1, one run of the default recipe (about 10 s), saved with --out."""
+    out = tmp_path_factory.mktemp("serve") / "run"
+    r = run(["train", "--tasks", "1", "--seeds", "1", "--quiet", "--out", str(out)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def answerer(trained) -> Answerer:
+    return Answerer.load(trained)
+
+
+@pytest.fixture(scope="module")
+def client(answerer, data_root):
+    with TestClient(create_app(answerer, data_root, "en")) as c:
+        yield c
+
+
+def assert_answers_mary(client) -> dict:
+    """The good request still gets the right answer (the server survived whatever came before)."""
+    r = client.post("/answer", json=GOOD)
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"] == "office"
+    return r.json()
+
+
+def assert_error(response, status: int, *words: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body.get("error"), str) and body["error"]
+    for w in words:
+        assert w in body["error"], body
+    return body
+
+
+# --- the API, in process ---------------------------------------------------------------------------
+
+def test_health_names_the_model(client):
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "model": "1", "tasks": [1], "memory_size": 50}
+
+
+def test_answer_gives_the_answer_and_the_attention_per_hop(client):
+    body = assert_answers_mary(client)
+    assert set(body) == {"answer", "probability", "unknown_words", "top", "hops"}
+    assert 0.5 < body["probability"] <= 1.0 and body["top"][0] == {"word": "office", "probability": body["probability"]}
+    assert body["unknown_words"] == []
+    assert len(body["hops"]) == 3
+    for hop in body["hops"]:
+        assert sorted(row["index"] for row in hop) == [0, 1, 2]
+        assert hop[0] == {"index": 2, "sentence": "Mary travelled to the office.", "weight": hop[0]["weight"]}
+        assert [row["weight"] for row in hop] == sorted((row["weight"] for row in hop), reverse=True)
+    as_text = client.post("/answer", json={"story": "\n".join(STORY) + "\n\n", "question": QUESTION})
+    assert as_text.status_code == 200 and as_text.json() == body
+
+
+def test_malformed_json_is_400(client):
+    for raw in (b"{", b'{"story": ["Mary went home."], "question": }', b"\xff\xfe", b"", b"[" * 5000):
+        assert_error(client.post("/answer", content=raw, headers={"content-type": "application/json"}), 400,
+                     "malformed JSON")
+        assert_answers_mary(client)
+
+
+def test_missing_or_wrongly_typed_fields_are_422_naming_the_field(client):
+    cases = [({"question": QUESTION}, "story"), ({"story": STORY}, "question"),
+             ({"story": [1, 2], "question": QUESTION}, "story"), ({"story": {"a": 1}, "question": QUESTION}, "story"),
+             ({"story": STORY, "question": ["where"]}, "question"), ({"story": STORY, "question": "?!"}, "question")]
+    for fields, name in cases:
+        body = assert_error(client.post("/answer", json=fields), 422, name)
+        assert body["field"] == name
+        assert_answers_mary(client)
+    assert_error(client.post("/answer", json=["not", "an", "object"]), 422, "object")
+
+
+def test_bodies_over_the_limit_are_413_whatever_the_headers_say(client):
+    padding = " " * (LIMIT + 1)
+    huge = ('{"story": [], "question": "Where is Mary?"' + padding + "}").encode()
+    assert_error(client.post("/answer", content=huge), 413, "bytes")
+    assert_answers_mary(client)
+    lying = client.post("/answer", content=huge, headers={"content-length": "40"})
+    assert_error(lying, 413, str(LIMIT))
+    assert_answers_mary(client)
+    chunked = client.post("/answer", content=iter([huge[:LIMIT // 2], huge[LIMIT // 2:]]))
+    assert_error(chunked, 413, str(LIMIT))
+    assert_answers_mary(client)
+    assert_error(client.post("/answer", content=b"{}", headers={"content-length": "lots"}), 400, "Content-Length")
+    assert_answers_mary(client)
+
+
+def test_stories_with_too_many_statements_are_refused(client, answerer):
+    small = TestClient(create_app(answerer, max_statements=5))
+    body = assert_error(small.post("/answer", json={"story": STORY * 2, "question": QUESTION}), 413, "at most 5")
+    assert body["field"] == "story"
+    assert assert_answers_mary(small)["hops"]
+
+
+def test_bad_requests_log_no_tracebacks_and_failures_are_a_json_500(answerer, caplog):
+    class Failing:
+        label, tasks, memory_size = answerer.label, answerer.tasks, answerer.memory_size
+
+        def answer(self, story, question):
+            if question == "fail":
+                raise RuntimeError("a bug in the model")
+            return answerer.answer(story, question)
+
+    failing = TestClient(create_app(Failing()))
+    with caplog.at_level(logging.INFO):
+        failing.post("/answer", content=b"{")
+        failing.post("/answer", json={"story": STORY})
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert_error(failing.post("/answer", json={"story": STORY, "question": "fail"}), 500, "internal error")
+    assert any(r.exc_info and "a bug in the model" in str(r.exc_info[1]) for r in caplog.records)
+    assert_answers_mary(failing)
+    assert_error(failing.get("/nowhere"), 404)
+    assert_error(failing.get("/answer"), 405)
+
+
+def test_tasks_and_stories_for_the_page(client, answerer):
+    tasks = client.get("/api/tasks").json()
+    assert tasks["stories"] is True and tasks["tasks"] == [{"task": 1, "name": "single-supporting-fact"}]
+    r = client.get("/api/stories", params={"task": 1, "limit": 3})
+    assert r.status_code == 200
+    stories = r.json()["stories"]
+    assert len(stories) == 3
+    first = stories[0]
+    assert first["statements"][:2] == ["John travelled to the hallway.", "Mary journeyed to the bathroom."]
+    assert first["questions"][0] == {"question": "Where is John?", "answer": "hallway", "statements": 2,
+                                     "supporting": [0]}
+    assert [q["statements"] for q in first["questions"]] == [2, 4, 6, 8, 10] and len(first["statements"]) == 10
+    assert len(client.get("/api/stories?task=1").json()["stories"]) == 50
+    for query, name in (("", "task"), ("?task=one", "task"), ("?task=2", "task"), ("?task=1&limit=0", "limit"),
+                        ("?task=1&limit=100000000000000000000000", "limit")):
+        assert assert_error(client.get("/api/stories" + query), 400)["field"] == name
+    no_data = TestClient(create_app(answerer))
+    assert no_data.get("/api/tasks").json()["stories"] is False
+    assert_error(no_data.get("/api/stories?task=1"), 404, "--data")
+
+
+def test_the_page_is_self_contained(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for testid in ("task", "example", "story", "question", "ask", "answer", "heatmap", "error"):
+        assert f'data-testid="{testid}"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    script = client.get("/static/page.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "fetch(" in script.text and "https://" not in script.text
+    assert client.get("/static/page.css").status_code == 200
+
+
+# --- a real server ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained, data_root, tmp_path_factory):
+    """``memjax serve`` in a subprocess; stopped with SIGTERM, after which it must exit with status 0."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(trained), "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(proc, url, log_path)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    assert status == 0, log_path.read_text()[-3000:]
+    assert "Finished server process" in log_path.read_text() and "memjax serve: stopped" in log_path.read_text()
+
+
+def wait_for_health(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"memjax serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"memjax serve did not answer /health within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+
+
+def test_a_real_server_survives_bad_requests(server):
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert http.get("/health").json()["status"] == "ok"
+        assert_answers_mary(http)
+        assert_error(http.post("/answer", content=b'{"story": [', headers={"content-type": "application/json"}),
+                     400, "malformed JSON")
+        assert_answers_mary(http)
+        assert_error(http.post("/answer", json={"story": STORY}), 422, "question")
+        assert_answers_mary(http)
+        assert_error(http.post("/answer", content=b"x" * (4 * LIMIT)), 413)
+        assert_answers_mary(http)
+        assert_error(http.post("/answer", content=iter([b"[" * 1024] * 100)), 413)  # chunked: no Content-Length
+        assert http.get("/health").status_code == 200
+        assert_answers_mary(http)
+    for body in (b"{", b"x" * (2 * LIMIT)):  # a fresh connection each, as a plain client would
+        assert httpx.post(server + "/answer", content=body, timeout=60).status_code in (400, 413)
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert_answers_mary(http)
+
+
+def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
+    r = run(["serve", "--checkpoint", str(tmp_path / "nowhere"), "--port", str(free_port())])
+    assert r.returncode == 2 and r.stderr.startswith("memjax: error:") and len(r.stderr.splitlines()) == 1, r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = run(["serve", "--checkpoint", str(trained), "--port", str(busy.getsockname()[1])])
+    assert r.returncode == 2 and r.stderr.startswith("memjax: error: cannot listen on 127.0.0.1:"), r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert run(["serve", "--help"]).returncode == 0
+
+
+# --- the page in a browser -------------------------------------------------------------------------
+
+def browser_missing(reason: str):
+    """Skips, or fails where MEMJAX_REQUIRE_BROWSER is set (CI installs the browser)."""
+    if os.environ.get("MEMJAX_REQUIRE_BROWSER"):
+        pytest.fail(f"{reason} (MEMJAX_REQUIRE_BROWSER is set)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        browser_missing("selenium is not installed: pip install 'memjax[dev]'")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)) and not shutil.which(path):
+            browser_missing(f"{path} not found: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1200,900"):
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_page_answers_and_draws_the_attention(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(server + "/")
+    by_id = browser.find_element
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example optgroup"))  # tasks and stories loaded
+    assert "task(s) 1" in by_id(By.ID, "model").text
+
+    by_id(By.ID, "story").send_keys("\n".join(STORY))
+    by_id(By.ID, "question").send_keys(QUESTION)
+    by_id(By.ID, "ask").click()
+    wait.until(lambda d: d.find_element(By.ID, "answer").text)
+    assert by_id(By.ID, "answer").text == "office"
+    assert "probability" in by_id(By.ID, "probability").text
+    assert not by_id(By.ID, "error").is_displayed()
+    heads = browser.find_elements(By.CSS_SELECTOR, "#heatmap thead th")
+    assert [h.text for h in heads] == ["#", "Statement", "Hop 1", "Hop 2", "Hop 3"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr")
+    assert [r.find_element(By.CSS_SELECTOR, "td.statement").text for r in rows] == STORY
+    for row in rows:
+        cells = row.find_elements(By.CSS_SELECTOR, "td.weight")
+        assert len(cells) == 3
+        for c in cells:
+            assert float(c.text) == pytest.approx(float(c.get_attribute("data-weight")), abs=0.006)
+            assert background(c)[:3] == (29, 78, 216)
+    office = rows[2].find_elements(By.CSS_SELECTOR, "td.weight")
+    kitchen = rows[0].find_elements(By.CSS_SELECTOR, "td.weight")
+    assert all(background(o)[3] > 0.5 > background(k)[3] for o, k in zip(office, kitchen))
+
+    Select(by_id(By.ID, "example")).select_by_index(1)  # the first bAbI story's first question
+    assert by_id(By.ID, "question").get_attribute("value") == "Where is John?"
+    by_id(By.ID, "ask").click()
+    wait.until(lambda d: "bAbI says hallway" in d.find_element(By.ID, "expected").text)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr")) == 2
+
+    by_id(By.ID, "question").clear()
+    by_id(By.ID, "question").send_keys("?")
+    by_id(By.ID, "ask").click()
+    wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert "no words" in by_id(By.ID, "error").text
+
+
+def background(cell) -> tuple[int, int, int, float]:
+    """A heat-map cell's computed background colour as (red, green, blue, opacity)."""
+    text = cell.value_of_css_property("background-color")  # rgba(r, g, b, a), or rgb(r, g, b) when opaque
+    parts = [p.strip() for p in text[text.index("(") + 1: text.rindex(")")].split(",")]
+    return int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]) if len(parts) == 4 else 1.0
