@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep compiled programs on disk, so that a repeated command skips compilation "
                         "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
+    t.add_argument("--devices", type=_positive(), metavar="N",
+                   help="use the first N devices (default: all): runs are split over them, or, when the runs "
+                        "cannot be split (one run), each batch is (data parallel). On a CPU, memjax makes one "
+                        "device per core; MEMJAX_CPU_DEVICES=N makes N")
     t.add_argument("--train-file", metavar="FILE",
                    help="train on your own data instead of bAbI: a JSON-lines (.jsonl) or bAbI-format text file "
                         "(see README, 'Your own data'); needs --test-file")
@@ -175,7 +179,7 @@ def _train(args) -> int:
     else:
         results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
                            args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress,
-                           files=files)
+                           files=files, devices=args.devices)
         args.set = results["set"]
     mode = "joint" if args.joint else "per task"
     what = "your own data" if args.set == "own" else f"bAbI {args.set}"

@@ -115,9 +115,13 @@ class Trainer:
         config: the training recipe.
         dataset: a :class:`Dataset`, or a sequence of datasets trained together (one family).
         devices: the devices to spread the runs over (default: all local devices).
+        data_parallel: when the runs cannot be spread over the devices, split each batch over them
+            instead. Default: on accelerators only; on a CPU it is much slower for these small
+            models (measured: one task-1 run, 0.48 s of training on one device, 3.3 s on two).
     """
 
-    def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None):
+    def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None,
+                 data_parallel: bool | None = None):
         self.single = isinstance(dataset, Dataset)
         self.datasets = [dataset] if self.single else list(dataset)
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)
@@ -140,6 +144,8 @@ class Trainer:
         self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
         self.chunk = _chunk_size(c.total_epochs)
         self.devices = list(devices) if devices is not None else jax.local_devices()
+        self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
+        self._batch_sharding = None
         over_seeds = jax.vmap(self._run_chunk, in_axes=(0, None, None))
         self._chunk_fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, 0)), donate_argnums=0)
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
@@ -210,6 +216,9 @@ class Trainer:
             params, opt = carry
             idx, u = xs
             batch = jax.tree.map(lambda a: a[idx], rows)
+            if self._batch_sharding is not None:  # data parallel: each device takes a part of the batch
+                batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
+                u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
             (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
@@ -248,9 +257,22 @@ class Trainer:
 
     # ---- many runs -----------------------------------------------------------------------------
     def _place(self, states, data):
-        """Spreads the runs over the devices along the tasks or the seeds axis (data follow tasks)."""
+        """Spreads the runs over the devices along the tasks or the seeds axis (data follow tasks).
+
+        When the runs cannot be spread (one run, say) and several devices are given, each batch is
+        split over the devices instead (data parallel): states and data are replicated and every
+        step's batch is constrained to be sharded along its batch axis, so XLA computes each part
+        on its own device and sums the gradients across them.
+        """
+        self._batch_sharding = None
         axis, n = _layout(len(self.datasets), jax.tree.leaves(states)[0].shape[1], len(self.devices))
         if n == 1:
+            parts = max((k for k in range(1, len(self.devices) + 1) if self.batch_size % k == 0), default=1)
+            if parts > 1 and self.data_parallel:
+                mesh = Mesh(np.array(self.devices[:parts]), ("batch",))
+                self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
+                everywhere = NamedSharding(mesh, PartitionSpec())
+                return jax.device_put(states, everywhere), jax.device_put(data, everywhere)
             device = self.devices[0]
             return jax.device_put(states, device), jax.device_put(data, device)
         mesh = Mesh(np.array(self.devices[:n]), ("runs",))

@@ -174,6 +174,7 @@ def run_babi(
     progress: Callable[[str, int, int], None] | None = None,
     resume: bool = False,
     files: dict | None = None,
+    devices: int | None = None,
 ) -> dict:
     """Trains and evaluates on bAbI; returns (and with ``out`` writes) the results dictionary.
 
@@ -187,6 +188,10 @@ def run_babi(
 
     With ``files`` (``{"train": path, "test": path, "valid": path or None}``), your own data (bAbI
     text or JSON lines, see :mod:`memjax.data.own`) replaces bAbI: one dataset, one model.
+
+    ``devices``: use the first N local devices, splitting the runs over them, or, where the runs
+    cannot be split, each batch (data parallel). Default: all devices, runs split, batches split
+    only on accelerators (see :class:`Trainer`).
     """
     t_start = time.perf_counter()
     if seeds < 1:
@@ -199,7 +204,8 @@ def run_babi(
         datasets, tasks, set_name = [own], list(own.tasks), "own"
     arguments = {"model": model, "set": set_name, "tasks": list(tasks), "joint": joint, "seeds": seeds,
                  "data": None if files else str(data_root(data)), "memory": memory, "valid": valid,
-                 "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files}
+                 "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files,
+                 "devices": devices}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -217,13 +223,22 @@ def run_babi(
     configs = [build_configs(model, ds, joint, model_overrides or {}, train_overrides or {}) for ds in datasets]
     mcfg0, tcfg = configs[0]
     results["config"] = {"model": dataclasses.asdict(mcfg0), "train": dataclasses.asdict(tcfg), "joint": joint,
-                         "tasks": list(tasks), "seeds": seeds, "memory": memory, "valid": valid}
+                         "tasks": list(tasks), "seeds": seeds, "memory": memory, "valid": valid,
+                         "devices": devices if devices is not None else len(jax.local_devices())}
     results["config"]["model"].pop("vocab_size")
+    chosen = None
+    if devices is not None:
+        local = jax.local_devices()
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"--devices {devices}: this process has {len(local)} device(s) "
+                             f"({local[0].platform}); on a CPU set MEMJAX_CPU_DEVICES to split it into more")
+        chosen = local[:devices]
     trained: dict[str, dict] = {}
     for group in families(datasets, tcfg.batch_size):
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
-        trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets)
+        trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets, devices=chosen,
+                          data_parallel=True if devices else None)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
         if out is None:
             fits = trainer.fit(seed_list, cb)
