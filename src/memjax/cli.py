@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the first N devices (default: all): runs are split over them, or, when the runs "
                         "cannot be split (one run), each batch is (data parallel). On a CPU, memjax makes one "
                         "device per core; MEMJAX_CPU_DEVICES=N makes N")
+    t.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="train with several processes through jax.distributed: process 0's address "
+                        "(or $MEMJAX_COORDINATOR); with --num-processes and --process-id")
+    t.add_argument("--num-processes", type=_positive(), metavar="N", help="processes in all ($MEMJAX_NUM_PROCESSES)")
+    t.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 ($MEMJAX_PROCESS_ID)")
     t.add_argument("--train-file", metavar="FILE",
                    help="train on your own data instead of bAbI: a JSON-lines (.jsonl) or bAbI-format text file "
                         "(see README, 'Your own data'); needs --test-file")
@@ -159,7 +164,16 @@ def _train(args) -> int:
             raise ValueError("--tasks and --joint are for bAbI; your own files are trained as one dataset")
     files = {"train": args.train_file, "test": args.test_file, "valid": args.valid_file} if args.train_file else None
     tasks = parse_tasks(args.tasks or "1")
-    if args.compile_cache:
+    from memjax.distributed import initialize
+
+    if initialize(args.coordinator, args.num_processes, args.process_id):
+        import jax
+
+        if args.resume:
+            raise ValueError("--resume is for one process: resume a multi-process run's checkpoints in one process")
+        if jax.process_index() != 0:  # one process writes and prints; the others only train
+            args.out, args.quiet = None, True
+    elif args.compile_cache:
         enable_compilation_cache()
     progress = _Progress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,

@@ -117,6 +117,14 @@ def _check_shapes(expected, found, where) -> None:
                                   f"model needs {np.shape(x)})")
 
 
+def _this_process_only(ocp):
+    """Manager options for files that one process writes alone (host copies, no cross-process barrier)."""
+    index = jax.process_index()
+    return ocp.CheckpointManagerOptions(
+        create=False, multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=index,
+                                                                                 active_processes={index}))
+
+
 def save_model(directory: str | Path, models: dict[str, dict]) -> None:
     """Saves trained models for answering: ``{label: {"params", "model", "vocab", "memory_size", "tasks"}}``.
 
@@ -126,9 +134,10 @@ def save_model(directory: str | Path, models: dict[str, dict]) -> None:
 
     directory = Path(directory).absolute()
     shutil.rmtree(directory, ignore_errors=True)  # a resumed run writes its model again
+    directory.mkdir(parents=True)
     params = {label: jax.tree.map(np.asarray, m["params"]) for label, m in models.items()}
     meta = {label: {k: v for k, v in m.items() if k != "params"} for label, m in models.items()}
-    with ocp.CheckpointManager(directory) as manager:
+    with ocp.CheckpointManager(directory, options=_this_process_only(ocp)) as manager:
         manager.save(0, args=ocp.args.Composite(params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)))
         manager.wait_until_finished()
 
@@ -147,7 +156,7 @@ def load_model(directory: str | Path, templates) -> dict[str, dict]:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no trained model here (train with --out to make one)")
     try:
-        with ocp.CheckpointManager(directory) as manager:
+        with ocp.CheckpointManager(directory, options=_this_process_only(ocp)) as manager:
             step = manager.latest_step()
             if step is None:
                 raise CheckpointError(f"{directory}: no complete model checkpoint")

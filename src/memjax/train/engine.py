@@ -94,6 +94,15 @@ def occupancy(ds: Dataset) -> int:
     return max(1, max(int((s.story != 0).sum(1).max(initial=0)) for s in (ds.train, ds.valid, ds.test)))
 
 
+def _fetch(tree):
+    """Host copies of device arrays; with several processes, the whole (gathered) arrays."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
 def _layout(tasks: int, seeds: int, devices: int) -> tuple[int, int]:
     """(axis, number of devices) to spread the (tasks, seeds) runs over; (-1, 1) for one device."""
     for n in range(devices, 1, -1):
@@ -265,6 +274,8 @@ class Trainer:
         on its own device and sums the gradients across them.
         """
         self._batch_sharding = None
+        if jax.process_count() > 1:
+            return self._place_processes(states, data)
         axis, n = _layout(len(self.datasets), jax.tree.leaves(states)[0].shape[1], len(self.devices))
         if n == 1:
             parts = max((k for k in range(1, len(self.devices) + 1) if self.batch_size % k == 0), default=1)
@@ -284,6 +295,40 @@ class Trainer:
         """The runs' states before training: (datasets, seeds)-stacked, on the host's default device."""
         keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
         return self._init_fn(keys)
+
+    def _place_processes(self, states, data):
+        """Several processes: one mesh over every process's devices, each batch split over all of them.
+
+        Each process feeds only its shard of the training questions (rows split evenly over the
+        devices); everything else is replicated. Every process computes the same permutation, so
+        the batches are the same as on one device; XLA moves the rows each device needs.
+        """
+        devices = jax.devices()
+        if self.batch_size % len(devices):
+            raise ValueError(f"the batch size ({self.batch_size}) must be a multiple of the {len(devices)} devices "
+                             "of all processes")
+        mesh = Mesh(np.array(devices), ("batch",))
+        self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
+        everywhere = NamedSharding(mesh, PartitionSpec())
+        rows = NamedSharding(mesh, PartitionSpec(None, "batch"))  # (datasets, questions, ...)
+        mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
+
+        def put(x, sharding=everywhere):
+            return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+        def put_rows(x):  # pad the questions to a multiple of the devices, then keep this process's rows
+            x = np.asarray(x)
+            per = -(-x.shape[1] // len(devices))
+            x = np.pad(x, [(0, 0), (0, per * len(devices) - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+            local = np.concatenate([x[:, i * per:(i + 1) * per] for i in mine], axis=1)
+            return jax.make_array_from_process_local_data(rows, local, x.shape)
+
+        states = jax.device_get({**states, "key": jax.random.key_data(states["key"])})
+        states = jax.tree.map(put, states)
+        states["key"] = jax.random.wrap_key_data(states["key"])
+        placed = {k: jax.tree.map(put, v) for k, v in data.items() if k != "train"}
+        placed["train"] = {k: (put(v) if k == "n" else put_rows(v)) for k, v in data["train"].items()}
+        return states, placed
 
     def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None,
             resume: tuple[int, dict, dict] | None = None,
@@ -325,7 +370,7 @@ class Trainer:
         t1 = time.perf_counter()
         for epoch0 in range(start, total, self.chunk):
             states, metrics = chunk_fn(states, epoch0, data)
-            history.append(jax.device_get(metrics))
+            history.append(_fetch(metrics))
             if on_chunk:
                 so_far = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
                 on_chunk(epoch0 + self.chunk, states, so_far)
@@ -335,13 +380,13 @@ class Trainer:
         train_s = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        everything = np.asarray(predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
+        everything = _fetch(predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
         bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
         predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
         eval_s = time.perf_counter() - t2
         seconds = {"compile": compile_s, "train": train_s, "eval": eval_s}
         hist = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
-        params = jax.device_get(states["params"])
+        params = _fetch(states["params"])
         fits = []
         for i, ds in enumerate(self.datasets):
             pred = {name: predictions[name][i][:, : len(getattr(ds, name))] for name in SPLITS}

@@ -240,7 +240,7 @@ def run_babi(
         trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets, devices=chosen,
                           data_parallel=True if devices else None)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-        if out is None:
+        if out is None or jax.process_count() > 1:  # several processes: no checkpoints (see README)
             fits = trainer.fit(seed_list, cb)
         else:
             fits = _fit_with_checkpoints(trainer, seed_list, cb, out, [configs[i][0] for i in group], tcfg,
