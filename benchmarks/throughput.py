@@ -27,6 +27,7 @@ Prints a table and writes JSON (``--out``, default benchmarks/results/throughput
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -131,6 +132,48 @@ def measure(model: str, batch: int, memory: int, runs: int, epochs: int, peak: f
             "step_mflop": flops / 1e6, "gflop_s": gflop_s, "peak_share": gflop_s / peak}
 
 
+def long_stories(lengths: list[int], questions: int = 8, chunk: int = 4096) -> list[dict]:
+    """Answering over one generated story of L statements: latency and memory against L.
+
+    A model is trained on 50-statement stories (the default recipe without linear start, 40 epochs,
+    a few seconds), then reads each
+    long story through :meth:`MemN2N.long_logits` (chunked scoring, streaming softmax; its
+    temporal tables extended by repeating their last row). Latency is the median wall time of one
+    question (batch 1, compiled once per length); memory is XLA's plan for that program.
+    """
+    short = single_fact(2000, 100, 200, story_length=50, seed=7)
+    # linear start diverges on these always-full memories (measured: 100% error); without it, ~2-4%
+    mcfg, tcfg = build_configs("memn2n", short, False, {}, {"linear_start": False, "epochs": 40, "decay_every": 10})
+    fit = Trainer(MemN2N(mcfg), tcfg, short).fit([0])
+    trained = jax.tree.map(lambda a: a[0], fit.params)
+    rows = []
+    for length in lengths:
+        ds = single_fact(1, 1, questions, story_length=length, seed=length)
+        cfg = dataclasses.replace(mcfg, memory_size=length)
+        net = MemN2N(cfg)
+        params = dict(trained)
+        if cfg.temporal:
+            params["temporal"] = [jnp.concatenate([t, jnp.repeat(t[-1:], max(length - t.shape[0], 0), axis=0)])[:length]
+                                  for t in trained["temporal"]]
+        bags = jnp.asarray(net.bags(ds.sentences))
+        queries = jnp.asarray(net.bags(ds.test.query))
+        stories = jnp.asarray(ds.test.story)
+        fn = jax.jit(lambda p, s, q: jnp.argmax(net.long_logits(p, bags, s, q, chunk=chunk), -1))
+        t0 = time.perf_counter()
+        compiled = fn.lower(params, stories[:1], queries[:1]).compile()
+        compile_s = time.perf_counter() - t0
+        latency = _median_seconds(lambda: compiled(params, stories[:1], queries[:1]), repeats=5, min_time=0.5)
+        right = sum(int(compiled(params, stories[i:i + 1], queries[i:i + 1])[0]) == int(ds.test.answer[i])
+                    for i in range(questions))
+        plan = compiled.memory_analysis()
+        mb = None if plan is None else (plan.argument_size_in_bytes + plan.output_size_in_bytes
+                                        + plan.temp_size_in_bytes) / 2 ** 20
+        rows.append({"statements": length, "latency_s": latency, "compile_s": compile_s, "program_mb": mb,
+                     "temp_mb": None if plan is None else plan.temp_size_in_bytes / 2 ** 20,
+                     "right": right, "questions": questions, "trained_test_error": float(fit.errors["test"][0])})
+    return rows
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -142,6 +185,8 @@ def main(argv=None):
     p.add_argument("--batches", help="batch sizes at memory 50 (default 32,128,512,1024,4096; quick 32,512)")
     p.add_argument("--memories", help="memory sizes at batch 32 (default 50,500,2000,10000; quick 50,500)")
     p.add_argument("--runs", help="vmapped runs of an extra batch-32, memory-50 row (default 10)")
+    p.add_argument("--long", help="story lengths for answering over long stories (default 1000,10000,100000; "
+                                   "quick 1000,10000)")
     p.add_argument("--epochs", type=int, help="epochs per row after 1 linear-start epoch (default 3; quick 2)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "throughput.json"))
     args = p.parse_args(argv)
@@ -168,11 +213,20 @@ def main(argv=None):
             mb = f"{row['program_mb']:10.1f}" if row["program_mb"] is not None else f"{'-':>10}"
             print(f"{model:>7} {batch:>5} {memory:>6} {r:>4} {row['compile_s']:9.2f} {row['train_ex_s']:11,.0f} "
                   f"{row['infer_ex_s']:11,.0f} {mb} {row['gflop_s']:8.1f} {100 * row['peak_share']:6.1f}%", flush=True)
+    long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
+    print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "
+          f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):")
+    head = f"{'statements':>10} {'latency ms':>10} {'compile s':>9} {'program MB':>10} {'temp MB':>8} {'right':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in long_rows:
+        print(f"{r['statements']:>10,} {1000 * r['latency_s']:10.1f} {r['compile_s']:9.2f} "
+              f"{r['program_mb'] or 0:10.1f} {r['temp_mb'] or 0:8.1f} {r['right']:>3}/{r['questions']:<3}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"date": time.strftime("%Y-%m-%d"), "device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
               "machine": platform.processor() or platform.machine(), "cores": len(jax.local_devices()),
-              "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows,
+              "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows, "long_stories": long_rows,
               "seconds": time.perf_counter() - t0}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['seconds']:.0f} s)")

@@ -225,3 +225,36 @@ def test_memory_cut_to_occupied_slots_and_padded_vocabulary_change_nothing(noise
     assert np.all(np.asarray(cut[:, V:]) < -1e29)
     np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
     assert np.all(story[:, 3:] == 0)
+
+
+@pytest.mark.parametrize("kw", [{}, {"tying": "layerwise"}, {"attend_empty": False}])
+def test_long_memory_streaming_path_equals_the_batched_path(kw):
+    """Chunked scoring with a streaming softmax gives the logits of the whole-memory computation."""
+    m = 37  # not a multiple of the chunk: the last chunk is padded with empty slots
+    model = MemN2N(MemN2NConfig(vocab_size=V, memory_size=m, dim=5, **kw))
+    params = model.init(jax.random.key(8))
+    rng = np.random.default_rng(0)
+    sentences = rng.integers(1, V, (U, L)) * (rng.random((U, L)) < 0.8)
+    sentences[0] = 0
+    story = np.zeros((4, m), np.int64)
+    for i, n in enumerate([37, 20, 1, 0]):  # full, part-full, one statement, empty
+        story[i, :n] = rng.integers(1, U, n)
+    query = rng.integers(1, V, (4, Q))
+    bags, qbags = jnp.asarray(model.bags(sentences)), jnp.asarray(model.bags(query))
+    full, _ = model.batch_logits(params, bags, jnp.asarray(story), qbags)
+    for chunk in (8, 37, 64):
+        long = model.long_logits(params, bags, jnp.asarray(story), qbags, chunk=chunk)
+        np.testing.assert_allclose(long, full, rtol=2e-5, atol=2e-6)
+
+
+def test_streaming_read_equals_softmax_read():
+    from memjax.ops import read, softmax_with_empty, streaming_read
+
+    rng = np.random.default_rng(1)
+    scores = jnp.asarray(rng.normal(size=(3, 12)) * 5, jnp.float32)
+    mask = jnp.asarray(rng.random((3, 12)) < 0.6).at[2].set(False)  # the last row has no statement
+    values = jnp.asarray(rng.normal(size=(3, 12, 4)), jnp.float32)
+    n_empty = jnp.asarray([0.0, 3.0, 2.0])
+    ref = jax.vmap(read)(softmax_with_empty(scores, mask, n_empty), values)
+    chunks = lambda c: tuple(jax.lax.dynamic_slice_in_dim(a, c * 4, 4, axis=1) for a in (scores, mask, values))
+    np.testing.assert_allclose(streaming_read(chunks, 3, 3, 4, n_empty), ref, rtol=1e-5, atol=1e-6)

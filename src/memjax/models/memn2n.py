@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from memjax.ops.addressing import address, hop, read, softmax_with_empty
+from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
 from memjax.ops.encoding import bags_of_words, encode_sentence, position_factors, temporal_encoding
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
@@ -394,6 +394,56 @@ class MemN2N:
         if answers is not None:
             logits = jnp.where(answers, logits, -1e30)
         return logits, jnp.stack(attention, axis=1)
+
+    def long_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query_bags: jnp.ndarray,
+                    chunk: int = 4096, answers: jnp.ndarray | None = None) -> jnp.ndarray:
+        """:meth:`batch_logits` (no time noise, after linear start) for very long memories.
+
+        Memory is read chunk by chunk with a streaming softmax (:func:`memjax.ops.streaming_read`):
+        the distinct sentences are encoded once, and each hop gathers and scores ``chunk`` slots
+        at a time, so time grows linearly with the memory and memory use stays that of one chunk.
+        Slots past the temporal table read its last row (as random noise's clamped indices do).
+
+        Args:
+            story: (B, M) rows of ``sentence_bags`` per slot, 0 = empty; any M.
+            chunk: slots per chunk (M is padded with empty slots to a multiple).
+
+        Returns:
+            (B, V) logits.
+        """
+        c = self.cfg
+        g = self.factors()
+        r, d = g.shape
+        b, m = story.shape
+        chunk = max(1, min(chunk, m))
+        n_chunks = -(-m // chunk)
+        story = jnp.pad(story, ((0, 0), (0, n_chunks * chunk - m)))
+        q_matrix, mems, w_matrix, temporal, pairs = self._roles(params)
+        tables = [sentence_bags.reshape(sentence_bags.shape[0], -1)
+                  @ jnp.einsum("vd,rd->rvd", E, g).reshape(r * c.vocab_size, d) for E in mems]
+        n_empty = (c.memory_size - jnp.sum(story != 0, axis=1)).astype(jnp.float32) if c.attend_empty else None
+        if n_empty is not None:
+            n_empty = jnp.maximum(n_empty, 0.0)
+
+        def slots(k, ci):
+            rows = jax.lax.dynamic_slice_in_dim(story, ci * chunk, chunk, axis=1)  # (B, C)
+            vectors = tables[k][rows]
+            if c.temporal:
+                t = jnp.minimum(ci * chunk + jnp.arange(chunk), temporal[k].shape[0] - 1)
+                vectors = vectors + temporal[k][t][None] * (rows != 0)[..., None]
+            return rows != 0, vectors
+
+        u = query_bags.reshape(b, -1) @ jnp.einsum("vd,rd->rvd", q_matrix, g).reshape(r * c.vocab_size, d)
+        for k, v in pairs:
+            def score_and_value(ci, k=k, v=v, u=u):
+                mask, keys = slots(k, ci)
+                _, values = slots(v, ci)
+                return jnp.einsum("bcd,bd->bc", keys, u), mask, values
+
+            o = streaming_read(score_and_value, n_chunks, b, d, n_empty)
+            u = (u + o) if c.tying == "adjacent" else (u @ params["H"].T + o)
+        logits = u @ w_matrix.T
+        return jnp.where(answers, logits, -1e30) if answers is not None else logits
 
     def logits(self, params: dict, sentences: jnp.ndarray, batch: dict, key: jax.Array | None = None,
                linear=False, noise: float = 0.0):

@@ -73,3 +73,44 @@ def hop(query, keys, values, mask, linear=False):
     """One memory hop: address with ``query``, read ``values``, return (u + o, p)."""
     p = address(query, keys, mask, linear)
     return query + read(p, values), p
+
+
+def streaming_read(score_and_value, n_chunks: int, batch: int, dim: int, n_empty: jnp.ndarray | None = None):
+    """Softmax-weighted read over a memory seen one chunk at a time (an online softmax).
+
+    The memory is never materialised whole: ``score_and_value(c)`` returns chunk c's scores
+    (B, C), mask (B, C) and values (B, C, d), and a running maximum, normaliser and weighted sum
+    carry the softmax across chunks (as in streaming attention), so memory use is that of one chunk
+    however long the memory. Equal to ``read(softmax_with_empty(scores, mask, n_empty), values)``
+    over the concatenated chunks.
+
+    Args:
+        score_and_value: chunk index (traced int) -> (scores, mask, values).
+        n_chunks: the number of chunks.
+        batch, dim: B and d.
+        n_empty: (B,) implicit empty slots with score 0 and value 0 (see :func:`softmax_with_empty`).
+
+    Returns:
+        (B, d) the read vectors o.
+    """
+    init = (jnp.full((batch,), -jnp.inf), jnp.zeros((batch,)), jnp.zeros((batch, dim)))
+
+    def step(carry, c):
+        top, total, acc = carry
+        scores, mask, values = score_and_value(c)
+        new_top = jnp.maximum(top, jnp.max(jnp.where(mask, scores, -jnp.inf), axis=-1))
+        safe = jnp.where(jnp.isfinite(new_top), new_top, 0.0)
+        scale = jnp.exp(jnp.where(jnp.isfinite(top), top - safe, -jnp.inf))
+        e = jnp.exp(jnp.where(mask, scores - safe[:, None], -jnp.inf))
+        total = total * scale + jnp.sum(e, axis=-1)
+        acc = acc * scale[:, None] + jnp.einsum("bc,bcd->bd", e, values)
+        return (new_top, total, acc), None
+
+    (top, total, acc), _ = jax.lax.scan(step, init, jnp.arange(n_chunks))
+    if n_empty is not None:  # the empty slots: score 0 and value 0, so they only add to the normaliser
+        safe = jnp.where(jnp.isfinite(top), top, -1e30)
+        shift = jnp.where(n_empty > 0, jnp.maximum(safe, 0.0), safe)
+        scale = jnp.exp(safe - shift)
+        total = total * scale + jnp.where(n_empty > 0, n_empty * jnp.exp(-shift), 0.0)
+        acc = acc * scale[:, None]
+    return acc / jnp.maximum(total, jnp.finfo(acc.dtype).tiny)[:, None]
