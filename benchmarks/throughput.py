@@ -151,10 +151,7 @@ def long_stories(lengths: list[int], questions: int = 8, chunk: int = 4096) -> l
         ds = single_fact(1, 1, questions, story_length=length, seed=length)
         cfg = dataclasses.replace(mcfg, memory_size=length)
         net = MemN2N(cfg)
-        params = dict(trained)
-        if cfg.temporal:
-            params["temporal"] = [jnp.concatenate([t, jnp.repeat(t[-1:], max(length - t.shape[0], 0), axis=0)])[:length]
-                                  for t in trained["temporal"]]
+        params = net.grow_memory(trained, length)
         bags = jnp.asarray(net.bags(ds.sentences))
         queries = jnp.asarray(net.bags(ds.test.query))
         stories = jnp.asarray(ds.test.story)

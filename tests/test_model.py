@@ -258,3 +258,18 @@ def test_streaming_read_equals_softmax_read():
     ref = jax.vmap(read)(softmax_with_empty(scores, mask, n_empty), values)
     chunks = lambda c: tuple(jax.lax.dynamic_slice_in_dim(a, c * 4, 4, axis=1) for a in (scores, mask, values))
     np.testing.assert_allclose(streaming_read(chunks, 3, 3, 4, n_empty), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_grow_memory_keeps_the_answers_and_repeats_the_last_time_row():
+    small = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, attend_empty=False))
+    big = MemN2N(MemN2NConfig(vocab_size=V, memory_size=M + 4, dim=5, attend_empty=False))
+    params = small.init(jax.random.key(9))
+    grown = big.grow_memory(params, M + 4)
+    for t_small, t_big in zip(params["temporal"], grown["temporal"]):
+        np.testing.assert_array_equal(t_big[:M], t_small)
+        np.testing.assert_array_equal(t_big[M:], np.repeat(t_small[-1:], 4, axis=0))
+    sentences, story, query = make_inputs()
+    a, _ = small.apply(params, jnp.asarray(sentences), jnp.asarray(story), jnp.asarray(query))
+    b, _ = big.apply(grown, jnp.asarray(sentences), jnp.asarray(np.pad(story, (0, 4))), jnp.asarray(query))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert big.grow_memory(grown, M)["temporal"][0].shape == (M, 5)

@@ -188,6 +188,26 @@ class MemN2N:
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 
+    def grow_memory(self, params: dict, memory_size: int) -> dict:
+        """Parameters for a longer (or shorter) memory: temporal tables cut, or grown by repeating their last row.
+
+        The repeated row is what slots past the table read anyway (clamped time indices), so a model
+        grown this way answers as before; training it on longer stories then refines the new rows.
+        Leading axes (runs) are kept.
+        """
+        def grow(table):
+            m = table.shape[-2]
+            if memory_size <= m:
+                return table[..., :memory_size, :]
+            last = jnp.repeat(table[..., -1:, :], memory_size - m, axis=-2)
+            return jnp.concatenate([table, last], axis=-2)
+
+        out = dict(params)
+        for name in ("temporal", "TA", "TC"):
+            if name in out:
+                out[name] = jax.tree.map(grow, out[name])
+        return out
+
     def unpad(self, params: dict) -> dict:
         """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
         v = self.cfg.vocab_size

@@ -291,10 +291,20 @@ class Trainer:
         per_task = NamedSharding(mesh, PartitionSpec("runs") if axis == 0 else PartitionSpec())
         return jax.device_put(states, runs), jax.device_put(data, per_task)
 
-    def initial_states(self, seeds: list[int]) -> dict:
-        """The runs' states before training: (datasets, seeds)-stacked, on the host's default device."""
+    def initial_states(self, seeds: list[int], params: dict | None = None) -> dict:
+        """The runs' states before training: (datasets, seeds)-stacked, on the host's default device.
+
+        Args:
+            seeds: the runs' seeds.
+            params: optional starting parameters, (datasets, seeds)-stacked (e.g. a shorter task's
+                trained parameters: a curriculum), with a fresh optimiser state; pass the result to
+                :meth:`fit` as ``resume=(0, states, {})``.
+        """
         keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
-        return self._init_fn(keys)
+        states = self._init_fn(keys)
+        if params is not None:
+            states = {**states, "params": params, "opt": jax.jit(jax.vmap(jax.vmap(self.tx.init)))(params)}
+        return states
 
     def _place_processes(self, states, data):
         """Several processes: one mesh over every process's devices, each batch split over all of them.
