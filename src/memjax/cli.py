@@ -118,6 +118,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
     s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
 
+    n = sub.add_parser("generate", help="write generated bAbI-style stories of any length (bAbI text format)",
+                       description="Generate single, two or three supporting-fact questions (as bAbI tasks 1-3) "
+                                   "over stories of exactly --length statements, written in the bAbI format; "
+                                   "train on them with memjax train --train-file ... --memory N.")
+    n.add_argument("--kind", choices=["single", "two", "three"], default="single")
+    n.add_argument("--questions", type=_positive(), default=1000, help="questions, each with its own story")
+    n.add_argument("--length", type=_positive(), default=50, help="statements per story (at least 3)")
+    n.add_argument("--people", type=_positive(), default=4)
+    n.add_argument("--places", type=_positive(), default=6)
+    n.add_argument("--objects", type=_positive(), default=3)
+    n.add_argument("--distractors", type=int, default=0, help="people who move about but are never asked about")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--out", required=True, metavar="FILE")
+
     g = sub.add_parser("plot", help="draw training curves and attention heat maps as PNG files",
                        description="Draw a run's training curves (loss, train and validation error per epoch, "
                                    "from DIR/metrics.jsonl), and with --story the attention of its model over a "
@@ -290,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "ask":
             return _ask(args)
+        if args.command == "generate":
+            from memjax.data.generate import generate, write_babi
+
+            questions = generate(args.kind, args.questions, args.length, args.people, args.places, args.objects,
+                                 args.distractors, args.seed)
+            write_babi(questions, args.out)
+            print(f"wrote {args.questions} {args.kind}-fact questions over {args.length}-statement stories to {args.out}")
+            return 0
         if args.command == "serve":
             from memjax.serve import serve
 
