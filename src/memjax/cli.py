@@ -243,6 +243,7 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
+    from memjax.data.babi import line_number
     from memjax.data.own import parse_record
     from memjax.infer import Answerer
 
@@ -266,11 +267,9 @@ def _ask(args) -> int:
                 continue
             story = [" ".join(s) for s in record.story]
             line = " ".join(record.query) + "?\t" + record.answer
-        head, _, rest = line.partition(" ")
-        if head.isdigit() and rest:  # a bAbI-format line: "1 Mary went to the kitchen."
-            if int(head) == 1:
-                story = []
-            line = rest
+        number, line = line_number(line)  # a bAbI-format line: "1 Mary went to the kitchen."
+        if number == 1:
+            story = []
         text, _, expected = line.partition("\t")  # bAbI questions carry "<TAB>answer<TAB>support"
         text = text.strip()
         if not text.endswith("?"):

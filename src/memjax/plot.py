@@ -26,6 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from memjax.data.babi import line_number
+
 if TYPE_CHECKING:  # pragma: no cover
     from memjax.infer import Answer
 
@@ -300,12 +302,9 @@ def parse_story(lines: Sequence[str], source: str = "<story>") -> tuple[list[str
     """
     kept: list[str] = []
     for raw in lines:
-        line = raw.split("\t")[0].strip()
-        head, _, rest = line.partition(" ")
-        if head.isdigit() and rest.strip():
-            line = rest.strip()
-            if int(head) == 1:
-                kept = []
+        number, line = line_number(raw.split("\t")[0])
+        if number == 1:
+            kept = []
         if line:
             kept.append(line)
     if not kept:

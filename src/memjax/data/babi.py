@@ -67,6 +67,14 @@ class Question:
     task: int = 0
 
 
+def line_number(line: str) -> tuple[int | None, str]:
+    """Splits a bAbI line number off: ``"1 Mary went home."`` -> ``(1, "Mary went home.")``; (None, line) if none."""
+    head, _, rest = line.strip().partition(" ")
+    if head.isdigit() and rest.strip():
+        return int(head), rest.strip()
+    return None, line.strip()
+
+
 def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]:
     """Parses bAbI-format lines into questions.
 

@@ -23,6 +23,22 @@ def _blocks(key: jax.Array, rows: int, cols: int, n: int, dtype) -> jnp.ndarray:
     return jnp.concatenate([_glorot(k, (rows, cols), dtype) for k in jax.random.split(key, n)], axis=1)
 
 
+def _gated_init(key: jax.Array, in_dim: int, hidden: int, n: int, dtype) -> dict:
+    """``n`` gate blocks: Glorot-uniform input and state weights, zero bias."""
+    kw, ku = jax.random.split(key)
+    return {"W": _blocks(kw, in_dim, hidden, n, dtype), "U": _blocks(ku, hidden, hidden, n, dtype),
+            "b": jnp.zeros((n * hidden,), dtype)}
+
+
+def _reset_candidate(params: dict, h: jnp.ndarray, x: jnp.ndarray, blocks: int):
+    """(first gate pre-activations or None, candidate h~): the last two blocks are [reset r, candidate]."""
+    wx = jnp.split(x @ params["W"] + params["b"], blocks)
+    uh = jnp.split(h @ params["U"], blocks)
+    r = jax.nn.sigmoid(wx[-2] + uh[-2])
+    cand = jnp.tanh(wx[-1] + r * uh[-1])
+    return (wx[0] + uh[0] if blocks == 3 else None), cand
+
+
 # ----------------------------------------------------------------------------------------- GRU
 
 
@@ -38,9 +54,7 @@ def gru_init(key: jax.Array, in_dim: int, hidden: int, dtype=jnp.float32) -> dic
     Returns:
         ``{"W": (in_dim, 3H), "U": (H, 3H), "b": (3H,)}``: Glorot-uniform weights, zero bias.
     """
-    kw, ku = jax.random.split(key)
-    return {"W": _blocks(kw, in_dim, hidden, 3, dtype), "U": _blocks(ku, hidden, hidden, 3, dtype),
-            "b": jnp.zeros((3 * hidden,), dtype)}
+    return _gated_init(key, in_dim, hidden, 3, dtype)
 
 
 def gru_cell(params: dict, h: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
@@ -59,11 +73,8 @@ def gru_cell(params: dict, h: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
     Returns:
         (H,) new state.
     """
-    wx_u, wx_r, wx_c = jnp.split(x @ params["W"] + params["b"], 3)
-    uh_u, uh_r, uh_c = jnp.split(h @ params["U"], 3)
-    u = jax.nn.sigmoid(wx_u + uh_u)
-    r = jax.nn.sigmoid(wx_r + uh_r)
-    cand = jnp.tanh(wx_c + r * uh_c)
+    update, cand = _reset_candidate(params, h, x, 3)
+    u = jax.nn.sigmoid(update)
     return u * cand + (1 - u) * h
 
 
@@ -122,9 +133,7 @@ def attention_gru_init(key: jax.Array, in_dim: int, hidden: int, dtype=jnp.float
     Returns:
         ``{"W": (in_dim, 2H), "U": (H, 2H), "b": (2H,)}``.
     """
-    kw, ku = jax.random.split(key)
-    return {"W": _blocks(kw, in_dim, hidden, 2, dtype), "U": _blocks(ku, hidden, hidden, 2, dtype),
-            "b": jnp.zeros((2 * hidden,), dtype)}
+    return _gated_init(key, in_dim, hidden, 2, dtype)
 
 
 def attention_gru_cell(params: dict, h: jnp.ndarray, x: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
@@ -143,10 +152,7 @@ def attention_gru_cell(params: dict, h: jnp.ndarray, x: jnp.ndarray, g: jnp.ndar
     Returns:
         (H,) new state.
     """
-    wx_r, wx_c = jnp.split(x @ params["W"] + params["b"], 2)
-    uh_r, uh_c = jnp.split(h @ params["U"], 2)
-    r = jax.nn.sigmoid(wx_r + uh_r)
-    cand = jnp.tanh(wx_c + r * uh_c)
+    _, cand = _reset_candidate(params, h, x, 2)
     return g * cand + (1 - g) * h
 
 

@@ -307,14 +307,24 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _predict(model: MemN2N, params: dict, sentence_bags: np.ndarray, split, chunk: int = 1000) -> np.ndarray:
-    """Predicted answer ids of every question of ``split`` (no time noise), ``chunk`` at a time."""
+def _predictor(model: MemN2N, params: dict, sentence_bags: np.ndarray, chunk: int = 1000):
+    """``predict(split)``: predicted answer ids of every question (no time noise), compiled once.
+
+    Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
+    """
     answer = jax.jit(lambda p, s, st, q: jnp.argmax(model.batch_logits(p, s, st, q)[0], -1))
     sentences = jnp.asarray(sentence_bags)
-    out = [np.asarray(answer(params, sentences, jnp.asarray(split.story[i:i + chunk]),
-                             jnp.asarray(model.bags(split.query[i:i + chunk]))))
-           for i in range(0, len(split), chunk)]
-    return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+    def predict(split) -> np.ndarray:
+        out = []
+        for i in range(0, len(split), chunk):
+            story, query = split.story[i:i + chunk], split.query[i:i + chunk]
+            pad = ((0, chunk - len(story)), (0, 0))
+            ids = answer(params, sentences, jnp.asarray(np.pad(story, pad)), jnp.asarray(model.bags(np.pad(query, pad))))
+            out.append(np.asarray(ids)[: len(story)])
+        return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+    return predict
 
 
 def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: list[int] | None = None,
@@ -347,27 +357,31 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
         set_name = "own"
     results = {"model": run.get("model", "memn2n"), "set": set_name, "checkpoint": str(checkpoint), "tasks": {},
                "memjax_version": memjax.__version__, "device": f"{jax.devices()[0].platform} ({platform.node()})"}
+    answered: dict = {}  # (dataset, predictions per split); your own files: read and answered once per model
     for t in tasks:
         label = "joint" if joint else str(t)
         if label not in models:
             raise ValueError(f"{checkpoint}: no model for task {t} (it holds {', '.join(sorted(models))})")
         m = models[label]
-        vocab = Vocab(m["vocab"][2:])
-        if own:
-            ds = load_files(own["train"], own["test"], own.get("valid"), int(m["memory_size"]), vocab=vocab)
-        else:
-            ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
-                           memory_size=int(m["memory_size"]), vocab=vocab)
-        model = MemN2N(MemN2NConfig(**m["model"]))
-        params = jax.tree.map(jnp.asarray, m["params"])
-        bags = model.bags(ds.sentences)
+        key = label if own else t
+        if key not in answered:
+            vocab = Vocab(m["vocab"][2:])
+            if own:
+                ds = load_files(own["train"], own["test"], own.get("valid"), int(m["memory_size"]), vocab=vocab)
+            else:
+                ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
+                               memory_size=int(m["memory_size"]), vocab=vocab)
+            model = MemN2N(MemN2NConfig(**m["model"]))
+            predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), model.bags(ds.sentences))
+            answered[key] = (ds, {split: predict(getattr(ds, split)) for split in SPLITS})
+        ds, predictions = answered[key]
         entry = {}
         for split in SPLITS:
             arrays = getattr(ds, split)
-            arrays = arrays.take(np.flatnonzero(arrays.task == t)) if own else arrays
-            wrong = _predict(model, params, bags, arrays) != arrays.answer
-            entry[f"{split}_error"] = float(100.0 * wrong.mean()) if len(arrays) else float("nan")
-            entry[f"n_{split}"] = len(arrays)
+            rows = np.flatnonzero(arrays.task == t) if own else np.arange(len(arrays))
+            wrong = predictions[split][rows] != arrays.answer[rows]
+            entry[f"{split}_error"] = float(100.0 * wrong.mean()) if len(rows) else float("nan")
+            entry[f"n_{split}"] = len(rows)
         results["tasks"][str(t)] = {"test_error": entry["test_error"], "valid_error": entry["valid_error"],
                                     "train_error": entry["train_error"], "n_train": entry["n_train"],
                                     "n_valid": entry["n_valid"], "n_test": entry["n_test"], "model": label}
