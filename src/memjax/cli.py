@@ -27,6 +27,16 @@ def _positive(kind=int):
     return parse
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memjax", description="Memory networks for bAbI question answering in JAX.")
     p.add_argument("--version", action="version", version=f"memjax {__version__}")
@@ -34,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train and evaluate a model on bAbI tasks",
                        description="Train and evaluate on bAbI. Defaults are the paper's recipe "
                                    "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
-                                   "epochs; joint: d=50, 60+30 epochs).")
-    t.add_argument("--model", default="memn2n", choices=["memn2n"], help="model family (default memn2n)")
+                                   "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
+                                   "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
+    t.add_argument("--model", default="memn2n", choices=["memn2n", "dmn+"], help="model family (default memn2n)")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
@@ -49,8 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01)")
     t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
     t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
-    t.add_argument("--hops", type=_positive(), help="memory hops (default 3)")
-    t.add_argument("--dim", type=_positive(), help="embedding size (default 20; joint 50)")
+    t.add_argument("--hops", type=_positive(), help="memory hops, or DMN+ episodes (default 3)")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (MemN2N's recipe) or adam (DMN+'s)")
+    t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
+    t.add_argument("--weight-decay", type=_fraction, metavar="L2",
+                   help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
+    t.add_argument("--patience", type=_positive(),
+                   help="early stopping: stop a run after N epochs without a lower validation error and keep "
+                        "its best epoch (DMN+ default 20; MemN2N: off)")
+    t.add_argument("--dim", type=_positive(), help="embedding size (MemN2N default 20, joint 50; DMN+ 80, also its hidden size)")
     t.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
     t.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
     t.add_argument("--pe-formula", choices=["paper", "official"],
@@ -195,7 +213,8 @@ def _train(args) -> int:
                        "attend_empty": args.attend_empty}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
-                       "linear_start": args.ls, "random_noise": args.rn}
+                       "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,
+                       "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience}
     log = (lambda s: None) if args.quiet else progress.log
     if args.resume:
         from memjax.train.protocol import resume_babi

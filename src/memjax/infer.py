@@ -20,7 +20,7 @@ import numpy as np
 
 from memjax.data.babi import words
 from memjax.data.dataset import Vocab
-from memjax.models.memn2n import MemN2N, MemN2NConfig
+from memjax.models import model_for
 from memjax.train.checkpoint import CheckpointError, load_model
 
 
@@ -49,9 +49,13 @@ class Answer:
                 "hops": [[{"index": i, "sentence": s, "weight": w} for i, s, w in hop] for hop in self.hops]}
 
 
+def _model(meta: dict):
+    """The model a saved entry describes (models saved before the family was recorded are MemN2N)."""
+    return model_for(meta.get("family", "memn2n"), meta["model"])
+
+
 def _model_template(meta: dict):
-    cfg = MemN2NConfig(**meta["model"])
-    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(MemN2N(cfg).init, jax.random.key(0)))
+    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(_model(meta).init, jax.random.key(0)))
 
 
 def load_models(directory: str | Path) -> dict[str, dict]:
@@ -65,10 +69,9 @@ def load_models(directory: str | Path) -> dict[str, dict]:
 class Answerer:
     """A trained model ready to answer questions about new stories."""
 
-    def __init__(self, label: str, cfg: MemN2NConfig, params: dict, vocab: Vocab, memory_size: int,
-                 tasks: Sequence[int] = ()):
-        self.label, self.cfg, self.vocab, self.memory_size, self.tasks = label, cfg, vocab, memory_size, list(tasks)
-        self.model = MemN2N(cfg)
+    def __init__(self, label: str, model, params: dict, vocab: Vocab, memory_size: int, tasks: Sequence[int] = ()):
+        self.label, self.vocab, self.memory_size, self.tasks = label, vocab, memory_size, list(tasks)
+        self.model, self.cfg = model, model.cfg
         self.params = jax.tree.map(jnp.asarray, params)
         self._apply = jax.jit(self.model.apply)
 
@@ -94,7 +97,7 @@ class Answerer:
         vocab = Vocab(m["vocab"][2:])
         if vocab.words != m["vocab"]:
             raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
-        return cls(label, MemN2NConfig(**m["model"]), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
+        return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
 
     def _ids(self, text: str, unknown: list[str]) -> list[int]:
         out = []

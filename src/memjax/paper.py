@@ -1,6 +1,7 @@
 """Published bAbI numbers to print beside ours (test error in percent, tasks 1..20).
 
-Sources: Sukhbaatar et al. 2015, "End-To-End Memory Networks", Table 1 (bAbI 1k, 3 hops).
+Sources: Sukhbaatar et al. 2015, "End-To-End Memory Networks", Table 1 (bAbI 1k, 3 hops);
+Xiong et al. 2016, "Dynamic Memory Networks for Visual and Textual Question Answering" (bAbI 10k).
 The joint row is quoted in ../shared/docs/anchors.md. The per-task "PE LS RN" row was taken from the
 paper's Table 1; its mean (13.9) and number of failed tasks (11) match the paper's summary rows.
 """
@@ -14,10 +15,15 @@ MEMN2N_PE_LS_RN_JOINT = dict(zip(range(1, 21), [
     0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
     0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]))
 
+# DMN+ on bAbI-10k (Xiong, Merity & Socher 2016, Table 2), as quoted in ../shared/docs/anchors.md.
+DMN_PLUS_10K = {t: 0.0 for t in range(1, 21)}
+DMN_PLUS_10K.update({2: 0.3, 3: 1.1, 5: 0.5, 7: 2.4, 14: 0.2, 16: 45.3, 17: 4.2, 18: 2.1})
+
 # (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks)
 ROWS = {
     ("memn2n", "en", False): ("MemN2N PE LS RN (paper)", MEMN2N_PE_LS_RN, 13.9, 11),
     ("memn2n", "en", True): ("MemN2N PE LS RN joint (paper)", MEMN2N_PE_LS_RN_JOINT, 12.4, 11),
+    ("dmn+", "en-10k", False): ("DMN+ (paper)", DMN_PLUS_10K, 2.8, 1),
 }
 
 

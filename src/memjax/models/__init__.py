@@ -1,5 +1,18 @@
-"""Model families: ``init(key) -> params`` and pure ``apply``/``logits`` functions."""
+"""Model families: ``init(key) -> params`` and pure ``apply``/``batch_logits`` functions."""
 
+from memjax.models.dmn import DMNPlus, DMNPlusConfig
 from memjax.models.memn2n import MemN2N, MemN2NConfig
 
-__all__ = ["MemN2N", "MemN2NConfig"]
+# --model name -> (model class, config class)
+FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn+": (DMNPlus, DMNPlusConfig)}
+
+
+def model_for(name: str, config: dict):
+    """The model of family ``name`` built from its config as a dict (as saved with a trained model)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}: choose from {', '.join(FAMILIES)}")
+    model, cfg = FAMILIES[name]
+    return model(cfg(**config))
+
+
+__all__ = ["DMNPlus", "DMNPlusConfig", "FAMILIES", "MemN2N", "MemN2NConfig", "model_for"]

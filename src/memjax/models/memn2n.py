@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
-from memjax.ops.encoding import bags_of_words, encode_sentence, position_factors, temporal_encoding
+from memjax.ops.encoding import bags_of_words, encode_sentence, temporal_encoding, weighted_bags
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 
@@ -188,6 +188,10 @@ class MemN2N:
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 
+    def decay_mask(self, params: dict) -> dict:
+        """1 on every parameter (all are matrices): what L2 regularisation applies to, if asked for."""
+        return jax.tree.map(lambda _: 1.0, params)
+
     def grow_memory(self, params: dict, memory_size: int) -> dict:
         """Parameters for a longer (or shorter) memory: temporal tables cut, or grown by repeating their last row.
 
@@ -311,26 +315,11 @@ class MemN2N:
             (N, R, V) float32: the encoding of row i under an embedding E is sum_r g_r * (bags[i, r] @ E).
         """
         c = self.cfg
-        ids = np.asarray(ids, np.int64)
-        n, width = ids.shape
-        lengths = (ids != 0).sum(axis=1)
-        # The weights of a word depend only on its position and the sentence's length: one table per length.
-        per_length = np.stack([self._word_weights(k, width) for k in range(width + 1)])
-        weights = per_length[lengths] * (ids != 0)[:, :, None]  # (N, L, R)
-        out = np.zeros((n, weights.shape[2], c.vocab_size), np.float32)
-        rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
-        for r in range(weights.shape[2]):
-            np.add.at(out[:, r], (rows, ids), weights[:, :, r])
-        out[:, :, 0] = 0.0  # padding
-        return out
+        return weighted_bags(ids, c.vocab_size, c.dim, c.encoding, c.pe_formula, c.pe_length)[0]
 
-    def _word_weights(self, length: int, width: int) -> np.ndarray:
-        """(width, R) bag weights of the positions of a sentence with ``length`` words (NumPy)."""
-        c = self.cfg
-        mask = np.arange(width) < length
-        if c.encoding == "bow":
-            return mask[:, None].astype(np.float32)
-        return position_factors(mask, c.dim, c.pe_formula, c.pe_length, xp=np)[0].astype(np.float32)
+    def query_inputs(self, ids) -> np.ndarray:
+        """What the engine stores for the questions: their bags (see :meth:`bags`)."""
+        return self.bags(ids)
 
     def _roles(self, params: dict):
         """(query matrix, memory matrices, answer matrix, temporal tables, (key, value) per hop)."""

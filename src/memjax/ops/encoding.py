@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def position_factors(mask: jnp.ndarray, dim: int, formula: str = "official",
@@ -108,3 +109,40 @@ def temporal_encoding(table: jnp.ndarray, time: jnp.ndarray) -> jnp.ndarray:
         (M, d).
     """
     return table[time]
+
+
+def weighted_bags(ids, vocab_size: int, dim: int, encoding: str = "pe", formula: str = "official",
+                  length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bags_of_words` of many sentences at once, on the host (NumPy): computed once per dataset.
+
+    Args:
+        ids: (N, L) word ids, 0-padded.
+        vocab_size, dim, encoding, formula, length: as in :func:`bags_of_words`.
+
+    Returns:
+        (bags (N, R, V) float32 with the padding word's column zero; g (R, dim)): the encoding of
+        row i under an embedding E is ``sum_r g_r * (bags[i, r] @ E)``.
+    """
+    ids = np.asarray(ids, np.int64)
+    n, width = ids.shape
+    lengths = (ids != 0).sum(axis=1)
+
+    def word_weights(k):  # (width, R): the weights depend only on the position and the sentence's length
+        mask = np.arange(width) < k
+        if encoding == "bow":
+            return mask[:, None].astype(np.float32)
+        if encoding != "pe":
+            raise ValueError(f"unknown encoding {encoding!r}: use 'bow' or 'pe'")
+        return position_factors(mask, dim, formula, length, xp=np)[0].astype(np.float32)
+
+    weights = np.stack([word_weights(k) for k in range(width + 1)])[lengths] * (ids != 0)[:, :, None]  # (N, L, R)
+    out = np.zeros((n, weights.shape[2], vocab_size), np.float32)
+    rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
+    for r in range(weights.shape[2]):
+        np.add.at(out[:, r], (rows, ids), weights[:, :, r])
+    out[:, :, 0] = 0.0  # padding
+    if encoding == "bow":
+        g = np.ones((1, dim), np.float32)
+    else:
+        g = np.asarray(position_factors(np.ones(1, bool), dim, formula, length, xp=np)[1], np.float32)
+    return out, g

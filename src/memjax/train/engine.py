@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
 from memjax.models.memn2n import noise_draws, noise_spread, time_from_uniforms
-from memjax.train.optim import sgd_recipe, step_decay_schedule
+from memjax.train.optim import adam_recipe, sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
 
@@ -53,6 +53,19 @@ class TrainConfig:
     random_noise: bool = True
     noise: float = 0.1
     loss: str = "sum"  # "sum" over the batch, as the authors' code; or "mean"
+    optimizer: str = "sgd"  # "sgd": the MemN2N recipe above; "adam": Adam at ``lr``, no schedule
+    weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
+    dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
+    patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
+    # validation error, and its parameters of the best epoch are kept
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1, got {self.patience}")
 
     @property
     def total_epochs(self) -> int:
@@ -131,6 +144,9 @@ class Trainer:
 
     def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None,
                  data_parallel: bool | None = None):
+        if config.dropout > 0 and not hasattr(model if not isinstance(model, (list, tuple)) else model[0],
+                                              "dropout_shape"):
+            raise ValueError("this model has no dropout")
         self.single = isinstance(dataset, Dataset)
         self.datasets = [dataset] if self.single else list(dataset)
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)
@@ -150,8 +166,14 @@ class Trainer:
         schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
                                        c.ls_epochs if c.linear_start else 0, c.ls_lr)
         template = jax.eval_shape(self.model.init, jax.random.key(0))
-        self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
+        if c.optimizer == "adam":
+            self.tx = adam_recipe(c.lr, c.max_grad_norm, self.model.padding_mask(template))
+        else:
+            self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
+        self._decay = self.model.decay_mask(template) if c.weight_decay else None
         self.chunk = _chunk_size(c.total_epochs)
+        if c.patience:  # look at the runs often enough to stop soon after their patience runs out
+            self.chunk = max(d for d in range(1, self.chunk + 1) if c.total_epochs % d == 0 and d <= max(1, c.patience // 2))
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
         self._batch_sharding = None
@@ -171,7 +193,7 @@ class Trainer:
                      "answers": np.arange(self.model.cfg.vocab_size) < model.cfg.vocab_size}
             for name in SPLITS:
                 split = getattr(ds, name)
-                entry[name] = {"story": split.story[:, :m], "query": model.bags(split.query),
+                entry[name] = {"story": split.story[:, :m], "query": model.query_inputs(split.query),
                                "answer": split.answer, "n": np.int32(len(split))}
             per.append(entry)
         data = jax.tree.map(lambda *xs: np.stack([_pad(x, tuple(np.max([y.shape for y in xs], axis=0))) for x in xs])
@@ -184,13 +206,17 @@ class Trainer:
     def _init(self, key):
         k_params, k_run = jax.random.split(key)
         params = self.model.init(k_params)
-        return {"params": params, "opt": self.tx.init(params), "key": k_run}
+        state = {"params": params, "opt": self.tx.init(params), "key": k_run}
+        if self.config.patience:  # early stopping: the best epoch's parameters, its error, epochs since
+            state.update(best=params, best_valid=jnp.full((2,), jnp.inf, jnp.float32), waited=jnp.array(0, jnp.int32))
+        return state
 
     def _noisy(self) -> bool:
         return self.config.random_noise and self.config.noise > 0
 
-    def _logits(self, params, data, batch, uniforms=None, linear=False):
-        """Logits of a batch; ``uniforms`` (B, 1 + s) draws make the random time noise (training)."""
+    def _logits(self, params, data, batch, uniforms=None, linear=False, drop=None):
+        """Logits of a batch; ``uniforms`` (B, 1 + s) draws make the random time noise and ``drop``
+        uniforms the dropout masks (training)."""
         c, mc = self.config, self.model.cfg
         time_ = None
         m = batch["story"].shape[1]
@@ -198,54 +224,77 @@ class Trainer:
         if uniforms is not None and noise_spread(m, c.noise) > 0:
             occupied = jnp.sum(batch["story"] != 0, axis=1)
             time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
+        extra = {"drop": drop, "rate": c.dropout} if drop is not None else {}
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
-                                       linear=linear, answers=data["answers"])
+                                       linear=linear, answers=data["answers"], **extra)
 
-    def _loss(self, params, data, batch, uniforms, linear):
-        logits, _ = self._logits(params, data, batch, uniforms, linear)
+    def _loss(self, params, data, batch, uniforms, linear, drop=None):
+        logits, _ = self._logits(params, data, batch, uniforms, linear, drop)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
         wrong = jnp.sum(jnp.argmax(logits, -1) != batch["answer"])
-        return (jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)), (jnp.sum(ce), wrong)
+        loss = jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)
+        if self._decay is not None:
+            squares = jax.tree.map(lambda w, on: on * jnp.sum(jnp.square(w)), params, self._decay)
+            loss = loss + 0.5 * self.config.weight_decay * sum(jax.tree.leaves(squares))
+        return loss, (jnp.sum(ce), wrong)
 
     def _epoch(self, state, epoch, data):
         c, b, steps = self.config, self.batch_size, self.steps_per_epoch
         train = data["train"]
-        key, k_perm, k_noise = jax.random.split(state["key"], 3)
+        key, k_perm, k_noise, k_drop = jax.random.split(state["key"], 4)
         size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
         scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
         order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
         # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
         draws = noise_draws(train["story"].shape[1], c.noise) if self._noisy() else 1
         noise = jax.random.uniform(k_noise, (steps, b, draws))
+        if c.dropout > 0:
+            drops = jax.random.uniform(k_drop, (steps, b) + self.model.dropout_shape(train["story"].shape[1]))
+        else:
+            drops = jnp.zeros((steps,))
         linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         rows = {k: train[k] for k in ("story", "query", "answer")}
 
         def step(carry, xs):
             params, opt = carry
-            idx, u = xs
+            idx, u, dr = xs
             batch = jax.tree.map(lambda a: a[idx], rows)
             if self._batch_sharding is not None:  # data parallel: each device takes a part of the batch
                 batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
                 u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
-            (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear)
+            (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear,
+                                              dr if c.dropout > 0 else None)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
 
         (params, opt), (ce, wrong) = jax.lax.scan(
-            step, (state["params"], state["opt"]), (order, noise))
+            step, (state["params"], state["opt"]), (order, noise, drops))
         seen = steps * b
-        metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen,
-                   "valid_error": self._error(params, data, data["valid"], linear)}  # as trained: linear in LS
-        return {"params": params, "opt": opt, "key": key}, metrics
+        valid, valid_loss = self._error(params, data, data["valid"], linear, with_loss=True)  # linear in LS
+        metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
+        new = {"params": params, "opt": opt, "key": key}
+        if c.patience:  # a stopped run (patience spent) keeps its best; the host ends when all have stopped
+            # better: a lower validation error, or the same error and a lower validation loss
+            running = state["waited"] < c.patience
+            score = jnp.stack([valid, valid_loss])
+            best = state["best_valid"]
+            better = running & ((score[0] < best[0]) | ((score[0] == best[0]) & (score[1] < best[1])))
+            new["best"] = jax.tree.map(lambda p, q: jnp.where(better, p, q), params, state["best"])
+            new["best_valid"] = jnp.where(better, score, best)
+            new["waited"] = jnp.where(better, 0, state["waited"] + running.astype(jnp.int32))
+        return new, metrics
 
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)
         return jax.lax.scan(lambda s, e: self._epoch(s, e, data), state, epochs)
 
-    def _predict(self, params, data, split, chunk: int = 512, linear=False):
-        """Predicted answer ids of every (padded) row of ``split``, ``chunk`` examples at a time."""
+    def _predict(self, params, data, split, chunk: int = 512, linear=False, with_loss=False):
+        """Predicted answer ids of every (padded) row of ``split``, ``chunk`` examples at a time;
+        with ``with_loss``, also each row's cross-entropy loss."""
         inputs = {"story": split["story"], "query": split["query"]}
+        if with_loss:
+            inputs["answer"] = split["answer"]
         n = inputs["story"].shape[0]
         chunk = max(1, min(chunk, n))
         padded = -(-n // chunk) * chunk
@@ -255,14 +304,21 @@ class Trainer:
 
         def answer(batch):
             logits, _ = self._logits(params, data, batch, linear=linear)
+            if with_loss:
+                return jnp.argmax(logits, -1), optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
             return jnp.argmax(logits, -1)
 
-        return jax.lax.map(answer, chunks).reshape(-1)[:n]
+        out = jax.lax.map(answer, chunks)
+        return jax.tree.map(lambda a: a.reshape(-1)[:n], out)
 
-    def _error(self, params, data, split, linear=False):
+    def _error(self, params, data, split, linear=False, with_loss=False):
+        """Error in percent on ``split`` (its first ``n`` rows); with ``with_loss``, (error, mean loss)."""
         valid = jnp.arange(split["answer"].shape[0]) < split["n"]
-        wrong = (self._predict(params, data, split, linear=linear) != split["answer"]) & valid
-        return 100.0 * jnp.sum(wrong) / jnp.maximum(split["n"], 1)
+        n = jnp.maximum(split["n"], 1)
+        out = self._predict(params, data, split, linear=linear, with_loss=with_loss)
+        predicted, losses = out if with_loss else (out, None)
+        error = 100.0 * jnp.sum((predicted != split["answer"]) & valid) / n
+        return (error, jnp.sum(jnp.where(valid, losses, 0.0)) / n) if with_loss else error
 
     # ---- many runs -----------------------------------------------------------------------------
     def _place(self, states, data):
@@ -379,6 +435,8 @@ class Trainer:
 
         t1 = time.perf_counter()
         for epoch0 in range(start, total, self.chunk):
+            if self.config.patience and bool(np.all(_fetch(states["waited"]) >= self.config.patience)):
+                break  # early stopping: every run has spent its patience
             states, metrics = chunk_fn(states, epoch0, data)
             history.append(_fetch(metrics))
             if on_chunk:
@@ -388,15 +446,16 @@ class Trainer:
                 progress(epoch0 + self.chunk, total)
         jax.block_until_ready(states)
         train_s = time.perf_counter() - t1
+        final = states["best"] if self.config.patience else states["params"]
 
         t2 = time.perf_counter()
-        everything = _fetch(predict_fn(states["params"], data, data["eval"]))  # (tasks, seeds, N)
+        everything = _fetch(predict_fn(final, data, data["eval"]))  # (tasks, seeds, N)
         bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
         predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
         eval_s = time.perf_counter() - t2
         seconds = {"compile": compile_s, "train": train_s, "eval": eval_s}
         hist = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
-        params = _fetch(states["params"])
+        params = _fetch(final)
         fits = []
         for i, ds in enumerate(self.datasets):
             pred = {name: predictions[name][i][:, : len(getattr(ds, name))] for name in SPLITS}

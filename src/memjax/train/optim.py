@@ -56,3 +56,9 @@ def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float, padding_mask) -> 
     """SGD as in the MemN2N paper: per-matrix clipping, padding rows frozen at zero, scheduled rate."""
     return optax.chain(clip_each_by_norm(max_norm=max_grad_norm), multiply_by(padding_mask),
                        optax.scale_by_learning_rate(schedule))
+
+
+def adam_recipe(lr: float, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
+    """Adam at a constant rate (the DMN+ recipe), padding rows frozen; optional global-norm clipping."""
+    parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
+    return optax.chain(*parts, multiply_by(padding_mask), optax.adam(lr))

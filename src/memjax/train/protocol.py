@@ -19,6 +19,7 @@ from memjax import paper
 from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
+from memjax.models import FAMILIES, DMNPlusConfig, model_for
 from memjax.models.memn2n import MemN2N, MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
@@ -30,6 +31,12 @@ RUN_FILE = "run.json"  # in a run's --out folder: the arguments that --resume re
 JOINT_MODEL = {"dim": 50}
 JOINT_TRAIN = {"epochs": 60, "decay_every": 15, "ls_epochs": 30}
 
+# DMN+ on bAbI-10k (../shared/docs/anchors.md): Adam 0.001, batch 100, up to 256 epochs with early
+# stopping (patience 20), dropout 0.1 (keep 0.9), L2 0.001; no linear start, noise or clipping.
+DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.001,
+                  "dropout": 0.1, "patience": 20, "linear_start": False, "random_noise": False,
+                  "max_grad_norm": None, "decay_every": 1_000_000}
+
 
 def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
     """The model and training configs: the paper's recipe, then the user's overrides.
@@ -37,10 +44,19 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     With ``pe_formula="official"`` and no ``pe_length``, J is fixed as in the authors' code: the
     padded sentence length, plus one for the time word when temporal encoding is on.
     """
-    if model != "memn2n":
-        raise ValueError(f"unknown model {model!r}")
-    m = {**(JOINT_MODEL if joint else {}), **{k: v for k, v in model_overrides.items() if v is not None}}
+    if model not in FAMILIES:
+        raise ValueError(f"unknown model {model!r}: choose from {', '.join(FAMILIES)}")
+    given = {k: v for k, v in model_overrides.items() if v is not None}
+    if model == "dmn+":
+        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(DMNPlusConfig)})
+        if unknown:
+            raise ValueError(f"--model dmn+ has no option {', '.join(unknown)} (it has --dim, --hops, --memory)")
+        t = {**DMN_PLUS_TRAIN, **{k: v for k, v in train_overrides.items() if v is not None}}
+        return DMNPlusConfig(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
+    m = {**(JOINT_MODEL if joint else {}), **given}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
+    if t.get("dropout"):
+        raise ValueError("--model memn2n has no dropout")
     mcfg = MemN2NConfig(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **m)
     if mcfg.pe_formula == "official" and mcfg.pe_length is None:
         width = max(ds.sentences.shape[1], ds.train.query.shape[1]) + int(mcfg.temporal)
@@ -145,7 +161,8 @@ def _task_entry(fit: Fit, ds: Dataset, task: int, best: int) -> dict:
     return {"test_error": float(per["test"][best]), "valid_error": float(per["valid"][best]),
             "train_error": float(per["train"][best]), "selected_seed": int(fit.seeds[best]),
             "n_train": int(np.sum(ds.train.task == task)), "n_valid": int(np.sum(ds.valid.task == task)),
-            "n_test": int(np.sum(ds.test.task == task)), "runs": runs}
+            "n_test": int(np.sum(ds.test.task == task)), "runs": runs,
+            "epochs": int(next(iter(fit.history.values())).shape[1])}  # trained (fewer with early stopping)
 
 
 def _history_rows(fit: Fit, label) -> list[dict]:
@@ -234,10 +251,14 @@ def run_babi(
                              f"({local[0].platform}); on a CPU set MEMJAX_CPU_DEVICES to split it into more")
         chosen = local[:devices]
     trained: dict[str, dict] = {}
-    for group in families(datasets, tcfg.batch_size):
+    # DMN+ trains each task as its own program: with early stopping a task that stops early would
+    # otherwise wait (computing) for the slowest of its family, and on a CPU the runs of one task
+    # already fill the cores.
+    groups = [[i] for i in range(len(datasets))] if model == "dmn+" else families(datasets, tcfg.batch_size)
+    for group in groups:
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
-        trainer = Trainer([MemN2N(configs[i][0]) for i in group], tcfg, sets, devices=chosen,
+        trainer = Trainer([FAMILIES[model][0](configs[i][0]) for i in group], tcfg, sets, devices=chosen,
                           data_parallel=True if devices else None)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
         if out is None or jax.process_count() > 1:  # several processes: no checkpoints (see README)
@@ -251,9 +272,9 @@ def run_babi(
             ds, mcfg = datasets[i], configs[i][0]
             history += _history_rows(fit, _label(ds, joint))
             best = _select(fit.errors)  # joint: the run with the lowest validation error over all tasks
-            params = MemN2N(mcfg).unpad(jax.tree.map(lambda a: a[best], fit.params))
+            params = FAMILIES[model][0](mcfg).unpad(jax.tree.map(lambda a: a[best], fit.params))
             trained[_label(ds, joint)] = {
-                "params": params, "model": dataclasses.asdict(mcfg), "vocab": list(ds.vocab.words),
+                "params": params, "family": model, "model": dataclasses.asdict(mcfg), "vocab": list(ds.vocab.words),
                 "memory_size": ds.memory_size, "tasks": list(ds.tasks), "seed": int(fit.seeds[best])}
             for t in ds.tasks:
                 results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
@@ -307,7 +328,7 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _predictor(model: MemN2N, params: dict, sentence_bags: np.ndarray, chunk: int = 1000):
+def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000):
     """``predict(split)``: predicted answer ids of every question (no time noise), compiled once.
 
     Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
@@ -320,7 +341,7 @@ def _predictor(model: MemN2N, params: dict, sentence_bags: np.ndarray, chunk: in
         for i in range(0, len(split), chunk):
             story, query = split.story[i:i + chunk], split.query[i:i + chunk]
             pad = ((0, chunk - len(story)), (0, 0))
-            ids = answer(params, sentences, jnp.asarray(np.pad(story, pad)), jnp.asarray(model.bags(np.pad(query, pad))))
+            ids = answer(params, sentences, jnp.asarray(np.pad(story, pad)), jnp.asarray(model.query_inputs(np.pad(query, pad))))
             out.append(np.asarray(ids)[: len(story)])
         return np.concatenate(out) if out else np.zeros((0,), np.int32)
 
@@ -371,7 +392,7 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
             else:
                 ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
                                memory_size=int(m["memory_size"]), vocab=vocab)
-            model = MemN2N(MemN2NConfig(**m["model"]))
+            model = model_for(m.get("family", "memn2n"), m["model"])
             predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), model.bags(ds.sentences))
             answered[key] = (ds, {split: predict(getattr(ds, split)) for split in SPLITS})
         ds, predictions = answered[key]

@@ -1,0 +1,234 @@
+"""Dynamic Memory Networks: DMN+ (Xiong, Merity & Socher 2016).
+
+A story's sentences are read into facts, the question drives several episodes of attention over
+them, and each episode updates the memory:
+
+- sentence reader: position encoding over word embeddings, f_i = sum_j l_j * E[w_ij] with the
+  paper's l_kj = (1 - j/J) - (k/d)(1 - 2j/J), J the sentence's own length;
+- input fusion: a bidirectional GRU over the sentences in story order, the two directions summed;
+- question: a GRU over the question's word embeddings, its last state q;
+- episodic memory: m^0 = q; per pass t, gates g = softmax over facts of
+  W2 tanh(W1 [f*q; f*m; |f-q|; |f-m|] + b1) + b2, an attention GRU over the facts (its update gate
+  replaced by g) gives the context c^t, and m^t = ReLU(W_t [m^{t-1}; c^t; q] + b_t) with untied
+  W_t per pass; the gate network and the attention GRU are shared by the passes;
+- answer: logits = W_a [m^T; q] + b_a (one word; a multi-word bAbI answer is one token).
+
+:meth:`DMNPlus.apply` answers one question with the ops of :mod:`memjax.ops.recurrent`;
+:meth:`DMNPlus.batch_logits` is the same function for a batch, organised for speed (the path the
+engine trains): the distinct sentences are encoded once and gathered, the input-side products of
+every GRU are taken for all steps before its scan, the two fusion directions run in one scan, and
+the question's part of the gate network is computed once for all passes. Tests check that the
+two agree.
+
+Memory slots follow :mod:`memjax.data.dataset`: slot 0 is the most recent statement, so the story
+order is the slots read from the last occupied one back to slot 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memjax.ops.addressing import masked_softmax
+from memjax.ops.encoding import encode_sentence, weighted_bags
+from memjax.ops.recurrent import (answer_logits, attention_gru_init, attention_gru_sequence, bigru, episode, gate_init,
+                                  gru_init, gru_scan, gru_sequence, memory_update, memory_update_init)
+
+
+@dataclasses.dataclass(frozen=True)
+class DMNPlusConfig:
+    """DMN+ hyperparameters; the defaults are the bAbI-10k recipe of ../shared/docs/anchors.md.
+
+    ``dim`` is both the embedding and the hidden size (80 in the recipe). ``embed_init``: word
+    embeddings are drawn from U(-a, a) with this a (sqrt(3): unit variance).
+    """
+
+    vocab_size: int
+    memory_size: int = 50
+    dim: int = 80
+    hops: int = 3  # episodic passes
+    embed_init: float = math.sqrt(3.0)
+    pe_formula: str = "paper"
+    unroll: int = 64  # steps per loop iteration of the recurrences (a speed knob; results are the same):
+    # on a CPU a whole unrolled sequence runs about 4x faster than a loop (measured), and compiles slower
+
+    def __post_init__(self):
+        if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3:
+            raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
+        if self.pe_formula not in ("paper", "official"):
+            raise ValueError(f"pe_formula must be 'paper' or 'official', got {self.pe_formula!r}")
+
+
+def _gru_inputs(params: dict, xs: jnp.ndarray) -> jnp.ndarray:
+    """x W + b for every step at once: (..., d_in) -> (..., n H)."""
+    return xs @ params["W"] + params["b"]
+
+
+class DMNPlus:
+    """DMN+ for question answering over a vocabulary (see the module docstring)."""
+
+    name = "dmn+"
+
+    def __init__(self, cfg: DMNPlusConfig):
+        self.cfg = cfg
+
+    # ---- parameters ------------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> dict:
+        """Parameters: embeddings U(-a, a) with row 0 (padding) zero, Glorot-uniform weights, zero biases.
+
+        The vocabulary-sized arrays are drawn with the vocabulary as their leading axis, and the
+        answer layer's scale does not depend on the vocabulary size, so that padding the
+        vocabulary (tasks trained together) leaves the other values unchanged.
+        """
+        c, d = self.cfg, self.cfg.dim
+        k = jax.random.split(key, 8)
+        embed = jax.random.uniform(k[0], (c.vocab_size, d), minval=-c.embed_init, maxval=c.embed_init)
+        limit = math.sqrt(6.0 / (2 * d + d))
+        answer_w = jax.random.uniform(k[1], (c.vocab_size, 2 * d), minval=-limit, maxval=limit)
+        return {
+            "embed": embed.at[0].set(0.0),
+            "question": gru_init(k[2], d, d),
+            "fusion": {"fwd": gru_init(k[3], d, d), "bwd": gru_init(k[4], d, d)},
+            "gate": gate_init(k[5], d, d),
+            "attention": attention_gru_init(k[6], d, d),
+            "memory": [memory_update_init(kk, d) for kk in jax.random.split(k[7], c.hops)],
+            "answer": {"W": answer_w.T, "b": jnp.zeros((c.vocab_size,))},
+        }
+
+    def padding_mask(self, params: dict) -> dict:
+        """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
+        mask = jax.tree.map(lambda _: 1.0, params)
+        mask["embed"] = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
+        return mask
+
+    def decay_mask(self, params: dict) -> dict:
+        """1 on the weights that L2 regularisation applies to (matrices and embeddings), 0 on biases."""
+        return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
+
+    def unpad(self, params: dict) -> dict:
+        """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
+        v = self.cfg.vocab_size
+        out = dict(params)
+        out["embed"] = params["embed"][:v]
+        out["answer"] = {"W": params["answer"]["W"][:, :v], "b": params["answer"]["b"][:v]}
+        return out
+
+    # ---- host-side inputs ------------------------------------------------------------------------
+    def bags(self, ids) -> np.ndarray:
+        """(N, 2, V) position-encoding bags of sentences (see :func:`memjax.ops.weighted_bags`)."""
+        c = self.cfg
+        return weighted_bags(ids, c.vocab_size, c.dim, "pe", c.pe_formula, None)[0]
+
+    def query_inputs(self, ids) -> np.ndarray:
+        """The questions as word ids (the question module is a GRU over words)."""
+        return np.asarray(ids, np.int32)
+
+    def factors(self) -> jnp.ndarray:
+        """(2, d) factors g of the position encoding."""
+        c = self.cfg
+        return jnp.asarray(weighted_bags(np.zeros((1, 1), np.int64), c.vocab_size, c.dim, "pe", c.pe_formula)[1])
+
+    def dropout_shape(self, memory: int) -> tuple[int, ...]:
+        """Per example, the uniforms that dropout takes: (M + 1, d): one row per fact, one for the memory."""
+        return (memory + 1, self.cfg.dim)
+
+    # ---- one example, from the ops ---------------------------------------------------------------
+    def apply(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray):
+        """Answers one question.
+
+        Args:
+            params: the parameter pytree.
+            sentences: (U, L) word ids of the distinct sentences; row 0 is the empty sentence.
+            story: (M,) rows of ``sentences`` per slot (slot 0 = most recent), 0 = empty.
+            query: (Q,) word ids of the question.
+
+        Returns:
+            (logits (V,), attention gates (hops, M) per slot).
+        """
+        c = self.cfg
+        words = sentences[story]  # (M, L)
+        x = jax.vmap(lambda w: encode_sentence(params["embed"], w, "pe", c.pe_formula, None))(words)  # (M, d)
+        order = jnp.arange(story.shape[0])[::-1]  # story order: oldest slot first (empty slots lead, masked)
+        mask = (story != 0)[order]
+        facts = bigru(params["fusion"]["fwd"], params["fusion"]["bwd"], x[order], mask) * mask[:, None]
+        q = gru_scan(params["question"], params["embed"][query], query != 0)[-1]
+        m, gates = q, []
+        for t in range(c.hops):
+            ctx, g = episode(params["attention"], params["gate"], facts, mask, q, m)
+            m = memory_update(params["memory"][t], m, ctx, q)
+            gates.append(g[::-1])  # back to slot order (order reversed is its own inverse)
+        return answer_logits(params["answer"], m, q), jnp.stack(gates)
+
+    # ---- the batched path used for training and evaluation ---------------------------------------
+    def batch_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
+                     time=None, linear=False, answers: jnp.ndarray | None = None, drop: jnp.ndarray | None = None,
+                     rate: float = 0.0):
+        """Answers a batch (the function of :meth:`apply` per example; see the module docstring).
+
+        Args:
+            params: the parameter pytree.
+            sentence_bags: (U, 2, V) bags of the distinct sentences (:meth:`bags`); row 0 is empty.
+            story: (B, M) rows of ``sentence_bags`` per slot, 0 = empty.
+            query: (B, Q) question word ids.
+            time, linear: unused (MemN2N's training arguments).
+            answers: optional (V,) bool, the words that may be answers (others get -inf logits).
+            drop: optional (B, M + 1, d) uniforms in [0, 1) for dropout (training): facts and the
+                final memory units whose uniform is below ``rate`` are zeroed, the rest scaled by
+                1 / (1 - rate).
+            rate: the dropout rate.
+
+        Returns:
+            (logits (B, V), attention gates (B, hops, M) per slot).
+        """
+        del time, linear
+        c = self.cfg
+        b, m = story.shape
+        d = c.dim
+        unroll = max(1, min(c.unroll, m))
+        g = self.factors()
+        E = params["embed"]
+        table = sentence_bags.reshape(sentence_bags.shape[0], -1) @ (g[:, None, :] * E[None]).reshape(-1, d)
+        occupied = story != 0  # (B, M) in slot order
+        x = table[story]  # (B, M, d)
+
+        # input fusion: the forward GRU in story order (slots M-1..0) and the backward GRU (slots
+        # 0..M-1) side by side in one loop
+        fw, bw = params["fusion"]["fwd"], params["fusion"]["bwd"]
+        xs = jnp.stack([_gru_inputs(fw, x[:, ::-1]), _gru_inputs(bw, x)], axis=2)  # (B, M, 2, 3d)
+        masks = jnp.stack([occupied[:, ::-1], occupied], axis=2)  # (B, M, 2)
+        hs = gru_sequence(jnp.stack([fw["U"], bw["U"]]), jnp.moveaxis(xs, (1, 2), (0, 1)),
+                          jnp.moveaxis(masks, (1, 2), (0, 1)), jnp.zeros((2, b, d)), unroll)  # (M, 2, B, d)
+        facts = (hs[::-1, 0] + hs[:, 1]).transpose(1, 0, 2) * occupied[..., None]  # (B, M, d) slot order
+        if drop is not None and rate > 0:
+            facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
+
+        # question: a GRU over the words, its last state
+        qp = params["question"]
+        qx = jnp.moveaxis(_gru_inputs(qp, E[query]), 1, 0)  # (Q, B, 3d)
+        q = gru_sequence(qp["U"], qx, (query != 0).T, jnp.zeros((b, d)), c.unroll)[-1]
+
+        # episodes: the question's part of the gate features once, the facts' input products once
+        gp, ap = params["gate"], params["attention"]
+        W1 = gp["W1"].reshape(4, d, -1)
+        fixed = (facts * q[:, None]) @ W1[0] + jnp.abs(facts - q[:, None]) @ W1[2] + gp["b1"]  # (B, M, h)
+        attn_x = jnp.moveaxis(_gru_inputs(ap, facts), 1, 0)[::-1]  # (M, B, 2d) in story order
+        mem, attention = q, []
+        for t in range(c.hops):
+            z = jnp.tanh(fixed + (facts * mem[:, None]) @ W1[1] + jnp.abs(facts - mem[:, None]) @ W1[3])
+            scores = z @ gp["W2"] + gp["b2"]  # (B, M)
+            gates = jax.vmap(masked_softmax)(scores, occupied)  # 0 at empty slots: the GRU skips them
+            ctx = attention_gru_sequence(ap["U"], attn_x, gates.T[::-1], jnp.zeros((b, d)), unroll)
+            up = params["memory"][t]
+            mem = jax.nn.relu(jnp.concatenate([mem, ctx, q], axis=1) @ up["W"] + up["b"])
+            attention.append(gates)
+        if drop is not None and rate > 0:
+            mem = mem * (drop[:, m] >= rate) / (1.0 - rate)
+        logits = jnp.concatenate([mem, q], axis=1) @ params["answer"]["W"] + params["answer"]["b"]
+        if answers is not None:
+            logits = jnp.where(answers, logits, -1e30)
+        return logits, jnp.stack(attention, axis=1)
+
