@@ -1,0 +1,237 @@
+"""DMN+: the batched sequence ops and their hand-written gradients, the model, and training it."""
+
+import json
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from memjax.data.dataset import load_babi
+from memjax.models import DMNPlus, DMNPlusConfig
+from memjax.ops import attention_gru_init, attention_gru_scan, gru_init, gru_scan
+from memjax.ops.recurrent import attention_gru_sequence, gru_sequence
+from memjax.train.engine import Trainer, TrainConfig
+from memjax.train.protocol import DMN_PLUS_TRAIN
+
+from test_cli import MEMJAX, run
+
+T, B, D, H = 6, 4, 5, 3
+MASK = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], bool)  # (B, T)
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _randn(key, shape):
+    return jax.random.normal(key, shape, jnp.float64)
+
+
+def _tree_close(a, b, **tol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
+
+
+def _gru_case():
+    k = jax.random.split(jax.random.key(0), 4)
+    params = jax.tree.map(lambda a: a + 0.3 * _randn(k[3], a.shape), gru_init(k[0], D, H, jnp.float64))
+    return params, _randn(k[1], (B, T, D)), _randn(k[2], (B, H))
+
+
+@pytest.mark.parametrize("unroll", [1, 2, T])
+def test_gru_sequence_equals_gru_scan_with_gradients(unroll):
+    params, xs, h0 = _gru_case()
+    weights = _randn(jax.random.key(9), (B, T, H))
+
+    def reference(p, xs, h0):  # the single-example op, per sequence
+        return jax.vmap(lambda x, m, h: gru_scan(p, x, m, h))(xs, MASK, h0)
+
+    def fast(p, xs, h0):
+        xw = jnp.moveaxis(xs @ p["W"] + p["b"], 1, 0)
+        return jnp.moveaxis(gru_sequence(p["U"], xw, MASK.T, h0, unroll), 0, 1)
+
+    np.testing.assert_allclose(fast(params, xs, h0), reference(params, xs, h0), rtol=1e-12, atol=1e-12)
+    grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights), argnums=(0, 1, 2))(params, xs, h0)
+             for f in (reference, fast)]
+    _tree_close(grads[1], grads[0], rtol=1e-10, atol=1e-12)
+    # an all-padding sequence keeps its initial state, and its gradient flows to h0 only
+    np.testing.assert_allclose(fast(params, xs, h0)[3], np.broadcast_to(h0[3], (T, H)))
+
+
+def test_stacked_gru_sequence_equals_separate_ones():
+    params, xs, h0 = _gru_case()
+    other = jax.tree.map(lambda a: a[::-1] * 0.7, params)
+    masks = np.stack([MASK.T, MASK.T[::-1]], axis=1)  # (T, 2, B)
+
+    def stacked(U1, U2):
+        xw = jnp.stack([jnp.moveaxis(xs @ params["W"], 1, 0), jnp.moveaxis(xs @ other["W"], 1, 0)], axis=1)
+        return gru_sequence(jnp.stack([U1, U2]), xw, masks, jnp.stack([h0, -h0]), T)
+
+    def separate(U1, U2):
+        a = gru_sequence(U1, jnp.moveaxis(xs @ params["W"], 1, 0), masks[:, 0], h0, 1)
+        b = gru_sequence(U2, jnp.moveaxis(xs @ other["W"], 1, 0), masks[:, 1], -h0, 1)
+        return jnp.stack([a, b], axis=1)
+
+    np.testing.assert_allclose(stacked(params["U"], other["U"]), separate(params["U"], other["U"]), rtol=1e-12)
+    w = _randn(jax.random.key(5), (T, 2, B, H))
+    g = [jax.grad(lambda *u, f=f: jnp.sum(f(*u) * w), argnums=(0, 1))(params["U"], other["U"]) for f in (stacked, separate)]
+    _tree_close(g[0], g[1], rtol=1e-10, atol=1e-12)
+
+
+def test_attention_gru_sequence_equals_scan_with_gradients():
+    k = jax.random.split(jax.random.key(1), 5)
+    params = jax.tree.map(lambda a: a + 0.3 * _randn(k[4], a.shape), attention_gru_init(k[0], D, H, jnp.float64))
+    xs, h0 = _randn(k[1], (B, T, D)), _randn(k[2], (B, H))
+    scores = _randn(k[3], (B, T))
+    weights = _randn(jax.random.key(7), (B, H))
+
+    def gates_of(s):  # masked softmax: exactly 0 at padding, as the model makes them
+        e = jnp.where(MASK, jnp.exp(s), 0.0)
+        return e / jnp.maximum(e.sum(1, keepdims=True), 1e-30)
+
+    def reference(p, xs, s, h0):
+        return jax.vmap(lambda x, g, m, h: attention_gru_scan(p, x, g, m, h))(xs, gates_of(s), MASK, h0)
+
+    def fast(p, xs, s, h0):
+        xw = jnp.moveaxis(xs @ p["W"] + p["b"], 1, 0)
+        return attention_gru_sequence(p["U"], xw, gates_of(s).T, h0, 3)
+
+    np.testing.assert_allclose(fast(params, xs, scores, h0), reference(params, xs, scores, h0), rtol=1e-12)
+    grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights), argnums=(0, 1, 2, 3))(params, xs, scores, h0)
+             for f in (reference, fast)]
+    _tree_close(grads[1], grads[0], rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------- the model
+
+
+@pytest.fixture(scope="module")
+def task2(data_root):
+    return load_babi([2], "en", str(data_root))[0]
+
+
+def _model(ds, **kw):
+    return DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=kw.pop("dim", 8), **kw))
+
+
+def _batch(ds, n=6, width=None):
+    m = width or int((ds.train.story[:n] != 0).sum(1).max())
+    return ds.train.story[:n, :m], ds.train.query[:n], ds.train.answer[:n]
+
+
+def test_batched_path_equals_the_ops_per_example_with_gradients(task2):
+    model = _model(task2)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0)))
+    story, query, answer = _batch(task2)
+    bags = jnp.asarray(model.bags(task2.sentences), jnp.float64)
+
+    def batched(p):
+        return model.batch_logits(p, bags, jnp.asarray(story), jnp.asarray(model.query_inputs(query)))
+
+    def per_example(p):
+        return jax.vmap(lambda s, q: model.apply(p, jnp.asarray(task2.sentences), s, q))(
+            jnp.asarray(story), jnp.asarray(query))
+
+    (lb, ab), (le, ae) = batched(params), per_example(params)
+    # float64 parameters, but both paths take the position-encoding weights as float32 constants
+    # (computed differently: host bags vs. per-word weights), hence a 1e-6 relative tolerance
+    np.testing.assert_allclose(lb, le, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ab, ae, rtol=1e-5, atol=1e-6)
+    assert ab.shape == (len(story), 3, story.shape[1])
+    np.testing.assert_allclose(ab.sum(-1), 1.0)
+    assert np.all(np.asarray(ab)[np.broadcast_to((story == 0)[:, None], ab.shape)] == 0)  # no attention on empty slots
+
+    def loss(f):
+        return lambda p: jnp.sum(optax.softmax_cross_entropy_with_integer_labels(f(p)[0], jnp.asarray(answer)))
+
+    _tree_close(jax.grad(loss(batched))(params), jax.grad(loss(per_example))(params), rtol=1e-4, atol=1e-6)
+
+
+def test_empty_slots_and_vocabulary_padding_change_nothing(task2):
+    model = _model(task2)
+    params = model.init(jax.random.key(3))
+    story, query, _ = _batch(task2)
+    bags = jnp.asarray(model.bags(task2.sentences))
+    q = jnp.asarray(model.query_inputs(query))
+    narrow = model.batch_logits(params, bags, jnp.asarray(story), q)[0]
+    wide = model.batch_logits(params, bags, jnp.asarray(np.pad(story, ((0, 0), (0, 7)))), q)[0]
+    np.testing.assert_allclose(wide, narrow, rtol=1e-10, atol=1e-10)
+    # a padded vocabulary draws the same values for the words both have, and the padding row stays 0
+    big = DMNPlus(DMNPlusConfig(vocab_size=len(task2.vocab) + 5, dim=8)).init(jax.random.key(3))
+    np.testing.assert_array_equal(big["embed"][: len(task2.vocab)], params["embed"])
+    np.testing.assert_array_equal(big["answer"]["W"][:, : len(task2.vocab)], params["answer"]["W"])
+    assert np.all(params["embed"][0] == 0)
+
+
+def test_dropout_masks_facts_and_memory_only_in_training(task2):
+    model = _model(task2)
+    params = model.init(jax.random.key(4))
+    story, query, _ = _batch(task2)
+    args = (params, jnp.asarray(model.bags(task2.sentences)), jnp.asarray(story), jnp.asarray(model.query_inputs(query)))
+    plain = model.batch_logits(*args)[0]
+    keep_all = jnp.ones((len(story),) + model.dropout_shape(story.shape[1]))
+    np.testing.assert_allclose(model.batch_logits(*args, drop=keep_all, rate=0.0)[0], plain)
+    # nothing dropped at rate r: the kept units are scaled by 1/(1-r), which changes the answer's logits
+    scaled = model.batch_logits(*args, drop=keep_all, rate=0.5)[0]
+    assert not np.allclose(scaled, plain)
+    drop_memory = keep_all.at[:, -1].set(0.0)  # the final memory entirely dropped: logits from [0; q]
+    only_q = model.batch_logits(*args, drop=drop_memory, rate=0.5)[0]
+    q = jax.vmap(lambda w: gru_scan(params["question"], params["embed"][w], w != 0)[-1])(jnp.asarray(query))
+    expected = q @ params["answer"]["W"][model.cfg.dim:] + params["answer"]["b"]
+    np.testing.assert_allclose(only_q, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_early_stopping_ends_when_patience_is_spent(data_root):
+    """With a zero learning rate nothing improves after the first epoch: 1 + patience epochs, then stop."""
+    ds = load_babi([1], "en", str(data_root))[0]
+    with jax.enable_x64(False):
+        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 20, "patience": 2, "lr": 0.0})
+        trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=8)), cfg, ds)
+        fit = trainer.fit([0, 1])
+    assert trainer.chunk == 1 and fit.history["valid_error"].shape == (2, 3)
+
+
+def test_short_training_run_reaches_low_error(data_root):
+    """A real run: DMN+ (d=32) on bAbI-10k task 1 for 3 epochs; the best epoch's parameters are kept."""
+    ds = load_babi([1], "en-10k", str(data_root))[0]
+    with jax.enable_x64(False):
+        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 3, "patience": 50})
+        fit = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=32)), cfg, ds).fit([0])
+    assert fit.errors["valid"][0] == pytest.approx(float(fit.history["valid_error"].min()), abs=1e-4)
+    assert fit.errors["test"][0] <= 1.0, fit.errors  # measured: 0.0 (valid 0.1)
+
+
+def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
+    out = tmp_path / "run"
+    r = run(["train", "--model", "dmn+", "--tasks", "1", "--epochs", "3", "--dim", "12", "--out", str(out)],
+            env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == "dmn+" and res["config"]["model"]["dim"] == 12
+    assert res["config"]["train"]["optimizer"] == "adam" and res["config"]["train"]["patience"] == 20
+    assert res["tasks"]["1"]["epochs"] == 3
+    e = run(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "ev")], env_data=data_root)
+    assert e.returncode == 0, e.stderr
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert ev["model"] == "dmn+"
+    assert ev["tasks"]["1"]["test_error"] == res["tasks"]["1"]["test_error"]  # the saved model, as trained
+    story = "Mary went to the kitchen.\nMary travelled to the office.\nWhere is Mary?\n"
+    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
+                       timeout=300)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout.startswith("Where is Mary? -> ") and sum(line.strip().startswith("hop ")
+                                                            for line in a.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--model", "dmn+", "--te"], "--model dmn+ has no option temporal"),
+    (["--model", "memn2n", "--dropout", "0.2"], "--model memn2n has no dropout"),
+])
+def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
+    r = run(["train", "--tasks", "1", *args], env_data=data_root)
+    assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
