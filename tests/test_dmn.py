@@ -235,3 +235,71 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
 def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
     r = run(["train", "--tasks", "1", *args], env_data=data_root)
     assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------------------------------ GloVe
+
+
+def _write_glove(path, words, dim, seed=0):
+    rng = np.random.default_rng(seed)
+    vectors = {w: rng.normal(size=dim).round(4) for w in words}
+    lines = [w + " " + " ".join(f"{v:.4f}" for v in vec) for w, vec in vectors.items()]
+    path.write_text("\n".join(["zebra " + " ".join(["0.5"] * dim)] + lines) + "\n")  # zebra: not in bAbI
+    return {w: v.astype(np.float32) for w, v in vectors.items()}
+
+
+def test_load_glove_keeps_the_vocabulary_words_and_reports_bad_files(tmp_path):
+    from memjax.data.babi import DataError
+    from memjax.data.glove import glove_dimension, load_glove
+
+    vectors = _write_glove(tmp_path / "g.txt", ["mary", "kitchen", "went"], 4)
+    words = ["<pad>", "<unk>", "garden", "kitchen", "mary"]
+    rows, covered = load_glove(tmp_path / "g.txt", words, 4)
+    assert glove_dimension(tmp_path / "g.txt") == 4
+    assert covered.tolist() == [False, False, False, True, True]
+    np.testing.assert_allclose(rows[3], vectors["kitchen"]) and np.testing.assert_allclose(rows[4], vectors["mary"])
+    assert np.all(rows[~covered] == 0)
+    with pytest.raises(DataError, match=r"have 4 values but the model's embeddings have 8 \(use --dim 4\)"):
+        load_glove(tmp_path / "g.txt", words, 8)
+    (tmp_path / "bad.txt").write_text("mary 1 2 3 4\nkitchen 1 2 x 4\n")
+    with pytest.raises(DataError, match=r"bad.txt:2: the values of 'kitchen' are not all numbers"):
+        load_glove(tmp_path / "bad.txt", words, 4)
+    (tmp_path / "short.txt").write_text("mary 1 2 3 4\nkitchen 1 2\n")
+    with pytest.raises(DataError, match=r"short.txt:2: expected a word and 4 values, found 2"):
+        load_glove(tmp_path / "short.txt", words, 4)
+    with pytest.raises(DataError, match="cannot read the GloVe file"):
+        load_glove(tmp_path / "missing.txt", words, 4)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_glove_vectors_start_the_embeddings_and_can_be_frozen(data_root, tmp_path, freeze):
+    from memjax.data.glove import load_glove
+
+    ds = load_babi([1], "en", str(data_root))[0]
+    vectors = _write_glove(tmp_path / "g.txt", ["mary", "john", "kitchen", "garden", "went"], 8)
+    rows, covered = load_glove(tmp_path / "g.txt", ds.vocab.words, 8)
+    assert covered.sum() == 5
+    with jax.enable_x64(False):
+        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 2, "patience": None})
+        trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=8)), cfg, ds,
+                          pretrained=[(rows, covered)], freeze=freeze)
+        start = np.asarray(trainer.initial_states([0])["params"]["embed"][0, 0])
+        fit = trainer.fit([0])
+    np.testing.assert_allclose(start[ds.vocab.id("mary")], vectors["mary"])
+    end = np.asarray(fit.params["embed"][0])
+    moved = np.abs(end - start).max(axis=1)
+    assert np.all(moved[~covered][2:] > 0)  # every other word (not padding/unknown) trained
+    assert np.all(moved[covered] == 0) if freeze else np.all(moved[covered] > 0)
+
+
+def test_cli_glove_sets_the_dimension_and_is_refused_for_memn2n(data_root, tmp_path):
+    _write_glove(tmp_path / "g.txt", ["mary", "john", "kitchen"], 6)
+    out = tmp_path / "run"
+    r = run(["train", "--model", "dmn+", "--tasks", "1", "--epochs", "1", "--glove", str(tmp_path / "g.txt"),
+             "--glove-freeze", "--out", str(out)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["model"]["dim"] == 6
+    assert res["config"]["glove"]["frozen"] and res["config"]["glove"]["covered"]["1"][0] == 3
+    r = run(["train", "--tasks", "1", "--glove", str(tmp_path / "g.txt")], env_data=data_root)
+    assert r.returncode == 2 and "--glove initialises the word embeddings of --model dmn+" in r.stderr

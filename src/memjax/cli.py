@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
     t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
     t.add_argument("--hops", type=_positive(), help="memory hops, or DMN+ episodes (default 3)")
+    t.add_argument("--glove", metavar="FILE",
+                   help="start the word embeddings of --model dmn+ from a GloVe text file (the words it covers; "
+                        "--dim defaults to its vectors' size)")
+    t.add_argument("--glove-freeze", action="store_true", help="keep the GloVe vectors fixed during training")
     t.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (MemN2N's recipe) or adam (DMN+'s)")
     t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
     t.add_argument("--weight-decay", type=_fraction, metavar="L2",
@@ -226,7 +230,7 @@ def _train(args) -> int:
     else:
         results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
                            args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress,
-                           files=files, devices=args.devices)
+                           files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze)
         args.set = results["set"]
     mode = "joint" if args.joint else "per task"
     what = "your own data" if args.set == "own" else f"bAbI {args.set}"

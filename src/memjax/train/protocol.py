@@ -192,6 +192,8 @@ def run_babi(
     resume: bool = False,
     files: dict | None = None,
     devices: int | None = None,
+    glove: str | Path | None = None,
+    glove_freeze: bool = False,
 ) -> dict:
     """Trains and evaluates on bAbI; returns (and with ``out`` writes) the results dictionary.
 
@@ -209,6 +211,9 @@ def run_babi(
     ``devices``: use the first N local devices, splitting the runs over them, or, where the runs
     cannot be split, each batch (data parallel). Default: all devices, runs split, batches split
     only on accelerators (see :class:`Trainer`).
+
+    ``glove``: a GloVe text file whose vectors start the word embeddings of the words they cover
+    (DMN+; the embedding size defaults to the vectors' size); ``glove_freeze`` keeps them fixed.
     """
     t_start = time.perf_counter()
     if seeds < 1:
@@ -223,6 +228,15 @@ def run_babi(
                  "data": None if files else str(data_root(data)), "memory": memory, "valid": valid,
                  "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files,
                  "devices": devices}
+    if glove is not None:
+        if model != "dmn+":
+            raise ValueError("--glove initialises the word embeddings of --model dmn+")
+        glove = str(Path(glove).absolute())
+        arguments.update(glove=glove, glove_freeze=glove_freeze)
+        if (model_overrides or {}).get("dim") is None:
+            from memjax.data.glove import glove_dimension
+
+            model_overrides = {**(model_overrides or {}), "dim": glove_dimension(glove)}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +257,16 @@ def run_babi(
                          "tasks": list(tasks), "seeds": seeds, "memory": memory, "valid": valid,
                          "devices": devices if devices is not None else len(jax.local_devices())}
     results["config"]["model"].pop("vocab_size")
+    pretrained = None
+    if glove is not None:
+        from memjax.data.glove import load_glove
+
+        pretrained = [load_glove(glove, ds.vocab.words, cfg.dim) for ds, (cfg, _) in zip(datasets, configs)]
+        results["config"]["glove"] = {"file": glove, "frozen": glove_freeze, "covered": {
+            _label(ds, joint): [int(c.sum()), len(ds.vocab) - 1] for ds, (_, c) in zip(datasets, pretrained)}}
+        for ds, (_, c) in zip(datasets, pretrained):
+            log(f"{ds.name}: GloVe vectors for {int(c.sum())} of {len(ds.vocab) - 1} words"
+                + (" (frozen)" if glove_freeze else ""))
     chosen = None
     if devices is not None:
         local = jax.local_devices()
@@ -259,7 +283,8 @@ def run_babi(
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
         trainer = Trainer([FAMILIES[model][0](configs[i][0]) for i in group], tcfg, sets, devices=chosen,
-                          data_parallel=True if devices else None)
+                          data_parallel=True if devices else None,
+                          pretrained=[pretrained[i] for i in group] if pretrained else None, freeze=glove_freeze)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
         if out is None or jax.process_count() > 1:  # several processes: no checkpoints (see README)
             fits = trainer.fit(seed_list, cb)
