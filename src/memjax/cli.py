@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
                                    "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
                                    "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
-    t.add_argument("--model", default="memn2n", choices=["memn2n", "dmn+"], help="model family (default memn2n)")
+    t.add_argument("--model", default="memn2n", choices=["memn2n", "dmn", "dmn+"],
+                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--glove", metavar="FILE",
                    help="start the word embeddings of --model dmn+ from a GloVe text file (the words it covers; "
                         "--dim defaults to its vectors' size)")
+    t.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,
+                   help="DMN: train without the supporting facts (default: strongly supervised gates)")
     t.add_argument("--glove-freeze", action="store_true", help="keep the GloVe vectors fixed during training")
     t.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (MemN2N's recipe) or adam (DMN+'s)")
     t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
@@ -214,7 +217,7 @@ def _train(args) -> int:
     progress = _Progress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
                        "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,
-                       "attend_empty": args.attend_empty}
+                       "attend_empty": args.attend_empty, "supervise": args.supervise}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

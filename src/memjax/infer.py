@@ -97,6 +97,9 @@ class Answerer:
         vocab = Vocab(m["vocab"][2:])
         if vocab.words != m["vocab"]:
             raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
+        if not hasattr(_model(m), "apply"):
+            raise CheckpointError(f"{directory}: asking and serving support MemN2N and DMN+ models, not "
+                                  f"{m.get('family')} (evaluate it with memjax eval)")
         return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
 
     def _ids(self, text: str, unknown: list[str]) -> list[int]:

@@ -1,10 +1,10 @@
 """Model families: ``init(key) -> params`` and pure ``apply``/``batch_logits`` functions."""
 
-from memjax.models.dmn import DMNPlus, DMNPlusConfig
+from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.memn2n import MemN2N, MemN2NConfig
 
 # --model name -> (model class, config class)
-FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn+": (DMNPlus, DMNPlusConfig)}
+FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig)}
 
 
 def model_for(name: str, config: dict):
@@ -15,4 +15,4 @@ def model_for(name: str, config: dict):
     return model(cfg(**config))
 
 
-__all__ = ["DMNPlus", "DMNPlusConfig", "FAMILIES", "MemN2N", "MemN2NConfig", "model_for"]
+__all__ = ["DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "MemN2N", "MemN2NConfig", "model_for"]

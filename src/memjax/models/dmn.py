@@ -32,11 +32,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, weighted_bags
 from memjax.ops.recurrent import (answer_logits, attention_gru_init, attention_gru_sequence, bigru, episode, gate_init,
-                                  gru_init, gru_scan, gru_sequence, memory_update, memory_update_init)
+                                  gated_gru_sequence, gru_init, gru_scan, gru_sequence, memory_update,
+                                  memory_update_init)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,3 +234,231 @@ class DMNPlus:
             logits = jnp.where(answers, logits, -1e30)
         return logits, jnp.stack(attention, axis=1)
 
+
+
+# ================================================================================================
+# DMN (Kumar et al. 2016)
+# ================================================================================================
+
+END = 0  # the decoder's end-of-answer token
+
+
+@dataclasses.dataclass(frozen=True)
+class DMNConfig:
+    """DMN hyperparameters (Kumar et al. 2016, "Ask Me Anything").
+
+    ``answer_words``: the decoder's output words besides the end token (index 0): the pieces of
+    the training answers, "apple,football" being the two words "apple" and "football" (set from
+    the data by :func:`memjax.train.protocol.build_configs`). ``max_answer``: the most words an
+    answer has. ``supervise``: strong supervision, a cross-entropy on each pass's gates with the
+    supporting facts (pass i is pointed at supporting fact i, the last one for passes beyond them),
+    weighted by ``gate_weight``.
+    """
+
+    vocab_size: int
+    memory_size: int = 50
+    dim: int = 80
+    hops: int = 3
+    answer_words: tuple = ()
+    max_answer: int = 1
+    supervise: bool = True
+    gate_weight: float = 1.0
+    embed_init: float = math.sqrt(3.0)
+    unroll: int = 8  # input-GRU steps per loop iteration (the episodes are unrolled up to 64 facts)
+
+    def __post_init__(self):
+        if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3 or self.max_answer < 1:
+            raise ValueError("hops, dim, memory_size and max_answer must be positive and the vocabulary non-trivial")
+        object.__setattr__(self, "answer_words", tuple(self.answer_words))
+
+
+class DMN:
+    """The Dynamic Memory Network of Kumar et al. 2016 for bAbI.
+
+    - input module: a GRU over the story's words (oldest sentence first); the state after each
+      sentence's last word is that sentence's fact c_t;
+    - question module: the same GRU over the question's words; its last state is q;
+    - episodic memory: per pass i, gates g_t = softmax over facts of
+      W2 tanh(W1 z(c_t, m, q) + b1) + b2 with z = [c, m, q, c*q, c*m, |c-q|, |c-m|, c^T Wb q,
+      c^T Wb m]; the episode e is the last state of h_t = g_t GRU(c_t, h_{t-1}) + (1 - g_t) h_{t-1};
+      the memory m^i = GRU(e, m^{i-1}), m^0 = q (the gates are a softmax, as in the supervised
+      setting of the paper, rather than sigmoids);
+    - answer module: a GRU decoder, a_0 = m^T, y_t = softmax(W a_t), a_t = GRU([y_{t-1}; q], a_{t-1}),
+      emitting the answer's words and then the end token.
+
+    ``batch_loss`` and ``batch_predict`` are what the engine trains and evaluates; the predicted
+    word sequence is mapped back to the vocabulary's answer (one bAbI answer token such as
+    "apple,football"), -1 when it is none of them.
+    """
+
+    name = "dmn"
+    uses_support = True
+
+    def __init__(self, cfg: DMNConfig):
+        self.cfg = cfg
+
+    # ---- parameters ------------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> dict:
+        c, d = self.cfg, self.cfg.dim
+        out = len(c.answer_words) + 1
+        k = jax.random.split(key, 8)
+        embed = jax.random.uniform(k[0], (c.vocab_size, d), minval=-c.embed_init, maxval=c.embed_init)
+        features = 7 * d + 2
+        glorot = jax.nn.initializers.glorot_uniform()
+        k1, k2, k3 = jax.random.split(k[3], 3)
+        return {
+            "embed": embed.at[0].set(0.0),
+            "input": gru_init(k[1], d, d),
+            "gate": {"Wb": glorot(k1, (d, d)), "W1": glorot(k2, (features, d)), "b1": jnp.zeros((d,)),
+                     "W2": glorot(k3, (d, 1))[:, 0], "b2": jnp.zeros(())},
+            "episode": gru_init(k[4], d, d),
+            "memory": gru_init(k[5], d, d),
+            "decoder": gru_init(k[6], out + d, d),
+            "answer": {"W": glorot(k[7], (d, out)), "b": jnp.zeros((out,))},
+        }
+
+    def padding_mask(self, params: dict) -> dict:
+        mask = jax.tree.map(lambda _: 1.0, params)
+        mask["embed"] = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
+        return mask
+
+    def decay_mask(self, params: dict) -> dict:
+        return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
+
+    def unpad(self, params: dict) -> dict:
+        return {**params, "embed": params["embed"][: self.cfg.vocab_size]}
+
+    def dropout_shape(self, memory: int) -> tuple[int, ...]:
+        """Dropout uniforms per example: one row per fact and one for the final memory."""
+        return (memory + 1, self.cfg.dim)
+
+    # ---- host-side inputs ------------------------------------------------------------------------
+    def bags(self, ids) -> np.ndarray:
+        """The distinct sentences as word ids (the input module reads words)."""
+        return np.asarray(ids, np.int32)
+
+    def query_inputs(self, ids) -> np.ndarray:
+        return np.asarray(ids, np.int32)
+
+    def extra_data(self, vocab_words) -> dict:
+        """``answer_seq`` (V, A + 1): each vocabulary word as decoder targets (its pieces, then the
+        end token, then -1), all -1 for words that are no answer the decoder can spell."""
+        c = self.cfg
+        index = {w: i + 1 for i, w in enumerate(c.answer_words)}
+        table = np.full((c.vocab_size, c.max_answer + 1), -1, np.int32)
+        for v, word in enumerate(vocab_words[: c.vocab_size]):
+            pieces = word.split(",")
+            if v > 1 and len(pieces) <= c.max_answer and all(p in index for p in pieces):
+                table[v, : len(pieces)] = [index[p] for p in pieces]
+                table[v, len(pieces)] = END
+        return {"answer_seq": table}
+
+    # ---- the model -------------------------------------------------------------------------------
+    def _encode(self, params, sentences, story, query, drop=None, rate=0.0):
+        """(facts (B, M, d) in slot order, occupied (B, M), q (B, d))."""
+        c = self.cfg
+        b, m = story.shape
+        E, ip = params["embed"], params["input"]
+        words = sentences[story][:, ::-1]  # (B, M, L) in story order (empty slots first)
+        width = words.shape[2]
+        flat = words.reshape(b, m * width)
+        xw = jnp.moveaxis(E[flat] @ ip["W"] + ip["b"], 1, 0)  # (M L, B, 3d)
+        hs = gru_sequence(ip["U"], xw, (flat != 0).T, jnp.zeros((b, c.dim)), c.unroll)
+        facts = hs.reshape(m, width, b, c.dim)[:, -1][::-1].transpose(1, 0, 2)  # (B, M, d) slot order
+        occupied = story != 0
+        facts = facts * occupied[..., None]
+        if drop is not None and rate > 0:
+            facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
+        qx = jnp.moveaxis(E[query] @ ip["W"] + ip["b"], 1, 0)
+        q = gru_sequence(ip["U"], qx, (query != 0).T, jnp.zeros((b, c.dim)), c.unroll)[-1]
+        return facts, occupied, q
+
+    def _memory(self, params, facts, occupied, q):
+        """Passes of the episodic memory: (final memory (B, d), gate scores (B, hops, M), gates)."""
+        c = self.cfg
+        m_slots = facts.shape[1]
+        gp, ep, mp = params["gate"], params["episode"], params["memory"]
+        d = c.dim
+        W1 = gp["W1"]
+        qb = q @ gp["Wb"].T  # c^T Wb q = c . (Wb q)
+        fixed = (facts @ W1[:d] + (facts * q[:, None]) @ W1[3 * d:4 * d] + jnp.abs(facts - q[:, None]) @ W1[5 * d:6 * d]
+                 + (q @ W1[2 * d:3 * d])[:, None] + jnp.einsum("bmd,bd->bm", facts, qb)[..., None] * W1[7 * d]
+                 + gp["b1"])
+        episode_x = jnp.moveaxis(facts @ ep["W"] + ep["b"], 1, 0)[::-1]  # (M, B, 3d) story order
+        mem, scores_all, gates_all = q, [], []
+        for _ in range(c.hops):
+            mb = mem @ gp["Wb"].T
+            z = jnp.tanh(fixed + (mem @ W1[d:2 * d])[:, None] + (facts * mem[:, None]) @ W1[4 * d:5 * d]
+                         + jnp.abs(facts - mem[:, None]) @ W1[6 * d:7 * d]
+                         + jnp.einsum("bmd,bd->bm", facts, mb)[..., None] * W1[7 * d + 1])
+            scores = jnp.where(occupied, z @ gp["W2"] + gp["b2"], -1e30)
+            gates = jax.vmap(masked_softmax)(scores, occupied)
+            e = gated_gru_sequence(ep["U"], episode_x, gates.T[::-1], jnp.zeros_like(mem), min(64, m_slots))
+            mem = _gru_step(mp, mem, e)
+            scores_all.append(scores)
+            gates_all.append(gates)
+        return mem, jnp.stack(scores_all, 1), jnp.stack(gates_all, 1)
+
+    def _decode(self, params, mem, q):
+        """Decoder logits (B, A + 1, out) for A + 1 steps, each fed the previous step's softmax."""
+        c = self.cfg
+        dp, ap = params["decoder"], params["answer"]
+        out = ap["W"].shape[1]
+        a, y, logits = mem, jnp.zeros((mem.shape[0], out)), []
+        for _ in range(c.max_answer + 1):
+            a = _gru_step(dp, a, jnp.concatenate([y, q], axis=1))
+            step = a @ ap["W"] + ap["b"]
+            logits.append(step)
+            y = jax.nn.softmax(step)
+        return jnp.stack(logits, axis=1)
+
+    def _answers(self, table, logits):
+        """Decoded word sequences mapped to vocabulary ids (B,), -1 where none matches."""
+        seq = jnp.argmax(logits, -1)  # (B, A + 1)
+        ended = jnp.cumsum(seq == END, axis=1) - (seq == END) > 0  # after the first end token
+        seq = jnp.where(ended, -1, seq)
+        match = jnp.all(seq[:, None, :] == table[None], axis=-1) & (table[None, :, 0] >= 0)
+        return jnp.where(jnp.any(match, axis=1), jnp.argmax(match, axis=1), -1)
+
+    def batch_loss(self, params, data, batch, drop=None, rate=0.0):
+        """(loss per example (B,), predicted answer ids (B,)): decoder cross-entropy, plus the gates'
+        cross-entropy with the supporting facts when supervised."""
+        c = self.cfg
+        facts, occupied, q = self._encode(params, data["sentences"], batch["story"], batch["query"], drop, rate)
+        mem, scores, _ = self._memory(params, facts, occupied, q)
+        if drop is not None and rate > 0:
+            mem = mem * (drop[:, facts.shape[1]] >= rate) / (1.0 - rate)
+        logits = self._decode(params, mem, q)
+        target = data["answer_seq"][batch["answer"]]  # (B, A + 1)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
+        loss = jnp.sum(jnp.where(target >= 0, ce, 0.0), axis=1)
+        if c.supervise and "supporting" in batch:
+            support = batch["supporting"]  # (B, S) slots, -1 absent
+            count = jnp.sum(support >= 0, axis=1)
+            passes = jnp.minimum(jnp.arange(c.hops)[None], jnp.maximum(count - 1, 0)[:, None])  # (B, hops)
+            slot = jnp.take_along_axis(support, passes, axis=1)
+            logp = jax.nn.log_softmax(scores, axis=-1)
+            picked = jnp.take_along_axis(logp, jnp.maximum(slot, 0)[..., None], axis=-1)[..., 0]
+            loss = loss - c.gate_weight * jnp.sum(jnp.where(slot >= 0, picked, 0.0), axis=1)
+        return loss, self._answers(data["answer_seq"], logits)
+
+    def batch_predict(self, params, data, batch):
+        """Predicted answer ids (B,) (-1: the decoded words are no known answer)."""
+        facts, occupied, q = self._encode(params, data["sentences"], batch["story"], batch["query"])
+        mem, _, _ = self._memory(params, facts, occupied, q)
+        return self._answers(data["answer_seq"], self._decode(params, mem, q))
+
+    def attention(self, params, sentences, story, query):
+        """Gates per pass (B, hops, M) for a batch (slot order)."""
+        facts, occupied, q = self._encode(params, sentences, story, query)
+        return self._memory(params, facts, occupied, q)[2]
+
+
+def _gru_step(params: dict, h: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+    """A batched GRU step (:func:`memjax.ops.gru_cell` on (B, .) arrays)."""
+    d = h.shape[-1]
+    xw, uh = x @ params["W"] + params["b"], h @ params["U"]
+    u = jax.nn.sigmoid(xw[:, :d] + uh[:, :d])
+    r = jax.nn.sigmoid(xw[:, d:2 * d] + uh[:, d:2 * d])
+    cand = jnp.tanh(xw[:, 2 * d:] + r * uh[:, 2 * d:])
+    return u * cand + (1 - u) * h

@@ -447,3 +447,56 @@ def _attention_gru_bwd(unroll, res, dh_last):
 
 
 attention_gru_sequence.defvjp(_attention_gru_fwd, _attention_gru_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def gated_gru_sequence(U: jnp.ndarray, xw: jnp.ndarray, gates: jnp.ndarray, h0: jnp.ndarray,
+                       unroll: int = 1) -> jnp.ndarray:
+    """The last state of DMN's episode GRU: h_t = g_t GRU(c_t, h_{t-1}) + (1 - g_t) h_{t-1} (Kumar et al. eq. 7).
+
+    The same as a GRU whose update gate u is scaled by the attention gate g: h_t = g u h~ + (1 - g u) h.
+
+    Args:
+        U: (H, 3H) state weights of :func:`gru_init`.
+        xw: (T, ..., 3H) input products x W + b per fact.
+        gates: (T, ...) gates g_t; 0 (padding) leaves the state unchanged.
+        h0: (..., H) initial states.
+        unroll: steps per loop iteration.
+
+    Returns:
+        (..., H) the state after the last fact: the episode e.
+    """
+    return _gated_gru_fwd(U, xw, gates, h0, unroll)[0]
+
+
+def _gated_gru_fwd(U, xw, gates, h0, unroll):
+    def step(h, inp):
+        x, g = inp
+        u, r, c, uhc = _gru_gates(U, h, x)
+        z = g[..., None] * u
+        return z * c + (1 - z) * h, (h, u, r, c, uhc)
+
+    h, (prev, u, r, c, uhc) = _loop(step, h0, (xw, gates), xw.shape[0], unroll)
+    return h, (U, gates, prev, u, r, c, uhc)
+
+
+def _gated_gru_bwd(unroll, res, dh_last):
+    U, gates, prev, u, r, c, uhc = res
+
+    def step(dh, inp):
+        g, hp, u_, r_, c_, uhc_ = inp
+        g = g[..., None]
+        dz = dh * (c_ - hp)  # z = g u
+        dgate = jnp.sum(dz * u_, axis=-1)
+        dpre_u = dz * g * u_ * (1 - u_)
+        dpre_c = dh * g * u_ * (1 - c_ * c_)
+        dpre_r = dpre_c * uhc_ * r_ * (1 - r_)
+        dx = jnp.concatenate([dpre_u, dpre_r, dpre_c], axis=-1)
+        duh = jnp.concatenate([dpre_u, dpre_r, dpre_c * r_], axis=-1)
+        return dh * (1 - g * u_) + duh @ jnp.swapaxes(U, -1, -2), (dx, duh, dgate)
+
+    dh0, (dxw, duh, dgates) = _loop(step, dh_last, (gates, prev, u, r, c, uhc), gates.shape[0], unroll, reverse=True)
+    return _weight_grad(U, prev, duh), dxw, dgates, dh0
+
+
+gated_gru_sequence.defvjp(_gated_gru_fwd, _gated_gru_bwd)

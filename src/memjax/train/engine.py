@@ -202,6 +202,8 @@ class Trainer:
         for model, ds in zip(models, self.datasets):
             entry = {"sentences": model.bags(ds.sentences),
                      "answers": np.arange(self.model.cfg.vocab_size) < model.cfg.vocab_size}
+            if hasattr(model, "extra_data"):  # model-specific tables (DMN: answers as word sequences)
+                entry.update(model.extra_data(ds.vocab.words))
             if self.pretrained is not None:
                 rows, covered = self.pretrained[len(per)]
                 entry.update(pretrained=np.asarray(rows, np.float32), covered=np.asarray(covered, bool))
@@ -211,6 +213,8 @@ class Trainer:
                 split = getattr(ds, name)
                 entry[name] = {"story": split.story[:, :m], "query": model.query_inputs(split.query),
                                "answer": split.answer, "n": np.int32(len(split))}
+                if getattr(model, "uses_support", False):  # supporting facts' slots (strong supervision)
+                    entry[name]["supporting"] = np.where(split.supporting < m, split.supporting, -1)
             per.append(entry)
         data = jax.tree.map(lambda *xs: np.stack([_pad(x, tuple(np.max([y.shape for y in xs], axis=0))) for x in xs])
                             if np.ndim(xs[0]) else np.array(xs), *per)
@@ -248,9 +252,14 @@ class Trainer:
         if "frozen" in data:  # pretrained rows kept as they are: no gradient (and so no L2) reaches them
             embed = params["embed"]
             params = {**params, "embed": jnp.where(data["frozen"][:, None], jax.lax.stop_gradient(embed), embed)}
-        logits, _ = self._logits(params, data, batch, uniforms, linear, drop)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
-        wrong = jnp.sum(jnp.argmax(logits, -1) != batch["answer"])
+        if hasattr(self.model, "batch_loss"):  # models with their own loss (DMN: decoder and gate supervision)
+            extra = {"drop": drop, "rate": self.config.dropout} if drop is not None else {}
+            ce, predicted = self.model.batch_loss(params, data, batch, **extra)
+        else:
+            logits, _ = self._logits(params, data, batch, uniforms, linear, drop)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
+            predicted = jnp.argmax(logits, -1)
+        wrong = jnp.sum(predicted != batch["answer"])
         loss = jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)
         if self._decay is not None:
             squares = jax.tree.map(lambda w, on: on * jnp.sum(jnp.square(w)), params, self._decay)
@@ -273,7 +282,7 @@ class Trainer:
             drops = jnp.zeros((steps,))
         linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
-        rows = {k: train[k] for k in ("story", "query", "answer")}
+        rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
 
         def step(carry, xs):
             params, opt = carry
@@ -313,7 +322,7 @@ class Trainer:
         with ``with_loss``, also each row's cross-entropy loss."""
         inputs = {"story": split["story"], "query": split["query"]}
         if with_loss:
-            inputs["answer"] = split["answer"]
+            inputs.update({k: split[k] for k in ("answer", "supporting") if k in split})
         n = inputs["story"].shape[0]
         chunk = max(1, min(chunk, n))
         padded = -(-n // chunk) * chunk
@@ -322,6 +331,11 @@ class Trainer:
                 (padded // chunk, chunk) + a.shape[1:]), inputs)
 
         def answer(batch):
+            if hasattr(self.model, "batch_loss"):
+                if with_loss:
+                    loss, predicted = self.model.batch_loss(params, data, batch)
+                    return predicted, loss
+                return self.model.batch_predict(params, data, batch)
             logits, _ = self._logits(params, data, batch, linear=linear)
             if with_loss:
                 return jnp.argmax(logits, -1), optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])

@@ -19,7 +19,7 @@ from memjax import paper
 from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
-from memjax.models import FAMILIES, DMNPlusConfig, model_for
+from memjax.models import FAMILIES, DMNConfig, DMNPlusConfig, model_for
 from memjax.models.memn2n import MemN2N, MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
@@ -36,6 +36,9 @@ JOINT_TRAIN = {"epochs": 60, "decay_every": 15, "ls_epochs": 30}
 DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.001,
                   "dropout": 0.1, "patience": 20, "linear_start": False, "random_noise": False,
                   "max_grad_norm": None, "decay_every": 1_000_000}
+# DMN (Kumar et al. 2016) on bAbI-1k, strongly supervised: the DMN+ optimisation recipe with batches
+# of 32 (1k tasks have 900 training questions).
+DMN_TRAIN = {**DMN_PLUS_TRAIN, "batch_size": 32}
 
 
 def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
@@ -47,12 +50,18 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     if model not in FAMILIES:
         raise ValueError(f"unknown model {model!r}: choose from {', '.join(FAMILIES)}")
     given = {k: v for k, v in model_overrides.items() if v is not None}
-    if model == "dmn+":
-        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(DMNPlusConfig)})
+    if model in ("dmn", "dmn+"):
+        cfg_class = DMNConfig if model == "dmn" else DMNPlusConfig
+        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(cfg_class)})
         if unknown:
-            raise ValueError(f"--model dmn+ has no option {', '.join(unknown)} (it has --dim, --hops, --memory)")
-        t = {**DMN_PLUS_TRAIN, **{k: v for k, v in train_overrides.items() if v is not None}}
-        return DMNPlusConfig(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
+            raise ValueError(f"--model {model} has no option {', '.join(unknown)} (it has --dim, --hops, --memory)")
+        t = {**(DMN_TRAIN if model == "dmn" else DMN_PLUS_TRAIN),
+             **{k: v for k, v in train_overrides.items() if v is not None}}
+        if model == "dmn":  # the decoder's words: the pieces of the training and validation answers
+            answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
+            pieces = sorted({p for a in answers for p in a.split(",")})
+            given = {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers), **given}
+        return cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
     m = {**(JOINT_MODEL if joint else {}), **given}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
     if t.get("dropout"):
@@ -278,7 +287,7 @@ def run_babi(
     # DMN+ trains each task as its own program: with early stopping a task that stops early would
     # otherwise wait (computing) for the slowest of its family, and on a CPU the runs of one task
     # already fill the cores.
-    groups = [[i] for i in range(len(datasets))] if model == "dmn+" else families(datasets, tcfg.batch_size)
+    groups = [[i] for i in range(len(datasets))] if model in ("dmn", "dmn+") else families(datasets, tcfg.batch_size)
     for group in groups:
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
@@ -353,12 +362,17 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000):
+def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000, vocab_words=None):
     """``predict(split)``: predicted answer ids of every question (no time noise), compiled once.
 
     Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
     """
-    answer = jax.jit(lambda p, s, st, q: jnp.argmax(model.batch_logits(p, s, st, q)[0], -1))
+    if hasattr(model, "batch_predict"):  # DMN: decoded answers, mapped back to the vocabulary
+        tables = jax.tree.map(jnp.asarray, model.extra_data(vocab_words))
+        answer = jax.jit(lambda p, s, st, q: model.batch_predict(p, {"sentences": s, **tables},
+                                                                 {"story": st, "query": q}))
+    else:
+        answer = jax.jit(lambda p, s, st, q: jnp.argmax(model.batch_logits(p, s, st, q)[0], -1))
     sentences = jnp.asarray(sentence_bags)
 
     def predict(split) -> np.ndarray:
@@ -418,7 +432,8 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
                 ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
                                memory_size=int(m["memory_size"]), vocab=vocab)
             model = model_for(m.get("family", "memn2n"), m["model"])
-            predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), model.bags(ds.sentences))
+            predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), model.bags(ds.sentences),
+                                 vocab_words=ds.vocab.words)
             answered[key] = (ds, {split: predict(getattr(ds, split)) for split in SPLITS})
         ds, predictions = answered[key]
         entry = {}
