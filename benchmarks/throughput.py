@@ -4,6 +4,7 @@ Commands (repository root; no data needed, the stories are generated):
 
     python benchmarks/throughput.py            # the full table (about 5 minutes on a 2-core CPU)
     python benchmarks/throughput.py --quick    # a smaller table, under a minute (CI runs it)
+    python benchmarks/throughput.py --batches 32 --memories 50 --runs 1 --long 1000   # mostly the DMN rows
 
 Everything is measured in one process, one thing at a time:
 
@@ -20,6 +21,9 @@ Everything is measured in one process, one thing at a time:
     temporaries: ``memory_analysis``), and ``rss_mb``, the process's peak resident memory so far;
   - ``gflop_s`` and ``peak_share``: one training step's FLOPs (XLA's ``cost_analysis``) times the
     steps run, over the training time, and that rate as a share of the measured peak.
+- DMN+ and DMN training examples/s at the DMN+ recipe's batch 100 and hidden size 80 on bAbI-10k
+  task 1 (:func:`dmn_rows`), one run and two runs at once (one per core), beside a PyTorch DMN+
+  (benchmarks/torch_dmn_plus.py) timed in the same process when torch is installed.
 
 Prints a table and writes JSON (``--out``, default benchmarks/results/throughput.json).
 """
@@ -28,10 +32,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +50,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.generate import single_fact
-from memjax.models import MemN2N
+from memjax.models import FAMILIES, MemN2N
 from memjax.models.memn2n import noise_draws
-from memjax.train.engine import Trainer
+from memjax.train.engine import Trainer, occupancy
 from memjax.train.protocol import build_configs
 
 STEPS = 8  # training steps per epoch in every row
@@ -132,6 +140,54 @@ def measure(model: str, batch: int, memory: int, runs: int, epochs: int, peak: f
             "step_mflop": flops / 1e6, "gflop_s": gflop_s, "peak_share": gflop_s / peak}
 
 
+def dmn_data():
+    """bAbI-10k task 1 when the data are found ($MEMJAX_DATA or ../shared), else generated stories like it."""
+    from memjax.data.babi import DataError
+    from memjax.data.dataset import load_babi
+
+    for root in (None, str(Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2")):
+        try:
+            return load_babi([1], "en-10k", root)[0], "bAbI-10k task 1"
+        except DataError:
+            continue
+    return single_fact(9000, 1000, 1000, story_length=10, seed=1), "generated single-fact stories (memory 10)"
+
+
+def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int) -> tuple[list[dict], dict | None, str]:
+    """Training throughput of DMN+ and DMN at the recipe's batch 100, hidden 80, on bAbI-10k task 1.
+
+    ``train_ex_s`` counts the training examples of whole epochs (90 steps of 100) over the engine's
+    training time, which also includes a validation pass (1,000 questions) per epoch. The PyTorch
+    DMN+ of benchmarks/torch_dmn_plus.py is timed on the same arrays, when torch is installed.
+    """
+    ds, source = dmn_data()
+    rows = []
+    for model in models:
+        for r in runs:
+            mcfg, tcfg = build_configs(model, ds, False, {}, {"epochs": epochs, "patience": None})
+            trainer = Trainer(FAMILIES[model][0](mcfg), tcfg, ds)
+            fit = trainer.fit(list(range(r)))
+            steps = trainer.steps_per_epoch * epochs * r
+            rows.append({"model": model, "batch": trainer.batch_size, "dim": mcfg.dim, "memory": trainer.memory,
+                         "runs": r, "epochs": epochs, "compile_s": fit.seconds["compile"],
+                         "train_s": fit.seconds["train"], "train_ex_s": steps * trainer.batch_size / fit.seconds["train"],
+                         "test_error": float(np.min(fit.errors["test"]))})
+    torch_row = None
+    if torch_steps and importlib.util.find_spec("torch") is not None:  # in a fresh process (see torch_dmn_plus)
+        with tempfile.TemporaryDirectory() as tmp:
+            arrays = Path(tmp) / "arrays.npz"
+            np.savez(arrays, sentences=ds.sentences, story=ds.train.story[:, :occupancy(ds)], query=ds.train.query,
+                     answer=ds.train.answer, vocab=len(ds.vocab))
+            script = Path(__file__).resolve().parent / "torch_dmn_plus.py"
+            done = subprocess.run([sys.executable, str(script), str(arrays), str(torch_steps)], capture_output=True,
+                                  text=True, timeout=1800)
+        if done.returncode == 0:
+            torch_row = json.loads(done.stdout.strip().splitlines()[-1])
+        else:
+            print(f"(the PyTorch DMN+ failed: {done.stderr.strip().splitlines()[-1:]})")
+    return rows, torch_row, source
+
+
 def long_stories(lengths: list[int], questions: int = 8, chunk: int = 4096) -> list[dict]:
     """Answering over one generated story of L statements: latency and memory against L.
 
@@ -185,6 +241,10 @@ def main(argv=None):
     p.add_argument("--long", help="story lengths for answering over long stories (default 1000,10000,100000; "
                                    "quick 1000,10000)")
     p.add_argument("--epochs", type=int, help="epochs per row after 1 linear-start epoch (default 3; quick 2)")
+    p.add_argument("--dmn", default=None, help="models of the DMN rows (default dmn+,dmn; quick dmn+; none: skip)")
+    p.add_argument("--dmn-runs", default=None, help="runs trained at once in the DMN rows (default 1,2; quick 1)")
+    p.add_argument("--dmn-epochs", type=int, help="epochs per DMN row (default 3; quick 1)")
+    p.add_argument("--torch-steps", type=int, default=30, help="timed steps of the PyTorch DMN+ (0: skip)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "throughput.json"))
     args = p.parse_args(argv)
     batches = _ints(args.batches or ("32,512" if args.quick else "32,128,512,1024,4096"))
@@ -210,6 +270,23 @@ def main(argv=None):
             mb = f"{row['program_mb']:10.1f}" if row["program_mb"] is not None else f"{'-':>10}"
             print(f"{model:>7} {batch:>5} {memory:>6} {r:>4} {row['compile_s']:9.2f} {row['train_ex_s']:11,.0f} "
                   f"{row['infer_ex_s']:11,.0f} {mb} {row['gflop_s']:8.1f} {100 * row['peak_share']:6.1f}%", flush=True)
+    dmn_models = [m for m in (args.dmn or ("dmn+" if args.quick else "dmn+,dmn")).split(",") if m and m != "none"]
+    d_rows, torch_row, source = ([], None, "")
+    if dmn_models:
+        d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
+                                             args.dmn_epochs or (1 if args.quick else 3), args.torch_steps)
+        print(f"\nDMN training on {source}: batch 100, hidden 80 (examples/s of whole epochs, "
+              f"validation included)")
+        head = f"{'model':>6} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
+        print(head)
+        print("-" * len(head))
+        for r in d_rows:
+            ratio = f"{r['train_ex_s'] / torch_row['train_ex_s']:9.1f}x" if torch_row and r["model"] == "dmn+" else f"{'':>10}"
+            print(f"{r['model']:>6} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
+                  flush=True)
+        if torch_row:
+            print(f"{'torch':>6} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
+                  f"DMN+, {torch_row['threads']} threads, median of {args.torch_steps} steps)")
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "
           f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):")
@@ -224,6 +301,7 @@ def main(argv=None):
     result = {"date": time.strftime("%Y-%m-%d"), "device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
               "machine": platform.processor() or platform.machine(), "cores": len(jax.local_devices()),
               "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows, "long_stories": long_rows,
+              "dmn": {"data": source, "rows": d_rows, "torch_dmn_plus": torch_row},
               "seconds": time.perf_counter() - t0}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['seconds']:.0f} s)")

@@ -57,7 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
     dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
     patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
-    # validation error, and its parameters of the best epoch are kept
+    # validation error; it keeps the parameters of its best epoch (lowest validation error, then loss)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -303,14 +303,16 @@ class Trainer:
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
         new = {"params": params, "opt": opt, "key": key}
         if c.patience:  # a stopped run (patience spent) keeps its best; the host ends when all have stopped
-            # better: a lower validation error, or the same error and a lower validation loss
+            # patience counts the epochs since the validation error last went down; the parameters kept
+            # are those of the lowest validation error, the lowest validation loss among equal errors
             running = state["waited"] < c.patience
             score = jnp.stack([valid, valid_loss])
             best = state["best_valid"]
-            better = running & ((score[0] < best[0]) | ((score[0] == best[0]) & (score[1] < best[1])))
+            lower = score[0] < best[0]
+            better = running & (lower | ((score[0] == best[0]) & (score[1] < best[1])))
             new["best"] = jax.tree.map(lambda p, q: jnp.where(better, p, q), params, state["best"])
             new["best_valid"] = jnp.where(better, score, best)
-            new["waited"] = jnp.where(better, 0, state["waited"] + running.astype(jnp.int32))
+            new["waited"] = jnp.where(running & lower, 0, state["waited"] + running.astype(jnp.int32))
         return new, metrics
 
     def _run_chunk(self, state, epoch0, data):
