@@ -17,10 +17,10 @@ INSPECT = textwrap.dedent("""
     seen = []
     original = Trainer._loss
 
-    def loss(self, params, data, batch, uniforms, linear):
+    def loss(self, params, data, batch, *rest):
         # runs at trace time: record how the step's batch is laid out over the devices
         jax.debug.inspect_array_sharding(batch["story"], callback=lambda s: seen.append(s))
-        return original(self, params, data, batch, uniforms, linear)
+        return original(self, params, data, batch, *rest)
 
     Trainer._loss = loss
     ds = single_fact(64, 16, 16, story_length=6, seed=0)
