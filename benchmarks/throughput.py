@@ -154,7 +154,7 @@ def dmn_data():
 
 
 def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int) -> tuple[list[dict], dict | None, str]:
-    """Training throughput of DMN+ and DMN at the recipe's batch 100, hidden 80, on bAbI-10k task 1.
+    """Training throughput of DMN+ (batch 100) and DMN (batch 32), recipe defaults, hidden 80, on bAbI-10k task 1.
 
     ``train_ex_s`` counts the training examples of whole epochs (90 steps of 100) over the engine's
     training time, which also includes a validation pass (1,000 questions) per epoch. The PyTorch
@@ -275,17 +275,17 @@ def main(argv=None):
     if dmn_models:
         d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
                                              args.dmn_epochs or (1 if args.quick else 3), args.torch_steps)
-        print(f"\nDMN training on {source}: batch 100, hidden 80 (examples/s of whole epochs, "
-              f"validation included)")
-        head = f"{'model':>6} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
+        print(f"\nDMN training on {source}: each model's recipe batch (DMN+ 100, DMN 32), hidden 80 "
+              f"(examples/s of whole epochs, validation included)")
+        head = f"{'model':>6} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
         print(head)
         print("-" * len(head))
         for r in d_rows:
             ratio = f"{r['train_ex_s'] / torch_row['train_ex_s']:9.1f}x" if torch_row and r["model"] == "dmn+" else f"{'':>10}"
-            print(f"{r['model']:>6} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
+            print(f"{r['model']:>6} {r['batch']:>5} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
                   flush=True)
         if torch_row:
-            print(f"{'torch':>6} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
+            print(f"{'torch':>6} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
                   f"DMN+, {torch_row['threads']} threads, median of {args.torch_steps} steps)")
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "
