@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="independent runs per task, trained at once; the best on validation is reported")
     t.add_argument("--valid", default="release", choices=["release", "holdout"],
                    help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
-    t.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (default 100; joint 60)")
-    t.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32)")
-    t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01)")
+    t.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (MemN2N default 100, joint 60; DMN/DMN+: at most 256)")
+    t.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32; DMN+ 100)")
+    t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01; DMN/DMN+ Adam 0.001)")
     t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
     t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
     t.add_argument("--hops", type=_positive(), help="memory hops, or DMN+ episodes (default 3)")
