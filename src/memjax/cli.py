@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
     t.add_argument("--hops", type=_positive(), help="memory hops, or DMN+ episodes (default 3)")
     t.add_argument("--glove", metavar="FILE",
-                   help="start the word embeddings of --model dmn+ from a GloVe text file (the words it covers; "
+                   help="start the word embeddings of --model dmn or dmn+ from a GloVe text file (the words it covers; "
                         "--dim defaults to its vectors' size)")
     t.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,
                    help="DMN: train without the supporting facts (default: strongly supervised gates)")

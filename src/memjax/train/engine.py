@@ -174,7 +174,7 @@ class Trainer:
         if pretrained is not None:
             embed = template.get("embed") if isinstance(template, dict) else None
             if not isinstance(embed, jax.ShapeDtypeStruct) or embed.ndim != 2:
-                raise ValueError("pretrained word vectors need a model with one embedding matrix (--model dmn+)")
+                raise ValueError("pretrained word vectors need a model with one embedding matrix (DMN, DMN+)")
             if len(pretrained) != len(self.datasets):
                 raise ValueError("give pretrained word vectors for every dataset")
         if c.optimizer == "adam":

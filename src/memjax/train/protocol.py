@@ -222,7 +222,7 @@ def run_babi(
     only on accelerators (see :class:`Trainer`).
 
     ``glove``: a GloVe text file whose vectors start the word embeddings of the words they cover
-    (DMN+; the embedding size defaults to the vectors' size); ``glove_freeze`` keeps them fixed.
+    (DMN, DMN+; the embedding size defaults to the vectors' size); ``glove_freeze`` keeps them fixed.
     """
     t_start = time.perf_counter()
     if seeds < 1:
@@ -238,8 +238,8 @@ def run_babi(
                  "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files,
                  "devices": devices}
     if glove is not None:
-        if model != "dmn+":
-            raise ValueError("--glove initialises the word embeddings of --model dmn+")
+        if model not in ("dmn", "dmn+"):
+            raise ValueError("--glove initialises the word embeddings of --model dmn or dmn+")
         glove = str(Path(glove).absolute())
         arguments.update(glove=glove, glove_freeze=glove_freeze)
         if (model_overrides or {}).get("dim") is None:
@@ -284,7 +284,7 @@ def run_babi(
                              f"({local[0].platform}); on a CPU set MEMJAX_CPU_DEVICES to split it into more")
         chosen = local[:devices]
     trained: dict[str, dict] = {}
-    # DMN+ trains each task as its own program: with early stopping a task that stops early would
+    # DMN and DMN+ train each task as its own program: with early stopping a task that stops early would
     # otherwise wait (computing) for the slowest of its family, and on a CPU the runs of one task
     # already fill the cores.
     groups = [[i] for i in range(len(datasets))] if model in ("dmn", "dmn+") else families(datasets, tcfg.batch_size)
