@@ -20,7 +20,7 @@ from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
 from memjax.models import FAMILIES, DMNConfig, DMNPlusConfig, model_for
-from memjax.models.memn2n import MemN2N, MemN2NConfig
+from memjax.models.memn2n import MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
 
