@@ -37,7 +37,7 @@ import optax
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, weighted_bags
 from memjax.ops.recurrent import (answer_logits, attention_gru_init, attention_gru_sequence, bigru, episode, gate_init,
-                                  gated_gru_sequence, gru_init, gru_scan, gru_sequence, memory_update,
+                                  gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
                                   memory_update_init)
 
 
@@ -63,6 +63,18 @@ class DMNPlusConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
         if self.pe_formula not in ("paper", "official"):
             raise ValueError(f"pe_formula must be 'paper' or 'official', got {self.pe_formula!r}")
+
+
+def _padding_mask(params: dict, vocab_size: int) -> dict:
+    """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
+    mask = jax.tree.map(lambda _: 1.0, params)
+    mask["embed"] = jnp.ones((vocab_size, 1)).at[0].set(0.0)
+    return mask
+
+
+def _decay_mask(params: dict) -> dict:
+    """1 on the weights that L2 regularisation applies to (matrices and embeddings), 0 on biases."""
+    return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
 
 
 def _gru_inputs(params: dict, xs: jnp.ndarray) -> jnp.ndarray:
@@ -102,14 +114,10 @@ class DMNPlus:
         }
 
     def padding_mask(self, params: dict) -> dict:
-        """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
-        mask = jax.tree.map(lambda _: 1.0, params)
-        mask["embed"] = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
-        return mask
+        return _padding_mask(params, self.cfg.vocab_size)
 
     def decay_mask(self, params: dict) -> dict:
-        """1 on the weights that L2 regularisation applies to (matrices and embeddings), 0 on biases."""
-        return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
+        return _decay_mask(params)
 
     def unpad(self, params: dict) -> dict:
         """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
@@ -318,12 +326,10 @@ class DMN:
         }
 
     def padding_mask(self, params: dict) -> dict:
-        mask = jax.tree.map(lambda _: 1.0, params)
-        mask["embed"] = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
-        return mask
+        return _padding_mask(params, self.cfg.vocab_size)
 
     def decay_mask(self, params: dict) -> dict:
-        return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
+        return _decay_mask(params)
 
     def unpad(self, params: dict) -> dict:
         return {**params, "embed": params["embed"][: self.cfg.vocab_size]}
@@ -394,7 +400,7 @@ class DMN:
             scores = jnp.where(occupied, z @ gp["W2"] + gp["b2"], -1e30)
             gates = jax.vmap(masked_softmax)(scores, occupied)
             e = gated_gru_sequence(ep["U"], episode_x, gates.T[::-1], jnp.zeros_like(mem), min(64, m_slots))
-            mem = _gru_step(mp, mem, e)
+            mem = gru_cell(mp, mem, e)
             scores_all.append(scores)
             gates_all.append(gates)
         return mem, jnp.stack(scores_all, 1), jnp.stack(gates_all, 1)
@@ -406,7 +412,7 @@ class DMN:
         out = ap["W"].shape[1]
         a, y, logits = mem, jnp.zeros((mem.shape[0], out)), []
         for _ in range(c.max_answer + 1):
-            a = _gru_step(dp, a, jnp.concatenate([y, q], axis=1))
+            a = gru_cell(dp, a, jnp.concatenate([y, q], axis=1))
             step = a @ ap["W"] + ap["b"]
             logits.append(step)
             y = jax.nn.softmax(step)
@@ -453,12 +459,3 @@ class DMN:
         facts, occupied, q = self._encode(params, sentences, story, query)
         return self._memory(params, facts, occupied, q)[2]
 
-
-def _gru_step(params: dict, h: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
-    """A batched GRU step (:func:`memjax.ops.gru_cell` on (B, .) arrays)."""
-    d = h.shape[-1]
-    xw, uh = x @ params["W"] + params["b"], h @ params["U"]
-    u = jax.nn.sigmoid(xw[:, :d] + uh[:, :d])
-    r = jax.nn.sigmoid(xw[:, d:2 * d] + uh[:, d:2 * d])
-    cand = jnp.tanh(xw[:, 2 * d:] + r * uh[:, 2 * d:])
-    return u * cand + (1 - u) * h

@@ -34,8 +34,8 @@ def _gated_init(key: jax.Array, in_dim: int, hidden: int, n: int, dtype) -> dict
 
 def _reset_candidate(params: dict, h: jnp.ndarray, x: jnp.ndarray, blocks: int):
     """(first gate pre-activations or None, candidate h~): the last two blocks are [reset r, candidate]."""
-    wx = jnp.split(x @ params["W"] + params["b"], blocks)
-    uh = jnp.split(h @ params["U"], blocks)
+    wx = jnp.split(x @ params["W"] + params["b"], blocks, axis=-1)  # any leading batch axes
+    uh = jnp.split(h @ params["U"], blocks, axis=-1)
     r = jax.nn.sigmoid(wx[-2] + uh[-2])
     cand = jnp.tanh(wx[-1] + r * uh[-1])
     return (wx[0] + uh[0] if blocks == 3 else None), cand
@@ -69,8 +69,8 @@ def gru_cell(params: dict, h: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
 
     Args:
         params: from ``gru_init``.
-        h: (H,) previous state.
-        x: (d_in,) input.
+        h: (H,) previous state (or (..., H): leading batch axes are carried through).
+        x: (d_in,) input (or (..., d_in)).
 
     Returns:
         (H,) new state.

@@ -149,14 +149,13 @@ class Trainer:
     def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None,
                  data_parallel: bool | None = None, pretrained: Sequence[tuple] | None = None, freeze: bool = False):
         self.pretrained, self.freeze = pretrained, freeze
-        if config.dropout > 0 and not hasattr(model if not isinstance(model, (list, tuple)) else model[0],
-                                              "dropout_shape"):
-            raise ValueError("this model has no dropout")
         self.single = isinstance(dataset, Dataset)
         self.datasets = [dataset] if self.single else list(dataset)
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)
         if len(models) != len(self.datasets) or not self.datasets:
             raise ValueError("give one model per dataset")
+        if config.dropout > 0 and not hasattr(models[0], "dropout_shape"):
+            raise ValueError("this model has no dropout")
         self.config = c = config
         sizes = [len(ds.train) for ds in self.datasets]
         self.batch_size = min(c.batch_size, min(sizes))
