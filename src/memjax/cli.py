@@ -11,6 +11,7 @@ from pathlib import Path
 
 from memjax import __version__, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
+from memjax.models import FAMILIES
 from memjax.train.checkpoint import CheckpointError
 
 
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
                                    "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
                                    "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
-    t.add_argument("--model", default="memn2n", choices=["memn2n", "dmn", "dmn+"],
+    t.add_argument("--model", default="memn2n", choices=list(FAMILIES),
                    help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")

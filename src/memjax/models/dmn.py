@@ -339,6 +339,13 @@ class DMN:
         return (memory + 1, self.cfg.dim)
 
     # ---- host-side inputs ------------------------------------------------------------------------
+    @staticmethod
+    def data_defaults(ds) -> dict:
+        """The decoder's words (the pieces of the training and validation answers) and answer length."""
+        answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
+        pieces = sorted({p for a in answers for p in a.split(",")})
+        return {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers)}
+
     def bags(self, ids) -> np.ndarray:
         """The distinct sentences as word ids (the input module reads words)."""
         return np.asarray(ids, np.int32)

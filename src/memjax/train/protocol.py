@@ -19,7 +19,7 @@ from memjax import paper
 from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
-from memjax.models import FAMILIES, DMNConfig, DMNPlusConfig, model_for
+from memjax.models import FAMILIES, model_for
 from memjax.models.memn2n import MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
@@ -39,6 +39,8 @@ DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "a
 # DMN (Kumar et al. 2016) on bAbI-1k, strongly supervised: the DMN+ optimisation recipe with batches
 # of 32 (1k tasks have 900 training questions).
 DMN_TRAIN = {**DMN_PLUS_TRAIN, "batch_size": 32}
+# --model name -> its training recipe (TrainConfig fields); memn2n's is TrainConfig's defaults
+RECIPES = {"dmn+": DMN_PLUS_TRAIN, "dmn": DMN_TRAIN}
 
 
 def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
@@ -50,17 +52,16 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     if model not in FAMILIES:
         raise ValueError(f"unknown model {model!r}: choose from {', '.join(FAMILIES)}")
     given = {k: v for k, v in model_overrides.items() if v is not None}
-    if model in ("dmn", "dmn+"):
-        cfg_class = DMNConfig if model == "dmn" else DMNPlusConfig
-        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(cfg_class)})
+    if model != "memn2n":
+        model_class, cfg_class = FAMILIES[model]
+        options = {f.name for f in dataclasses.fields(cfg_class)}
+        unknown = sorted(set(given) - options)
         if unknown:
-            raise ValueError(f"--model {model} has no option {', '.join(unknown)} (it has --dim, --hops, --memory)")
-        t = {**(DMN_TRAIN if model == "dmn" else DMN_PLUS_TRAIN),
-             **{k: v for k, v in train_overrides.items() if v is not None}}
-        if model == "dmn":  # the decoder's words: the pieces of the training and validation answers
-            answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
-            pieces = sorted({p for a in answers for p in a.split(",")})
-            given = {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers), **given}
+            shown = ", ".join("--" + o.replace("_", "-") for o in ("dim", "hops", "memory") if o in options | {"memory"})
+            raise ValueError(f"--model {model} has no option {', '.join(unknown)} (it has {shown})")
+        t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
+        if hasattr(model_class, "data_defaults"):  # settings read from the data (DMN: the decoder's words)
+            given = {**model_class.data_defaults(ds), **given}
         return cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
     m = {**(JOINT_MODEL if joint else {}), **given}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
