@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
                                    "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
     t.add_argument("--model", default="memn2n", choices=list(FAMILIES),
-                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised")
+                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
+                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example)")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
@@ -69,7 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,
                    help="DMN: train without the supporting facts (default: strongly supervised gates)")
     t.add_argument("--glove-freeze", action="store_true", help="keep the GloVe vectors fixed during training")
-    t.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (MemN2N's recipe) or adam (DMN+'s)")
+    t.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: adaptive memory, a STOP memory ends the hops (then --hops is the most hops; default off)")
+    t.add_argument("--ngrams", type=_positive(), metavar="N",
+                   help="MemNN: features of the 2..N-grams as well as the words (default 1: bag of words)")
+    t.add_argument("--nonlinear", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: a tanh layer on the input's embedding in the O and R modules (default off)")
+    t.add_argument("--unseen", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: model words never seen in training by their context and exact matches (default off)")
+    t.add_argument("--margin", type=_positive(float), help="MemNN: the ranking loss's margin gamma (default 0.1)")
+    t.add_argument("--negatives", type=_positive(), metavar="K",
+                   help="MemNN: sample K wrong memories and words per example and step (default: all of them)")
+    t.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
+                   help="sgd (MemN2N's recipe), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
     t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
     t.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
@@ -218,7 +231,9 @@ def _train(args) -> int:
     progress = _Progress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
                        "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,
-                       "attend_empty": args.attend_empty, "supervise": args.supervise}
+                       "attend_empty": args.attend_empty, "supervise": args.supervise,
+                       "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
+                       "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

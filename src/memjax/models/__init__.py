@@ -1,10 +1,14 @@
 """Model families: ``init(key) -> params`` and pure ``apply``/``batch_logits`` functions."""
 
 from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
+from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.memn2n import MemN2N, MemN2NConfig
+from memjax.models.memnn import MemNN, MemNNConfig
 
 # --model name -> (model class, config class)
-FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig)}
+FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig),
+            "memnn": (MemNN, MemNNConfig),
+            "lstm": (LSTMReader, LSTMConfig), "attn-lstm": (AttnLSTM, AttnLSTMConfig)}
 
 
 def model_for(name: str, config: dict):
@@ -15,4 +19,5 @@ def model_for(name: str, config: dict):
     return model(cfg(**config))
 
 
-__all__ = ["DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "MemN2N", "MemN2NConfig", "model_for"]
+__all__ = ["AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
+           "LSTMReader", "MemN2N", "MemN2NConfig", "MemNN", "MemNNConfig", "model_for"]

@@ -340,7 +340,7 @@ class DMN:
 
     # ---- host-side inputs ------------------------------------------------------------------------
     @staticmethod
-    def data_defaults(ds) -> dict:
+    def data_defaults(ds, given: dict) -> dict:
         """The decoder's words (the pieces of the training and validation answers) and answer length."""
         answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
         pieces = sorted({p for a in answers for p in a.split(",")})

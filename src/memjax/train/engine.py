@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
 from memjax.models.memn2n import noise_draws, noise_spread, time_from_uniforms
-from memjax.train.optim import adam_recipe, sgd_recipe, step_decay_schedule
+from memjax.train.optim import adam_recipe, rmsprop_recipe, sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
 
@@ -53,15 +53,15 @@ class TrainConfig:
     random_noise: bool = True
     noise: float = 0.1
     loss: str = "sum"  # "sum" over the batch, as the authors' code; or "mean"
-    optimizer: str = "sgd"  # "sgd": the MemN2N recipe above; "adam": Adam at ``lr``, no schedule
+    optimizer: str = "sgd"  # "sgd": the MemN2N recipe above; "adam" or "rmsprop": at ``lr``, no schedule
     weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
     dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
     patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
     # validation error; it keeps the parameters of its best epoch (lowest validation error, then loss)
 
     def __post_init__(self):
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.optimizer not in ("sgd", "adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'rmsprop', got {self.optimizer!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.patience is not None and self.patience < 1:
@@ -157,6 +157,8 @@ class Trainer:
         if config.dropout > 0 and not hasattr(models[0], "dropout_shape"):
             raise ValueError("this model has no dropout")
         self.config = c = config
+        # per-example uniforms every step: dropout masks, or the model's own random choices (MemNN)
+        self._draws = c.dropout > 0 or getattr(models[0], "random_inputs", False)
         sizes = [len(ds.train) for ds in self.datasets]
         self.batch_size = min(c.batch_size, min(sizes))
         steps = {steps_per_epoch(n, self.batch_size) for n in sizes}
@@ -178,6 +180,8 @@ class Trainer:
                 raise ValueError("give pretrained word vectors for every dataset")
         if c.optimizer == "adam":
             self.tx = adam_recipe(c.lr, c.max_grad_norm, self.model.padding_mask(template))
+        elif c.optimizer == "rmsprop":
+            self.tx = rmsprop_recipe(c.lr, c.max_grad_norm, self.model.padding_mask(template))
         else:
             self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
         self._decay = self.model.decay_mask(template) if c.weight_decay else None
@@ -275,7 +279,7 @@ class Trainer:
         # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
         draws = noise_draws(train["story"].shape[1], c.noise) if self._noisy() else 1
         noise = jax.random.uniform(k_noise, (steps, b, draws))
-        if c.dropout > 0:
+        if self._draws:
             drops = jax.random.uniform(k_drop, (steps, b) + self.model.dropout_shape(train["story"].shape[1]))
         else:
             drops = jnp.zeros((steps,))
@@ -291,7 +295,7 @@ class Trainer:
                 batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
                 u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
             (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear,
-                                              dr if c.dropout > 0 else None)
+                                              dr if self._draws else None)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
 

@@ -62,3 +62,15 @@ def adam_recipe(lr: float, max_grad_norm: float | None, padding_mask) -> optax.G
     """Adam at a constant rate (the DMN+ recipe), padding rows frozen; optional global-norm clipping."""
     parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
     return optax.chain(*parts, multiply_by(padding_mask), optax.adam(lr))
+
+
+def rmsprop_recipe(lr: float, max_grad_norm: float | None, padding_mask, decay: float = 0.9,
+                   eps: float = 1e-7) -> optax.GradientTransformation:
+    """RMSprop at a constant rate as Keras's (the bAbI memory-network example's optimiser), padding
+    rows frozen; optional global-norm clipping.
+
+    Keras: a = decay * a + (1 - decay) * g^2 (a starts at 0), step -lr * g / (sqrt(a) + eps).
+    """
+    parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
+    return optax.chain(*parts, multiply_by(padding_mask),
+                       optax.rmsprop(lr, decay=decay, eps=eps, eps_in_sqrt=False))

@@ -39,8 +39,22 @@ DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "a
 # DMN (Kumar et al. 2016) on bAbI-1k, strongly supervised: the DMN+ optimisation recipe with batches
 # of 32 (1k tasks have 900 training questions).
 DMN_TRAIN = {**DMN_PLUS_TRAIN, "batch_size": 32}
+# MemNN (Weston et al. 2014), strongly supervised, bAbI-1k: margin ranking losses with Adam (the paper used
+# SGD); chosen on validation (see README).
+MEMNN_TRAIN = {"epochs": 60, "batch_size": 32, "lr": 0.005, "optimizer": "adam", "linear_start": False,
+               "random_noise": False, "max_grad_norm": None, "decay_every": 1_000_000, "patience": 15}
+# The LSTM baseline of the bAbI tables (weakly supervised), bAbI-1k: Adam 0.001, batch 32, mean loss,
+# up to 100 epochs with early stopping; chosen on validation (see README, "LSTM baselines").
+LSTM_TRAIN = {"epochs": 100, "batch_size": 32, "lr": 0.001, "optimizer": "adam", "loss": "mean", "max_grad_norm": 5.0,
+              "patience": 20, "linear_start": False, "random_noise": False, "decay_every": 1_000_000}
+# Keras's bAbI memory-network example (attention + LSTM): RMSprop 0.001, batch 32, 120 epochs, dropout 0.3;
+# the epoch with the lowest validation error is kept.
+ATTN_LSTM_TRAIN = {"epochs": 120, "batch_size": 32, "lr": 0.001, "optimizer": "rmsprop", "loss": "mean", "dropout": 0.3,
+                   "max_grad_norm": None, "patience": 120, "linear_start": False, "random_noise": False,
+                   "decay_every": 1_000_000}
 # --model name -> its training recipe (TrainConfig fields); memn2n's is TrainConfig's defaults
-RECIPES = {"dmn+": DMN_PLUS_TRAIN, "dmn": DMN_TRAIN}
+RECIPES = {"dmn+": DMN_PLUS_TRAIN, "dmn": DMN_TRAIN, "memnn": MEMNN_TRAIN,
+           "lstm": LSTM_TRAIN, "attn-lstm": ATTN_LSTM_TRAIN}
 
 
 def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
@@ -61,7 +75,7 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
             raise ValueError(f"--model {model} has no option {', '.join(unknown)} (it has {shown})")
         t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
         if hasattr(model_class, "data_defaults"):  # settings read from the data (DMN: the decoder's words)
-            given = {**model_class.data_defaults(ds), **given}
+            given = {**model_class.data_defaults(ds, given), **given}
         return cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
     m = {**(JOINT_MODEL if joint else {}), **given}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
@@ -285,10 +299,10 @@ def run_babi(
                              f"({local[0].platform}); on a CPU set MEMJAX_CPU_DEVICES to split it into more")
         chosen = local[:devices]
     trained: dict[str, dict] = {}
-    # DMN and DMN+ train each task as its own program: with early stopping a task that stops early would
-    # otherwise wait (computing) for the slowest of its family, and on a CPU the runs of one task
-    # already fill the cores.
-    groups = [[i] for i in range(len(datasets))] if model in ("dmn", "dmn+") else families(datasets, tcfg.batch_size)
+    # Models other than MemN2N train each task as its own program: with early stopping a task that stops
+    # early would otherwise wait (computing) for the slowest of its family, on a CPU the runs of one task
+    # already fill the cores, and some models' inputs depend on the task (MemNN's n-grams).
+    groups = [[i] for i in range(len(datasets))] if model != "memn2n" else families(datasets, tcfg.batch_size)
     for group in groups:
         sets = [datasets[i] for i in group]
         label = "joint" if joint else ",".join(_label(ds, joint) for ds in sets)
@@ -369,7 +383,7 @@ def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000
     Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
     """
     if hasattr(model, "batch_predict"):  # DMN: decoded answers, mapped back to the vocabulary
-        tables = jax.tree.map(jnp.asarray, model.extra_data(vocab_words))
+        tables = jax.tree.map(jnp.asarray, model.extra_data(vocab_words)) if hasattr(model, "extra_data") else {}
         answer = jax.jit(lambda p, s, st, q: model.batch_predict(p, {"sentences": s, **tables},
                                                                  {"story": st, "query": q}))
     else:
