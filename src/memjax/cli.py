@@ -328,7 +328,8 @@ def _ask(args) -> int:
             note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
         print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
         if a.unknown:
-            print(f"  unknown words, ignored: {', '.join(a.unknown)}")
+            how = "read by their context" if getattr(qa.cfg, "unseen", False) else "ignored"
+            print(f"  unknown words, {how}: {', '.join(a.unknown)}")
         for k, hop in enumerate(a.hops, 1):
             shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
             print(f"  hop {k}: {shown or '(empty memory)'}")

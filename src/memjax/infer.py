@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memjax.data.babi import words
-from memjax.data.dataset import Vocab
+from memjax.data.dataset import UNK, Vocab
 from memjax.models import model_for
 from memjax.train.checkpoint import CheckpointError, load_model
 
@@ -98,17 +98,23 @@ class Answerer:
         if vocab.words != m["vocab"]:
             raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
         if not hasattr(_model(m), "apply"):
-            raise CheckpointError(f"{directory}: asking and serving support MemN2N and DMN+ models, not "
+            raise CheckpointError(f"{directory}: asking and serving support MemN2N, DMN+ and MemNN models, not "
                                   f"{m.get('family')} (evaluate it with memjax eval)")
         return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
 
     def _ids(self, text: str, unknown: list[str]) -> list[int]:
+        """Word ids; unknown words are left out, or kept as the unknown word by models that read
+        them (MemNN with ``unseen``: by their context)."""
+        keep_unknown = getattr(self.cfg, "unseen", False)
         out = []
         for w in words(text):
             if w in self.vocab:
                 out.append(self.vocab.id(w))
-            elif w not in unknown:
-                unknown.append(w)
+            else:
+                if keep_unknown:
+                    out.append(UNK)
+                if w not in unknown:
+                    unknown.append(w)
         return out
 
     def answer(self, story: Sequence[str], question: str) -> Answer:
@@ -133,6 +139,8 @@ class Answerer:
         slots[: len(recent)] = recent
         q = np.zeros((width,), np.int32)
         q[: len(query)] = query
+        if hasattr(self.model, "features"):  # models whose input features are computed on the host (n-grams)
+            sentences, q = self.model.features(sentences), self.model.features(q[None])[0]
         logits, attention = self._apply(self.params, jnp.asarray(sentences), jnp.asarray(slots), jnp.asarray(q))
         probs = np.array(jax.nn.softmax(logits))
         probs[0] = 0.0  # padding is never an answer

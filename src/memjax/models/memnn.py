@@ -411,6 +411,16 @@ class MemNN:
         answers = data["answers"] & (jnp.arange(self.cfg.vocab_size) > UNK)
         return jnp.argmax(self.respond(params, data["sentences"][story], query, chosen, answers), axis=-1)
 
+    def apply(self, params, sentences, story, query):
+        """One question (for ``memjax ask``/``serve``): (R scores of every word (V,), the chosen
+        memories as one-hot rows per hop (hops, M)). ``sentences`` and ``query`` are feature ids
+        (:meth:`features`)."""
+        story, query = story[None], query[None]
+        chosen = self.select(params, sentences, story, query)
+        answers = jnp.arange(self.cfg.vocab_size) > UNK
+        scores = self.respond(params, sentences[story], query, chosen, answers)[0]
+        return jnp.where(answers, scores, -1e30), (chosen[0][:, None] == jnp.arange(story.shape[1])).astype(jnp.float32)
+
     def attention(self, params, sentences, story, query):
         """The chosen memories as one-hot rows per hop (B, hops, M) (all zero after STOP)."""
         chosen = self.select(params, sentences, story, query)
