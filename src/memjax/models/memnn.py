@@ -275,7 +275,7 @@ class MemNN:
             beats = jnp.where(win == -1, True, jnp.where(win == STOP, h > stop, h - h_win + c3 > 0))
             return jnp.where((h > EMPTY / 2) & beats, t, win), None
 
-        win, _ = jax.lax.scan(step, start, jnp.arange(m - 1, -1, -1))
+        win, _ = jax.lax.scan(step, start, jnp.arange(m - 1, -1, -1, dtype=jnp.int32))
         return win
 
     def _x(self, params, module_name, qfeat, chosen_feats, active):

@@ -383,7 +383,8 @@ def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000
     Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
     """
     if hasattr(model, "batch_predict"):  # DMN: decoded answers, mapped back to the vocabulary
-        tables = jax.tree.map(jnp.asarray, model.extra_data(vocab_words)) if hasattr(model, "extra_data") else {}
+        extra = model.extra_data(vocab_words) if hasattr(model, "extra_data") else {}
+        tables = {"answers": jnp.ones((model.cfg.vocab_size,), bool), **jax.tree.map(jnp.asarray, extra)}
         answer = jax.jit(lambda p, s, st, q: model.batch_predict(p, {"sentences": s, **tables},
                                                                  {"story": st, "query": q}))
     else:

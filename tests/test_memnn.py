@@ -1,0 +1,275 @@
+"""MemNN (Weston et al. 2014): each module on small hand-computed examples, the margin losses, the
+paper's selection loop, hashing, unseen words, and real bAbI runs."""
+
+import json
+import os
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.data.dataset import UNK, load_babi
+from memjax.models.memnn import EMPTY, STOP, MemNN, MemNNConfig, _sample, ngram_list
+from memjax.ops.hashing import ClusterHash, WordHash, kmeans
+from memjax.train.engine import Trainer
+from memjax.train.protocol import build_configs, run_babi
+
+from test_cli import MEMJAX, run
+
+V = 10  # word ids 0..9 (0 padding, 1 unknown)
+
+
+def _model(**kw):
+    return MemNN(MemNNConfig(vocab_size=V, memory_size=4, dim=3, **kw))
+
+
+def _zero_params(model):
+    return jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0)))
+
+
+# ---- I: features ---------------------------------------------------------------------------------
+def test_ngram_vocabulary_and_feature_ids():
+    sentences = np.array([[0, 0, 0], [2, 3, 4], [3, 4, 0]])
+    queries = np.array([[5, 3, 0]])
+    grams = ngram_list(sentences, queries, 3)
+    assert grams == ((2, 3), (3, 4), (5, 3), (2, 3, 4))  # bigrams first, then the trigram
+    m = MemNN(MemNNConfig(vocab_size=V, ngrams=3, ngram_ids=grams))
+    feats = m.features(np.array([[2, 3, 4], [4, 3, 0], [9, 9, 9]]))
+    # words, then the known n-grams (V + index), 0-padded; (4, 3) and (9, 9) are not in the vocabulary
+    np.testing.assert_array_equal(feats[0], [2, 3, 4, V + 0, V + 1, V + 3])
+    np.testing.assert_array_equal(feats[1], [4, 3, 0, 0, 0, 0])
+    np.testing.assert_array_equal(feats[2], [9, 9, 9, 0, 0, 0])
+    assert m.cfg.features == V + 4
+    words = m.extra_data(None)["ngram_words"]
+    np.testing.assert_array_equal(words[V + 3], [2, 3, 4])
+    np.testing.assert_array_equal(words[2], [0, 0, 0])
+
+
+def test_embedding_is_the_sum_of_feature_rows_and_unknown_words_use_their_context():
+    m = _model(unseen=True)
+    p = m.init(jax.random.key(1))
+    O = p["O"]
+    feats = jnp.array([[4, UNK, 6, 0]])
+    got = m._embed(O, "q", feats)[0]
+    # 4 + unknown + 6, plus the unknown word's left neighbour (4) and right neighbour (6) rows
+    want = O["q"][4] + O["q"][UNK] + O["q"][6] + O["qL"][4] + O["qR"][6]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    plain = _model()
+    p2 = plain.init(jax.random.key(1))
+    np.testing.assert_allclose(plain._embed(p2["O"], "q", feats)[0], p2["O"]["q"][4] + p2["O"]["q"][UNK] + p2["O"]["q"][6],
+                               rtol=1e-6)
+
+
+def test_chosen_facts_have_a_table_per_hop():
+    m = _model(hops=2)
+    p = m.init(jax.random.key(2))
+    chosen = jnp.array([[[2, 3], [2, 3]]])  # the same fact chosen at hops 1 and 2
+    e = m._embed(p["R"], "o", chosen)[0]
+    np.testing.assert_allclose(e[0], p["R"]["o"][0, 2] + p["R"]["o"][0, 3], rtol=1e-6)
+    np.testing.assert_allclose(e[1], p["R"]["o"][1, 2] + p["R"]["o"][1, 3], rtol=1e-6)
+    assert not np.allclose(e[0], e[1])
+
+
+# ---- O: scores and the selection loop ------------------------------------------------------------
+def test_scores_by_hand_and_antisymmetry():
+    m = _model()
+    p = _zero_params(m)
+    p["O"]["time"] = jnp.array([[1.0, 0, 0], [0, 2.0, 0]])
+    p["O"]["stop"] = jnp.array([0, 0, 5.0])
+    e_x = jnp.array([[1.0, 1.0, 1.0]])
+    e_y = jnp.array([[[1.0, 0, 0], [0, 3.0, 0], [0, 0, 0], [2.0, 0, 0]]])  # slots 0..3, slot 2 empty
+    occupied = jnp.array([[True, True, False, True]])
+    H, stop, c3 = m.scores(p, e_x, e_y, occupied, last=jnp.array([3]))
+    # H = e_x . e_y + c1 [newer than x's last fact (slot 3)]; c1 = e_x . u1 = 1
+    np.testing.assert_allclose(H[0, [0, 1, 3]], [1 + 1, 3 + 1, 2 + 0])
+    assert H[0, 2] == EMPTY
+    assert float(stop[0]) == 5.0 and float(c3[0]) == 2.0
+
+    def s(y, y2):  # s_O(x, y, y') as the loss uses it: + c3 when y is newer (lower slot)
+        return H[0, y] - H[0, y2] + c3[0] * np.sign(y2 - y)
+
+    for y in (0, 1, 3):
+        for y2 in (0, 1, 3):
+            assert float(s(y, y2)) == pytest.approx(-float(s(y2, y)))
+    assert float(s(0, 1)) == pytest.approx(2 - 4 + 2)
+
+
+def _loop_reference(H, stop, c3, allow_stop):
+    """The paper's loop, in Python: oldest memory first, the challenger wins when s_O > 0."""
+    win = STOP if allow_stop else -1
+    for t in range(len(H) - 1, -1, -1):
+        if H[t] <= EMPTY / 2:
+            continue
+        if win == -1:
+            win = t
+        elif win == STOP:
+            win = t if H[t] > stop else win
+        elif H[t] - H[win] + c3 > 0:
+            win = t
+    return win
+
+
+@pytest.mark.parametrize("allow_stop", [False, True])
+def test_winner_loop_matches_the_paper_loop(allow_stop):
+    m = _model()
+    rng = np.random.default_rng(0)
+    H = rng.normal(size=(50, 7))
+    H[rng.random(H.shape) < 0.3] = EMPTY
+    H[3] = EMPTY  # a story with nothing in memory
+    stop, c3 = rng.normal(size=50), rng.normal(size=50)
+    got = np.asarray(m._winner(jnp.asarray(H), jnp.asarray(stop), jnp.asarray(c3), allow_stop))
+    want = [_loop_reference(H[i], stop[i], c3[i], allow_stop) for i in range(50)]
+    np.testing.assert_array_equal(got, want)
+    assert got[3] == (STOP if allow_stop else -1)
+
+
+def test_newest_of_equal_memories_wins_with_a_positive_time_weight():
+    m = _model()
+    H = jnp.array([[1.0, 1.0, 1.0, EMPTY]])
+    assert int(m._winner(H, jnp.zeros(1), jnp.array([0.5]), False)[0]) == 0  # newest
+    assert int(m._winner(H, jnp.zeros(1), jnp.array([-0.5]), False)[0]) == 2  # oldest
+
+
+# ---- training targets and the losses -------------------------------------------------------------
+def test_targets_per_hop():
+    support = jnp.array([[3, -1, -1], [4, 1, -1], [-1, 2, -1], [-1, -1, -1], [5, 4, 2]])
+    fixed = np.asarray(_model(hops=2)._targets(support))
+    np.testing.assert_array_equal(fixed, [[3, 3], [4, 1], [-1, -1], [-1, -1], [5, 4]])
+    adaptive = np.asarray(_model(hops=3, adaptive=True)._targets(support))
+    np.testing.assert_array_equal(adaptive, [[3, STOP, -1], [4, 1, STOP], [-1, -1, -1], [-1, -1, -1], [5, 4, 2]])
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_margin_loss_by_hand_with_zero_parameters(adaptive):
+    """All scores 0: every hinge is the margin, so the loss counts the ranking constraints."""
+    m = _model(hops=2, adaptive=adaptive, margin=0.25)
+    p = _zero_params(m)
+    sentences = jnp.array([[0, 0], [2, 3], [4, 5], [6, 7]])
+    story = jnp.array([[1, 2, 3, 0], [3, 1, 0, 0]])  # 3 and 2 memories
+    batch = {"story": story, "query": jnp.array([[8, 9], [8, 0]]), "answer": jnp.array([5, 6]),
+             "supporting": jnp.array([[1, -1], [0, 1]])}
+    answers = jnp.arange(V) < 8  # words 8, 9 are no answers
+    loss, predicted = m.batch_loss(p, {"sentences": sentences, "answers": answers}, batch)
+    words = 8 - 2 - 1  # answer words (2..7) other than the true one
+    if adaptive:  # example 0: hop 1 the fact (2 other memories + STOP), hop 2 STOP (3 memories);
+        want = [(2 + 1) + 3 + words, (1 + 1) + (1 + 1) + words]  # example 1: two facts, each vs 1 memory + STOP
+    else:  # hops beyond the facts point at the last fact again
+        want = [2 + 2 + words, 1 + 1 + words]
+    np.testing.assert_allclose(loss, 0.25 * np.array(want), rtol=1e-6)
+    assert predicted.shape == (2,)
+
+
+def test_loss_gradients_match_finite_differences():
+    with jax.enable_x64(True):
+        m = _model(hops=2, adaptive=True, nonlinear=True, unseen=True)
+        p = jax.tree.map(lambda a: a.astype(jnp.float64), m.init(jax.random.key(3)))
+        data = {"sentences": jnp.array([[0, 0, 0], [2, 3, 0], [4, 5, 6], [1, 7, 3]]), "answers": jnp.arange(V) < 8,
+                "ngram_words": jnp.zeros((V, 2), jnp.int32)}
+        batch = {"story": jnp.array([[1, 2, 3, 0]]), "query": jnp.array([[8, 2]]), "answer": jnp.array([6]),
+                 "supporting": jnp.array([[1, 0]])}
+
+        def f(params):
+            return jnp.sum(m.batch_loss(params, data, batch)[0])
+
+        from jax.test_util import check_grads
+        check_grads(f, (p,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+
+
+def test_sampled_negatives_are_a_k_subset():
+    u = jax.random.uniform(jax.random.key(0), (20, 9))
+    mask = np.asarray(_sample(u, 3))
+    assert (mask.sum(1) == 3).all()
+    np.testing.assert_array_equal(mask, np.asarray(u) <= np.sort(np.asarray(u), 1)[:, 2:3])
+
+
+def test_pretending_a_question_word_unseen_hides_it_everywhere():
+    grams = ((2, 3), (3, 4))
+    m = MemNN(MemNNConfig(vocab_size=V, memory_size=4, dim=3, ngrams=2, ngram_ids=grams, unseen=True, unseen_rate=0.5))
+    data = m.extra_data(None)
+    story = jnp.asarray(m.features(np.array([[2, 3, 4], [3, 5, 0]])))[None]  # (1, 2, P)
+    query = jnp.asarray(m.features(np.array([[8, 3, 0]])))
+    # u[0] < rate: hide; u[1] picks the second real word of the question (3)
+    s2, q2 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, jnp.array([[0.1, 0.9]]))
+    np.testing.assert_array_equal(q2[0, :3], [8, UNK, 0])
+    np.testing.assert_array_equal(s2[0, 0, :3], [2, UNK, 4])
+    assert not np.isin(np.asarray(s2[0, 0, 3:]), [V, V + 1]).any()  # the n-grams with word 3 are gone
+    np.testing.assert_array_equal(s2[0, 1, :3], [UNK, 5, 0])
+    s3, q3 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, jnp.array([[0.7, 0.9]]))
+    np.testing.assert_array_equal(q3, query)  # u[0] >= rate: unchanged
+    np.testing.assert_array_equal(s3, story)
+
+
+# ---- hashing -------------------------------------------------------------------------------------
+def test_word_hash_candidates_share_a_word_and_skip_common_words():
+    the = 9
+    memories = np.array([[2, the, 3], [4, the, 5], [2, the, 6], [7, the, 0], [the, 0, 0]])
+    h = WordHash(memories, V, max_share=0.5)
+    np.testing.assert_array_equal(h.candidates([2, the]), [0, 2])  # "the" is in every memory: not hashed
+    np.testing.assert_array_equal(h.candidates([5, 7]), [1, 3])
+    assert h.candidates([8]).size == 0
+    np.testing.assert_array_equal(WordHash(memories, V, max_share=1.0).candidates([the]), [0, 1, 2, 3, 4])
+
+
+def test_kmeans_and_cluster_hash():
+    rng = np.random.default_rng(0)
+    centres = np.array([[5.0, 0], [0, 5.0], [-5.0, -5.0]])
+    x = np.concatenate([c + 0.1 * rng.normal(size=(10, 2)) for c in centres])
+    labels = kmeans(x, 3)
+    for g in range(3):
+        assert len(set(labels[g * 10:(g + 1) * 10])) == 1
+    assert len(set(labels)) == 3
+    vectors = np.zeros((V, 2))
+    vectors[[2, 3]] = [5, 0]   # words 2 and 3 mean the same
+    vectors[[4, 5]] = [0, 5]
+    vectors[[6, 7, 8]] = [-5, -5]
+    memories = np.array([[2, 0], [3, 0], [4, 6], [5, 0], [7, 0]])
+    h = ClusterHash(memories, vectors, clusters=3, max_share=1.0)
+    np.testing.assert_array_equal(h.candidates([2]), [0, 1])  # a word of the same cluster is enough
+    np.testing.assert_array_equal(h.candidates([8]), [2, 4])
+
+
+# ---- real runs -----------------------------------------------------------------------------------
+def test_task1_trains_to_below_one_percent(data_root):
+    res = run_babi("memnn", "en", [1], seeds=1, data=str(data_root))
+    e = res["tasks"]["1"]
+    assert e["test_error"] <= 1.0 and e["train_error"] <= 1.0
+    assert res["config"]["model"]["hops"] == 2 and res["model"] == "memnn"
+
+
+def test_unseen_name_is_answered_by_context_and_matches(data_root):
+    """Questions about a name never seen (replaced by the unknown word everywhere): a model trained
+    with ``unseen`` answers them; without it, it cannot tell whom the question is about."""
+    ds = load_babi([1], "en", str(data_root), 50)[0]
+    mary = ds.vocab.id("mary")
+    t = ds.test
+    rows = np.flatnonzero((t.query == mary).any(1))
+    errors = {}
+    for unseen in (False, True):
+        mcfg, tcfg = build_configs("memnn", ds, False, {"unseen": unseen}, {"epochs": 20})
+        model = MemNN(mcfg)
+        fit = Trainer(model, tcfg, ds).fit([0])
+        p = jax.tree.map(lambda a: jnp.asarray(a[0]), fit.params)
+        sentences = np.where(model.bags(ds.sentences) == mary, UNK, model.bags(ds.sentences))
+        pred = model.batch_predict(p, {"sentences": jnp.asarray(sentences), "answers": jnp.ones(mcfg.vocab_size, bool)},
+                                   {"story": jnp.asarray(t.story[rows]), "query": jnp.asarray(np.where(t.query == mary, UNK, t.query)[rows])})
+        errors[unseen] = 100 * float(np.mean(np.asarray(pred) != t.answer[rows]))
+    assert errors[True] <= 5.0, errors
+    assert errors[False] >= 20.0, errors
+
+
+def test_cli_train_then_ask_about_a_new_name(tmp_path, data_root):
+    out = tmp_path / "run"
+    r = run(["train", "--model", "memnn", "--tasks", "1", "--unseen", "--out", str(out), "--quiet"], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    story = "Zorg went to the kitchen.\nMary moved to the garden.\nZorg travelled to the office.\nWhere is Zorg?\n"
+    r = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "MEMJAX_CACHE": "off"})
+    assert r.returncode == 0, r.stderr
+    assert "Where is Zorg? -> office" in r.stdout
+    assert "read by their context: zorg" in r.stdout
+    r = run(["eval", "--checkpoint", str(out)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    trained = json.loads((out / "results.json").read_text())["tasks"]["1"]["test_error"]
+    assert f"{trained:.1f}" in r.stdout  # the saved model evaluates to the error it was selected with
