@@ -23,7 +23,8 @@ Everything is measured in one process, one thing at a time:
     steps run, over the training time, and that rate as a share of the measured peak.
 - DMN+ and DMN training examples/s at the DMN+ recipe's batch 100 and hidden size 80 on bAbI-10k
   task 1 (:func:`dmn_rows`), one run and two runs at once (one per core), beside a PyTorch DMN+
-  (benchmarks/torch_dmn_plus.py) timed in the same process when torch is installed.
+  (benchmarks/torch_dmn_plus.py) timed in the same process when torch is installed; the same rows
+  for the other models with their own recipes (``--dmn``: MemNN, and the LSTM baselines).
 
 Prints a table and writes JSON (``--out``, default benchmarks/results/throughput.json).
 """
@@ -56,6 +57,7 @@ from memjax.train.engine import Trainer, occupancy
 from memjax.train.protocol import build_configs
 
 STEPS = 8  # training steps per epoch in every row
+RECIPE_ROWS = ("dmn+", "dmn", "memnn")  # models trained with their own recipes on bAbI-10k task 1
 
 
 def _median_seconds(fn, repeats: int = 5, min_time: float = 0.2) -> float:
@@ -241,7 +243,8 @@ def main(argv=None):
     p.add_argument("--long", help="story lengths for answering over long stories (default 1000,10000,100000; "
                                    "quick 1000,10000)")
     p.add_argument("--epochs", type=int, help="epochs per row after 1 linear-start epoch (default 3; quick 2)")
-    p.add_argument("--dmn", default=None, help="models of the DMN rows (default dmn+,dmn; quick dmn+; none: skip)")
+    p.add_argument("--dmn", default=None, help="models of the recipe rows on bAbI-10k task 1 (default "
+                   f"{','.join(RECIPE_ROWS)}; quick dmn+; none: skip)")
     p.add_argument("--dmn-runs", default=None, help="runs trained at once in the DMN rows (default 1,2; quick 1)")
     p.add_argument("--dmn-epochs", type=int, help="epochs per DMN row (default 3; quick 1)")
     p.add_argument("--torch-steps", type=int, default=30, help="timed steps of the PyTorch DMN+ (0: skip)")
@@ -270,22 +273,23 @@ def main(argv=None):
             mb = f"{row['program_mb']:10.1f}" if row["program_mb"] is not None else f"{'-':>10}"
             print(f"{model:>7} {batch:>5} {memory:>6} {r:>4} {row['compile_s']:9.2f} {row['train_ex_s']:11,.0f} "
                   f"{row['infer_ex_s']:11,.0f} {mb} {row['gflop_s']:8.1f} {100 * row['peak_share']:6.1f}%", flush=True)
-    dmn_models = [m for m in (args.dmn or ("dmn+" if args.quick else "dmn+,dmn")).split(",") if m and m != "none"]
+    dmn_models = [m for m in (args.dmn or ("dmn+" if args.quick else ",".join(RECIPE_ROWS))).split(",")
+                  if m and m != "none"]
     d_rows, torch_row, source = ([], None, "")
     if dmn_models:
         d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
                                              args.dmn_epochs or (1 if args.quick else 3), args.torch_steps)
-        print(f"\nDMN training on {source}: each model's recipe batch (DMN+ 100, DMN 32), hidden 80 "
+        print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, DMN and MemNN 32; DMN hidden 80) "
               f"(examples/s of whole epochs, validation included)")
-        head = f"{'model':>6} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
+        head = f"{'model':>9} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
         print(head)
         print("-" * len(head))
         for r in d_rows:
             ratio = f"{r['train_ex_s'] / torch_row['train_ex_s']:9.1f}x" if torch_row and r["model"] == "dmn+" else f"{'':>10}"
-            print(f"{r['model']:>6} {r['batch']:>5} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
+            print(f"{r['model']:>9} {r['batch']:>5} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
                   flush=True)
         if torch_row:
-            print(f"{'torch':>6} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
+            print(f"{'torch':>9} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
                   f"DMN+, {torch_row['threads']} threads, median of {args.torch_steps} steps)")
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "

@@ -40,10 +40,14 @@ class _Buckets:
 
     def lookup(self, buckets) -> np.ndarray:
         """The sorted, distinct memories in the given buckets (skipped buckets left out)."""
-        parts = [self.members[self.starts[b]:self.starts[b + 1]] for b in set(int(b) for b in buckets)
-                 if 0 <= b < len(self.sizes) and not self.skipped[b]]
+        buckets = np.unique(np.asarray(buckets, np.int64))
+        buckets = buckets[(buckets >= 0) & (buckets < len(self.sizes))]
+        buckets = buckets[~self.skipped[buckets]]
+        parts = [self.members[self.starts[b]:self.starts[b + 1]] for b in buckets]
         if not parts:
             return np.zeros((0,), np.int64)
+        if len(parts) == 1:  # one bucket: already sorted and distinct
+            return parts[0]
         return np.unique(np.concatenate(parts))
 
 
