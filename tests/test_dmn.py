@@ -404,4 +404,4 @@ def test_dmn_cli_train_eval_and_a_clear_refusal_to_ask(data_root, tmp_path):
     assert ev["tasks"]["8"]["test_error"] == res["tasks"]["8"]["test_error"]
     a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input="Where is Mary?\n", capture_output=True,
                        text=True, timeout=300)
-    assert a.returncode == 2 and "asking and serving support MemN2N and DMN+" in a.stderr, a.stderr
+    assert a.returncode == 2 and "asking and serving support MemN2N, DMN+ and MemNN" in a.stderr, a.stderr

@@ -66,13 +66,13 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     if model not in FAMILIES:
         raise ValueError(f"unknown model {model!r}: choose from {', '.join(FAMILIES)}")
     given = {k: v for k, v in model_overrides.items() if v is not None}
+    model_class, cfg_class = FAMILIES[model]
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(cfg_class)})
+    if unknown:
+        cli = {"temporal": "--te", "supervise": "--no-supervise"}
+        names = ", ".join(f"{o} ({cli.get(o, '--' + o.replace('_', '-'))})" for o in unknown)
+        raise ValueError(f"--model {model} has no option {names}")
     if model != "memn2n":
-        model_class, cfg_class = FAMILIES[model]
-        options = {f.name for f in dataclasses.fields(cfg_class)}
-        unknown = sorted(set(given) - options)
-        if unknown:
-            shown = ", ".join("--" + o.replace("_", "-") for o in ("dim", "hops", "memory") if o in options | {"memory"})
-            raise ValueError(f"--model {model} has no option {', '.join(unknown)} (it has {shown})")
         t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
         if hasattr(model_class, "data_defaults"):  # settings read from the data (DMN: the decoder's words)
             given = {**model_class.data_defaults(ds, given), **given}
