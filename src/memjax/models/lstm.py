@@ -22,14 +22,16 @@ share of the softmax; their embedding rows are kept at zero. Keras's example mas
 
 The LSTM cell (:func:`lstm_cell`) is the usual one with gates [i, f, g, o]: i, f, o = sigmoid, g =
 tanh, c' = f * c + i * g, h' = o * tanh(c'); weights are Glorot-uniform (input) and orthogonal
-(recurrent), the forget gate's bias starts at 1 (as Keras's defaults). The batched path
-(:func:`lstm_sequence`) takes every step's input product at once and scans the recurrence with
-``jax.lax.scan``; :func:`lstm_scan` is the plain per-example op the tests compare it with.
+(recurrent), the forget gate's bias starts at 1 (as Keras's defaults; Keras 2's LSTM gates use a
+hard sigmoid, ours the sigmoid). The batched path (:func:`lstm_sequence`) takes every step's input
+product at once, scans the recurrence with ``jax.lax.scan`` and has a hand-written gradient;
+:func:`lstm_scan` is the plain per-example op the tests compare it with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -94,9 +96,16 @@ def lstm_scan(params: dict, xs: jnp.ndarray, mask: jnp.ndarray, state: tuple | N
     return hs, final
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
 def lstm_sequence(U: jnp.ndarray, xw: jnp.ndarray, mask: jnp.ndarray, h0: jnp.ndarray, c0: jnp.ndarray,
                   unroll: int = 1) -> tuple:
     """The batched LSTM: final (h, c) (B, H) after a time-major sequence, padded steps skipped.
+
+    Its gradient is written by hand (as :func:`memjax.ops.recurrent.gru_sequence`'s): the backward
+    loop carries only the state's gradient and keeps each step's pre-activation gradient, and the
+    gradient of U is one product over all steps, where JAX's own gradient of the loop takes a small
+    weight product per step (measured on bAbI-1k task 2, 2 runs: 1.9x faster training). The tests
+    check it against JAX's gradient of :func:`lstm_scan` and against finite differences.
 
     Args:
         U: (H, 4H) recurrent weights.
@@ -105,16 +114,45 @@ def lstm_sequence(U: jnp.ndarray, xw: jnp.ndarray, mask: jnp.ndarray, h0: jnp.nd
         h0, c0: (B, H) initial state.
         unroll: steps per loop iteration (a speed knob; the result is the same).
     """
+    return _lstm_sequence_fwd(U, xw, mask, h0, c0, unroll)[0]
 
+
+def _lstm_sequence_fwd(U, xw, mask, h0, c0, unroll):
     def step(carry, inp):
         h, c = carry
         z, keep = inp
-        h2, c2 = _gates(z + h @ U, c)
+        i, f, g, o = jnp.split(z + h @ U, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c2 = f * c + i * g
+        tc = jnp.tanh(c2)
         keep = keep[:, None]
-        return (jnp.where(keep, h2, h), jnp.where(keep, c2, c)), None
+        return (jnp.where(keep, o * tc, h), jnp.where(keep, c2, c)), (h, c, i, f, g, o, tc)
 
-    final, _ = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=max(1, min(unroll, xw.shape[0])))
-    return final
+    final, saved = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=max(1, min(unroll, xw.shape[0])))
+    return final, (U, mask) + saved
+
+
+def _lstm_sequence_bwd(unroll, res, cotangents):
+    U, mask, h_prev, *saved = res
+
+    def step(carry, inp):
+        dh, dc = carry
+        keep, c_prev, i, f, g, o, tc = inp
+        dc_all = dc + dh * o * (1 - tc * tc)  # through h = o tanh(c)
+        dz = jnp.concatenate([dc_all * g * i * (1 - i), dc_all * c_prev * f * (1 - f), dc_all * i * (1 - g * g),
+                              dh * tc * o * (1 - o)], axis=-1)
+        keep = keep[:, None]
+        dz = jnp.where(keep, dz, 0.0)
+        return (jnp.where(keep, dz @ U.T, dh), jnp.where(keep, dc_all * f, dc)), dz
+
+    (dh0, dc0), dz = jax.lax.scan(step, cotangents, (mask, *saved), reverse=True,
+                                  unroll=max(1, min(unroll, mask.shape[0])))
+    hidden = U.shape[0]
+    dU = h_prev.reshape(-1, hidden).T @ dz.reshape(-1, 4 * hidden)
+    return dU, dz, None, dh0, dc0
+
+
+lstm_sequence.defvjp(_lstm_sequence_fwd, _lstm_sequence_bwd)
 
 
 # ------------------------------------------------------------------------------------------ shared
@@ -234,7 +272,9 @@ class _Baseline:
 
 @dataclasses.dataclass(frozen=True)
 class LSTMConfig:
-    """LSTM reader hyperparameters. ``embed_init``: embeddings start U(-a, a) with this a.
+    """LSTM reader hyperparameters. ``embed_init``: embeddings start U(-a, a) with this a (1: chosen on
+    bAbI-1k validation, tasks 1, 6, 9, 15, 19, 2 runs each: mean validation error 49.8 at 1, 56.2 at
+    0.1, 57.2 at 0.1 with dropout 0.3 on the last state).
 
     ``unroll``: recurrence steps per loop iteration (speed only; the results are the same). Measured
     on a 2-core CPU, bAbI-1k task 2 (304 steps), 2 runs: 3.6 s per epoch at 1, 5.1 s at 8, 9.6 s at 32.
@@ -244,7 +284,7 @@ class LSTMConfig:
     memory_size: int = 50
     dim: int = 50  # word embedding size
     hidden: int = 100  # LSTM state size
-    embed_init: float = 0.1
+    embed_init: float = 1.0
     unroll: int = 1
 
     def __post_init__(self):
