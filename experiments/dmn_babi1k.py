@@ -1,0 +1,66 @@
+"""The DMN (Kumar et al. 2016), strongly supervised, on bAbI-1k: per task, beside the paper's summary.
+
+Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2):
+
+    python experiments/dmn_babi1k.py            # all 20 tasks, 2 runs each (about 35 min on 2 CPU cores)
+    python experiments/dmn_babi1k.py --table    # only rewrite the table from the saved results
+
+It is ``memjax train --model dmn --set en --tasks all --seeds 2``: memjax's DMN defaults (d = 80,
+3 passes, Adam 0.001, batch 32, dropout 0.1, L2 0.001, early stopping after 20 epochs without a
+lower validation error), the gates supervised with the supporting facts; the run with the lowest
+validation error (the release's en-valid split) is reported, never chosen on the test set. No GloVe
+vectors (the paper's embeddings came from GloVe; none are available offline here).
+
+The paper reports that the strongly supervised DMN passes 18 of the 20 tasks (mean accuracy about
+93.6%, ../shared/docs/anchors.md; per-task numbers are not quoted here). Issue 4 asks for at least
+15 tasks below 5% error.
+
+Writes experiments/results/dmn_babi1k.json (memjax's results.json) and experiments/results/dmn_babi1k.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from memjax.train.protocol import FAIL_THRESHOLD, run_babi
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def markdown(res: dict) -> str:
+    lines = ["| task | test | valid | train | epochs |", "|---:|---:|---:|---:|---:|"]
+    for t, e in res["tasks"].items():
+        lines.append(f"| {t} | {e['test_error']:.1f} | {e['valid_error']:.1f} | {e['train_error']:.1f} | {e['epochs']} |")
+    passed = sum(e["test_error"] <= FAIL_THRESHOLD for e in res["tasks"].values())
+    lines.append(f"| **mean** | **{res['mean_test_error']:.2f}** | | | |")
+    return ("# DMN, strongly supervised, bAbI-1k (test error %)\n\n"
+            f"Command: `python experiments/dmn_babi1k.py` ({res['config']['seeds']} runs per task, selected on "
+            "validation; no GloVe).\n\n" + "\n".join(lines) + "\n\n"
+            f"- passed (test error <= {FAIL_THRESHOLD:g}%): {passed} of {len(res['tasks'])}; the paper passes 18 of 20.\n"
+            f"- failed: tasks {', '.join(t for t, e in res['tasks'].items() if e['test_error'] > FAIL_THRESHOLD)}.\n"
+            f"- {res['seconds']['total']:.0f} s on {res['device']} (compilation included; other work shared the cores).\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=2, help="runs per task (default 2)")
+    p.add_argument("--data", default=None)
+    p.add_argument("--table", action="store_true", help="only rewrite the table from the saved results")
+    args = p.parse_args(argv)
+    path = RESULTS / "dmn_babi1k.json"
+    if not args.table:
+        res = run_babi("dmn", "en", list(range(1, 21)), seeds=args.seeds, data=args.data,
+                       log=lambda s: print(s, flush=True))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=2) + "\n")
+    res = json.loads(path.read_text())
+    (RESULTS / "dmn_babi1k.md").write_text(markdown(res))
+    print((RESULTS / "dmn_babi1k.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
