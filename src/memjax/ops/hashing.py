@@ -42,7 +42,7 @@ class _Buckets:
         """The sorted, distinct memories in the given buckets (skipped buckets left out)."""
         buckets = np.unique(np.asarray(buckets, np.int64))
         buckets = buckets[(buckets >= 0) & (buckets < len(self.sizes))]
-        buckets = buckets[~self.skipped[buckets]]
+        buckets = buckets[~self.skipped[buckets] & (self.sizes[buckets] > 0)]
         parts = [self.members[self.starts[b]:self.starts[b + 1]] for b in buckets]
         if not parts:
             return np.zeros((0,), np.int64)
