@@ -42,17 +42,33 @@ import optax
 # ------------------------------------------------------------------------------------------- LSTM
 
 
+def orthogonal(key: jax.Array, n: int, dtype=jnp.float32) -> jnp.ndarray:
+    """A random (n, n) orthogonal matrix: the product of n Householder reflections I - 2 v v^T / v^T v
+    with Gaussian v, by matrix products only.
+
+    Not ``jax.nn.initializers.orthogonal``: its QR factorisation (LAPACK through a parallel batch
+    map on the CPU's thread pool) hung a training whose vmapped runs initialise on two CPU devices
+    at once (all pool threads waiting on each other; seen once in 17 bAbI tasks).
+    """
+    vs = jax.random.normal(key, (n, n), dtype)
+
+    def reflect(q, v):
+        return q - (2.0 / jnp.dot(v, v)) * jnp.outer(q @ v, v), None
+
+    return jax.lax.scan(reflect, jnp.eye(n, dtype=dtype), vs)[0]
+
+
 def lstm_init(key: jax.Array, in_dim: int, hidden: int, dtype=jnp.float32) -> dict:
     """Parameters of an LSTM with gate blocks [input i, forget f, candidate g, output o].
 
     Returns:
         ``{"W": (in_dim, 4H), "U": (H, 4H), "b": (4H,)}``: W Glorot-uniform over the whole (in, 4H)
-        kernel, each (H, H) block of U orthogonal, b zero except the forget block (1).
+        kernel, each (H, H) block of U orthogonal (:func:`orthogonal`), b zero except the forget
+        block (1).
     """
     kw, ku = jax.random.split(key)
     W = jax.nn.initializers.glorot_uniform()(kw, (in_dim, 4 * hidden), dtype)
-    orthogonal = jax.nn.initializers.orthogonal()
-    U = jnp.concatenate([orthogonal(k, (hidden, hidden), dtype) for k in jax.random.split(ku, 4)], axis=1)
+    U = jnp.concatenate([orthogonal(k, hidden, dtype) for k in jax.random.split(ku, 4)], axis=1)
     b = jnp.zeros((4 * hidden,), dtype).at[hidden:2 * hidden].set(1.0)
     return {"W": W, "U": U, "b": b}
 
