@@ -57,7 +57,7 @@ from memjax.train.engine import Trainer, occupancy
 from memjax.train.protocol import build_configs
 
 STEPS = 8  # training steps per epoch in every row
-RECIPE_ROWS = ("dmn+", "dmn", "memnn")  # models trained with their own recipes on bAbI-10k task 1
+RECIPE_ROWS = ("dmn+", "dmn", "memnn", "lstm", "attn-lstm")  # models trained with their own recipes on bAbI-10k task 1
 
 
 def _median_seconds(fn, repeats: int = 5, min_time: float = 0.2) -> float:
@@ -279,7 +279,7 @@ def main(argv=None):
     if dmn_models:
         d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
                                              args.dmn_epochs or (1 if args.quick else 3), args.torch_steps)
-        print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, DMN and MemNN 32; DMN hidden 80) "
+        print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, the others 32; DMN hidden 80) "
               f"(examples/s of whole epochs, validation included)")
         head = f"{'model':>9} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
         print(head)
