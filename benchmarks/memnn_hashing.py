@@ -81,9 +81,11 @@ def main(argv=None) -> int:
     table = np.asarray(model.bags(ds.sentences))  # the distinct sentences' word ids
     vectors = np.asarray(params["O"]["y"][: model.cfg.vocab_size])
 
+    embeddings = model.memory_embeddings(params, jnp.asarray(table))  # e_y of each distinct sentence, once
+
     @jax.jit
     def choose(story, query):  # the O module's first hop over the given memory slots
-        return model.select(params, jnp.asarray(table), story[None], query[None])[0, 0]
+        return model.select(params, jnp.asarray(table), story[None], query[None], embeddings)[0, 0]
 
     rows = []
     for n in sizes:

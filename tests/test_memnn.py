@@ -273,3 +273,16 @@ def test_cli_train_then_ask_about_a_new_name(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     trained = json.loads((out / "results.json").read_text())["tasks"]["1"]["test_error"]
     assert f"{trained:.1f}" in r.stdout  # the saved model evaluates to the error it was selected with
+
+
+def test_select_with_embeddings_written_once_equals_select():
+    m = _model(hops=2, adaptive=True)
+    p = m.init(jax.random.key(5))
+    sentences = jnp.array([[0, 0], [2, 3], [4, 5], [6, 7], [2, 7]])
+    story = jnp.array([[1, 2, 3, 4], [4, 3, 0, 0], [2, 1, 4, 0]])
+    query = jnp.array([[8, 2], [8, 6], [9, 4]])
+    want = m.select(p, sentences, story, query)
+    got = m.select(p, sentences, story, query, m.memory_embeddings(p, sentences))
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="unseen"):
+        _model(unseen=True).memory_embeddings(p, sentences)

@@ -286,19 +286,29 @@ class MemNN:
             e = e + jnp.sum(active[..., None] * self._embed(module, "o", chosen_feats), axis=1)
         return self._mix(module, e)
 
-    def select(self, params, sentences, story, query):
-        """The O module: the chosen slots (B, hops), -1 after STOP (adaptive) or where none."""
+    def memory_embeddings(self, params, sentences):
+        """e_y = U_y Phi(m) of every distinct sentence (U, d), computed once when the memories are
+        written, for :meth:`select` (not with ``unseen``: its match features depend on the question)."""
+        if self.cfg.unseen:
+            raise ValueError("with unseen words, a memory's embedding depends on the question")
+        return self._embed(params["O"], "y", sentences)
+
+    def select(self, params, sentences, story, query, memory_embeddings=None):
+        """The O module: the chosen slots (B, hops), -1 after STOP (adaptive) or where none.
+        ``memory_embeddings``: the sentences' e_y from :meth:`memory_embeddings` (else computed here)."""
         c = self.cfg
-        feats = sentences[story]
         occupied = story != 0
-        e_y = self._candidates(params, feats, query)
+        if memory_embeddings is None:
+            e_y = self._candidates(params, sentences[story], query)
+        else:
+            e_y = memory_embeddings[story]
         b = story.shape[0]
         chosen = jnp.full((b, c.hops), -1, jnp.int32)
         done = jnp.zeros((b,), bool)
         last = jnp.full((b,), -1, jnp.int32)
         for i in range(c.hops):
             active = chosen[:, :i] >= 0
-            picked = jnp.take_along_axis(feats, jnp.maximum(chosen[:, :i], 0)[..., None], axis=1) if i else None
+            picked = sentences[jnp.take_along_axis(story, jnp.maximum(chosen[:, :i], 0), axis=1)] if i else None
             e_x = self._x(params, "O", query, picked, active)
             H, stop, c3 = self.scores(params, e_x, e_y, occupied, last)
             win = self._winner(H, stop, c3, c.adaptive)
