@@ -168,7 +168,8 @@ class MemNN:
         return jax.tree_util.tree_map_with_path(mask, params)
 
     def decay_mask(self, params: dict) -> dict:
-        return jax.tree.map(lambda p: float(p.ndim == 2), params)
+        """1 on the tables and matrices (per-hop tables included), 0 on vectors."""
+        return jax.tree.map(lambda p: float(p.ndim >= 2), params)
 
     def unpad(self, params: dict) -> dict:
         return params

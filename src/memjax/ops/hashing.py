@@ -34,15 +34,14 @@ class _Buckets:
         self.members = pairs[:, 1].astype(np.int64)
         counts = np.bincount(pairs[:, 0], minlength=n_buckets)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
-        self.sizes = counts
         self.skipped = counts > max_share * max(n_memories, 1)  # too common to tell memories apart
-        self.n_memories = n_memories
+        self.usable = (counts > 0) & ~self.skipped
 
     def lookup(self, buckets) -> np.ndarray:
         """The sorted, distinct memories in the given buckets (skipped buckets left out)."""
         buckets = np.unique(np.asarray(buckets, np.int64))
-        buckets = buckets[(buckets >= 0) & (buckets < len(self.sizes))]
-        buckets = buckets[~self.skipped[buckets] & (self.sizes[buckets] > 0)]
+        buckets = buckets[(buckets >= 0) & (buckets < len(self.usable))]
+        buckets = buckets[self.usable[buckets]]
         parts = [self.members[self.starts[b]:self.starts[b + 1]] for b in buckets]
         if not parts:
             return np.zeros((0,), np.int64)
@@ -66,12 +65,10 @@ class WordHash:
         words = np.asarray(words)
         keys = np.where((words < vocab_size) & ~np.isin(words, ignore), words, -1)
         self.index = _Buckets(keys, vocab_size, words.shape[0], max_share)
-        self.vocab_size = vocab_size
 
     def candidates(self, query_words) -> np.ndarray:
         """The memories sharing at least one (hashed) word with the input."""
-        q = np.asarray(query_words).ravel()
-        return self.index.lookup(q[(q >= 0) & (q < self.vocab_size)])
+        return self.index.lookup(np.asarray(query_words).ravel())
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int = 50, seed: int = 0) -> np.ndarray:

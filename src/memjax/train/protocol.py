@@ -40,7 +40,7 @@ DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "a
 # of 32 (1k tasks have 900 training questions).
 DMN_TRAIN = {**DMN_PLUS_TRAIN, "batch_size": 32}
 # MemNN (Weston et al. 2014), strongly supervised, bAbI-1k: margin ranking losses with Adam (the paper used
-# SGD); chosen on validation (see README).
+# SGD); set once, not tuned (see README, implementation notes).
 MEMNN_TRAIN = {"epochs": 60, "batch_size": 32, "lr": 0.005, "optimizer": "adam", "linear_start": False,
                "random_noise": False, "max_grad_norm": None, "decay_every": 1_000_000, "patience": 15}
 # The LSTM baseline of the bAbI tables (weakly supervised), bAbI-1k: Adam 0.001, batch 32, mean loss,
