@@ -231,6 +231,8 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["--model", "dmn+", "--te"], "--model dmn+ has no option temporal"),
     (["--model", "memn2n", "--dropout", "0.2"], "--model memn2n has no dropout"),
+    (["--model", "memn2n", "--embed-init", "0.5"], "--model memn2n has no option embed_init (--embed-init)"),
+    (["--model", "dmn", "--embed-init", "0"], "must be positive"),
 ])
 def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
     r = run(["train", "--tasks", "1", *args], env_data=data_root)
@@ -393,11 +395,12 @@ def test_dmn_short_training_run(data_root):
 
 def test_dmn_cli_train_eval_and_a_clear_refusal_to_ask(data_root, tmp_path):
     out = tmp_path / "run"
-    r = run(["train", "--model", "dmn", "--tasks", "8", "--epochs", "2", "--dim", "8", "--out", str(out)],
-            env_data=data_root)
+    r = run(["train", "--model", "dmn", "--tasks", "8", "--epochs", "2", "--dim", "8", "--embed-init", "0.25",
+             "--out", str(out)], env_data=data_root)
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "results.json").read_text())
     assert res["model"] == "dmn" and res["config"]["model"]["supervise"] and res["config"]["model"]["max_answer"] >= 2
+    assert res["config"]["model"]["embed_init"] == 0.25
     e = run(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "ev")], env_data=data_root)
     assert e.returncode == 0, e.stderr
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())

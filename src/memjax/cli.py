@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--margin", type=_positive(float), help="MemNN: the ranking loss's margin gamma (default 0.1)")
     t.add_argument("--negatives", type=_positive(), metavar="K",
                    help="MemNN: sample K wrong memories and words per example and step (default: all of them)")
+    t.add_argument("--embed-init", type=_positive(float), metavar="A",
+                   help="DMN, DMN+, LSTM: word embeddings start uniform in (-A, A) (defaults: DMN and DMN+ "
+                        "sqrt(3), LSTM 1, attn-lstm 0.05)")
     t.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
                    help="sgd (MemN2N's recipe), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
     t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
@@ -233,7 +236,8 @@ def _train(args) -> int:
                        "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,
                        "attend_empty": args.attend_empty, "supervise": args.supervise,
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
-                       "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives}
+                       "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
+                       "embed_init": args.embed_init}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,
