@@ -10,8 +10,9 @@ Protocol: the DMN+ recipe of ../shared/docs/anchors.md (memjax's defaults for --
 3 episodes, Adam 0.001, batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after
 20 epochs without a better validation score), trained on the release's 9,000 training questions
 per task and selected on its 1,000 validation questions (en-valid-10k), never on the test set.
-2 runs per task, and 4 for the tasks the recipe calls hard (2, 3, 17, 18); the run with the lowest
-validation error is reported. Our copy of bAbI lacks en-10k task 3's training file, so the table
+2 runs per task; a task whose selected run has a validation error above 5% is trained again with
+6 runs (its first 2 among them), a rule that reads only validation errors (it gave tasks 16 and 17
+6 runs); the run with the lowest validation error is reported. Our copy of bAbI lacks en-10k task 3's training file, so the table
 has 19 tasks and its mean is over those 19 (the paper's 2.8 is over 20).
 
 Each task is written to experiments/results/dmn_plus_babi10k/task_N.json (memjax's results.json
@@ -37,7 +38,6 @@ from memjax.train.protocol import FAIL_THRESHOLD, run_babi
 RESULTS = Path(__file__).resolve().parent / "results"
 FOLDER = RESULTS / "dmn_plus_babi10k"
 TASKS = [t for t in range(1, 21) if t != 3]  # en-10k task 3's training file is missing from our copy
-HARD = (2, 3, 17, 18)  # the recipe's hard tasks: more runs
 
 
 def markdown(found: dict[int, dict]) -> str:
@@ -70,11 +70,18 @@ def markdown(found: dict[int, dict]) -> str:
             "task 3 is missing from our copy of the data.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
 
 
+def _retry(res: dict, task: int, retry_seeds: int) -> bool:
+    """Whether a task's result calls for more runs: its selected run's validation error is above
+    5% and it had fewer than ``retry_seeds`` runs (validation errors only, never the test set)."""
+    return res["config"]["seeds"] < retry_seeds and res["tasks"][str(task)]["valid_error"] > FAIL_THRESHOLD
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default=",".join(map(str, TASKS)), help="tasks to run (default: the 19 we have)")
     p.add_argument("--seeds", type=int, default=2, help="runs per task (default 2)")
-    p.add_argument("--hard-seeds", type=int, default=4, help="runs for tasks 2, 3, 17, 18 (default 4)")
+    p.add_argument("--retry-seeds", type=int, default=6,
+                   help="runs for a task whose selected run's validation error is above 5%% (default 6; 0: no retry)")
     p.add_argument("--data", default=None)
     p.add_argument("--table", action="store_true", help="only write the table of the tasks done so far")
     args = p.parse_args(argv)
@@ -85,19 +92,27 @@ def main(argv=None) -> int:
         p.error(str(e))
     for t in tasks:
         path = FOLDER / f"task_{t}.json"
-        if path.exists():
+        res = json.loads(path.read_text()) if path.exists() else None
+        if res is not None and not _retry(res, t, args.retry_seeds):
             print(f"task {t}: done before ({path.name})", flush=True)
             continue
-        seeds = args.hard_seeds if t in HARD else args.seeds
-        t0 = time.perf_counter()
-        try:
-            res = run_babi("dmn+", "en-10k", [t], seeds=seeds, data=args.data, log=lambda s: print(s, flush=True))
-        except DataError as e:
-            print(f"task {t}: skipped ({e})", file=sys.stderr, flush=True)
-            continue
-        path.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"task {t}: test error {res['tasks'][str(t)]['test_error']:.1f} in {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        seeds = args.seeds if res is None else args.retry_seeds
+        if res is not None:
+            print(f"task {t}: validation error {res['tasks'][str(t)]['valid_error']:.1f}% > {FAIL_THRESHOLD:g}% "
+                  f"with {res['config']['seeds']} runs: training it again with {seeds}", flush=True)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                res = run_babi("dmn+", "en-10k", [t], seeds=seeds, data=args.data, log=lambda s: print(s, flush=True))
+            except DataError as e:
+                print(f"task {t}: skipped ({e})", file=sys.stderr, flush=True)
+                break
+            path.write_text(json.dumps(res, indent=2) + "\n")
+            print(f"task {t}: test error {res['tasks'][str(t)]['test_error']:.1f} with {seeds} runs in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            if not _retry(res, t, args.retry_seeds):
+                break
+            seeds = args.retry_seeds
     found = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in FOLDER.glob("task_*.json")}
     (RESULTS / "dmn_plus_babi10k.md").write_text(markdown(found))
     print((RESULTS / "dmn_plus_babi10k.md").read_text())
