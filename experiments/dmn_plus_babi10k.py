@@ -12,8 +12,9 @@ Protocol: the DMN+ recipe of ../shared/docs/anchors.md (memjax's defaults for --
 per task and selected on its 1,000 validation questions (en-valid-10k), never on the test set.
 2 runs per task; a task whose selected run has a validation error above 5% is trained again with
 6 runs (its first 2 among them), a rule that reads only validation errors (it gave tasks 16 and 17
-6 runs); the run with the lowest validation error is reported. Our copy of bAbI lacks en-10k task 3's training file, so the table
-has 19 tasks and its mean is over those 19 (the paper's 2.8 is over 20).
+6 runs); the run with the lowest validation error is reported. Our copy of bAbI lacks en-10k task
+3's training file, so the table has 19 tasks and its mean is over those 19 (the paper's 2.8 is over
+20).
 
 Each task is written to experiments/results/dmn_plus_babi10k/task_N.json (memjax's results.json
 of that task) as soon as it is done, and a task already there is not trained again (delete the
