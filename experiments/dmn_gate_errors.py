@@ -23,6 +23,7 @@ import numpy as np
 
 from memjax.data.dataset import load_babi
 from memjax.infer import _model, load_models
+from memjax.models.dmn import gate_targets
 from memjax.train.protocol import _predictor
 
 
@@ -51,9 +52,7 @@ def main(argv=None) -> int:
                                                      jnp.asarray(model.query_inputs(split.query[i:i + 500]))))
                                 for i in range(0, len(split), 500)])
         top = gates.argmax(-1)  # (N, passes) slots
-        count = np.maximum((split.supporting >= 0).sum(1) - 1, 0)
-        rows = np.arange(len(split))
-        target = np.stack([split.supporting[rows, np.minimum(i, count)] for i in range(top.shape[1])], 1)
+        target = np.asarray(gate_targets(split.supporting, top.shape[1]))  # what each pass is supervised with
         on = top == target
         right = predict(split) == split.answer
         every = on.all(1)

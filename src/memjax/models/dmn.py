@@ -251,6 +251,15 @@ class DMNPlus:
 END = 0  # the decoder's end-of-answer token
 
 
+def gate_targets(support, hops: int):
+    """The slot each pass's gates are supervised with: (B, hops) from the supporting slots (B, S)
+    (-1 absent); pass i is pointed at supporting fact i, passes beyond them at the last one."""
+    support = jnp.asarray(support)
+    count = jnp.sum(support >= 0, axis=1)
+    passes = jnp.minimum(jnp.arange(hops)[None], jnp.maximum(count - 1, 0)[:, None])
+    return jnp.take_along_axis(support, passes, axis=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class DMNConfig:
     """DMN hyperparameters (Kumar et al. 2016, "Ask Me Anything").
@@ -446,10 +455,7 @@ class DMN:
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
         loss = jnp.sum(jnp.where(target >= 0, ce, 0.0), axis=1)
         if c.supervise and "supporting" in batch:
-            support = batch["supporting"]  # (B, S) slots, -1 absent
-            count = jnp.sum(support >= 0, axis=1)
-            passes = jnp.minimum(jnp.arange(c.hops)[None], jnp.maximum(count - 1, 0)[:, None])  # (B, hops)
-            slot = jnp.take_along_axis(support, passes, axis=1)
+            slot = gate_targets(batch["supporting"], c.hops)  # (B, hops), -1 where none
             logp = jax.nn.log_softmax(scores, axis=-1)
             picked = jnp.take_along_axis(logp, jnp.maximum(slot, 0)[..., None], axis=-1)[..., 0]
             loss = loss - c.gate_weight * jnp.sum(jnp.where(slot >= 0, picked, 0.0), axis=1)
