@@ -168,3 +168,31 @@ def test_runs_spread_over_devices_equal_one_device():
     one = Trainer(model, small_config(), ds, devices=devices[:1]).fit([0, 1])
     np.testing.assert_allclose(spread.history["loss"], one.history["loss"], rtol=1e-5)
     np.testing.assert_array_equal(spread.predictions["test"], one.predictions["test"])
+
+
+def test_overlapped_start_equals_given_initial_states():
+    """fit() makes the initial states beside compiling (programs traced from shapes); starting from
+    the same states made beforehand (the resume path) trains exactly the same runs."""
+    ds = toy_dataset()
+    model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
+    trainer = Trainer(model, small_config(), ds)
+    fresh = trainer.fit([0, 1])
+    given = Trainer(model, small_config(), ds)
+    resumed = given.fit([0, 1], resume=(0, given.initial_states([0, 1]), {}))
+    for a, b in zip(jax.tree.leaves(fresh.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(fresh.history["loss"], resumed.history["loss"])
+    np.testing.assert_array_equal(fresh.predictions["test"], resumed.predictions["test"])
+
+
+def test_compiler_options_follow_the_environment(monkeypatch):
+    monkeypatch.delenv("MEMJAX_XLA_OPT_LEVEL", raising=False)
+    assert engine.compiler_options("cpu") == {"xla_backend_optimization_level": 1}
+    assert engine.compiler_options("gpu") == {}  # accelerators: XLA's own choice
+    monkeypatch.setenv("MEMJAX_XLA_OPT_LEVEL", "default")
+    assert engine.compiler_options("cpu") == {}
+    monkeypatch.setenv("MEMJAX_XLA_OPT_LEVEL", "3")
+    assert engine.compiler_options("cpu") == {"xla_backend_optimization_level": 3}
+    monkeypatch.setenv("MEMJAX_XLA_OPT_LEVEL", "fast")
+    with pytest.raises(ValueError, match="MEMJAX_XLA_OPT_LEVEL='fast'"):
+        engine.compiler_options("cpu")

@@ -22,7 +22,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
 from memjax.ops.encoding import bags_of_words, encode_sentence, temporal_encoding, weighted_bags
@@ -160,7 +159,7 @@ class MemN2N:
         with more rows leaves the other rows' values unchanged, and the rest as one flat vector.
         """
         c = self.cfg
-        normal = nnx.initializers.normal(c.init_std)
+        normal = jax.nn.initializers.normal(c.init_std)
         k_vocab, k_rest = jax.random.split(key)
         if c.tying == "adjacent":
             names, rest = ["embed"] * (c.hops + 1), {}

@@ -17,6 +17,7 @@ are spread over the local devices (see :mod:`memjax`: on a CPU, one device per c
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -32,6 +33,21 @@ from memjax.models.memn2n import noise_draws, noise_spread, time_from_uniforms
 from memjax.train.optim import adam_recipe, rmsprop_recipe, sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
+
+
+def compiler_options(platform: str) -> dict:
+    """XLA options for the programs the engine compiles.
+
+    On a CPU, LLVM's optimisation level 1 instead of XLA's default: these programs compile about
+    a quarter faster with it and train as fast (measured in benchmarks/throughput.py, README
+    "Speed"). ``MEMJAX_XLA_OPT_LEVEL`` sets another level (0-3; ``default``: XLA's own choice).
+    """
+    level = os.environ.get("MEMJAX_XLA_OPT_LEVEL", "1" if platform == "cpu" else "default").strip()
+    if level in ("", "default"):
+        return {}
+    if level not in ("0", "1", "2", "3"):
+        raise ValueError(f"MEMJAX_XLA_OPT_LEVEL={level!r}: give 0, 1, 2, 3 or default")
+    return {"xla_backend_optimization_level": int(level)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,31 +375,42 @@ class Trainer:
         return (error, jnp.sum(jnp.where(valid, losses, 0.0)) / n) if with_loss else error
 
     # ---- many runs -----------------------------------------------------------------------------
-    def _place(self, states, data):
-        """Spreads the runs over the devices along the tasks or the seeds axis (data follow tasks).
+    def _shardings(self, seeds: int):
+        """(states' sharding, data's sharding) for ``seeds`` runs per dataset: the runs spread over the
+        devices along the tasks or the seeds axis (data follow tasks).
 
         When the runs cannot be spread (one run, say) and several devices are given, each batch is
         split over the devices instead (data parallel): states and data are replicated and every
-        step's batch is constrained to be sharded along its batch axis, so XLA computes each part
-        on its own device and sums the gradients across them.
+        step's batch is constrained to be sharded along its batch axis (``_batch_sharding``, which
+        the training program reads when it is traced), so XLA computes each part on its own device
+        and sums the gradients across them.
         """
         self._batch_sharding = None
-        if jax.process_count() > 1:
-            return self._place_processes(states, data)
-        axis, n = _layout(len(self.datasets), jax.tree.leaves(states)[0].shape[1], len(self.devices))
+        axis, n = _layout(len(self.datasets), seeds, len(self.devices))
         if n == 1:
             parts = max((k for k in range(1, len(self.devices) + 1) if self.batch_size % k == 0), default=1)
             if parts > 1 and self.data_parallel:
                 mesh = Mesh(np.array(self.devices[:parts]), ("batch",))
                 self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
                 everywhere = NamedSharding(mesh, PartitionSpec())
-                return jax.device_put(states, everywhere), jax.device_put(data, everywhere)
-            device = self.devices[0]
-            return jax.device_put(states, device), jax.device_put(data, device)
+                return everywhere, everywhere
+            one = jax.sharding.SingleDeviceSharding(self.devices[0])
+            return one, one
         mesh = Mesh(np.array(self.devices[:n]), ("runs",))
         runs = NamedSharding(mesh, PartitionSpec(*([None] * axis), "runs"))
         per_task = NamedSharding(mesh, PartitionSpec("runs") if axis == 0 else PartitionSpec())
-        return jax.device_put(states, runs), jax.device_put(data, per_task)
+        return runs, per_task
+
+    def _place(self, states, data):
+        """States and data on the devices (see :meth:`_shardings`; several processes: one mesh)."""
+        if jax.process_count() > 1:
+            return self._place_processes(states, data)
+        state_sharding, data_sharding = self._shardings(jax.tree.leaves(states)[0].shape[1])
+        return jax.device_put(states, state_sharding), jax.device_put(data, data_sharding)
+
+    def _keys(self, seeds: list[int]) -> jax.Array:
+        """(datasets, seeds) random keys, one per run."""
+        return jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
 
     def initial_states(self, seeds: list[int], params: dict | None = None) -> dict:
         """The runs' states before training: (datasets, seeds)-stacked, on the host's default device.
@@ -394,8 +421,8 @@ class Trainer:
                 trained parameters: a curriculum), with a fresh optimiser state; pass the result to
                 :meth:`fit` as ``resume=(0, states, {})``.
         """
-        keys = jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
-        states = self._init_fn(keys)
+        keys = self._keys(seeds)
+        states = self._init_fn.lower(keys).compile(compiler_options(self.devices[0].platform))(keys)
         if params is None and self.pretrained is not None:  # (datasets, seeds, V, d) embeddings
             embed = states["params"]["embed"]
             covered = jnp.asarray(self.data["covered"])[:, None, :, None]
@@ -459,20 +486,38 @@ class Trainer:
         t0 = time.perf_counter()
         total = self.config.total_epochs
         start, history = 0, []
-        if resume is None:
-            states = self.initial_states(seeds)
+        options = compiler_options(self.devices[0].platform)
+        if resume is None and jax.process_count() == 1:
+            # The programs are traced from the states' shapes, so that the runs' initial states are made
+            # (their program compiled and run) on a second thread while the training program is traced
+            # here; the evaluation program is traced after it, and compiles beside it (XLA compiles
+            # without the GIL). Tracing threads would only take turns at the GIL.
+            state_sharding, data_sharding = self._shardings(len(seeds))
+            data = jax.device_put(self.data, data_sharding)
+            shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
+                                  jax.eval_shape(self._init_fn, self._keys(seeds)))
+            with ThreadPoolExecutor(1) as pool:
+                made = pool.submit(lambda: jax.device_put(self.initial_states(seeds), state_sharding))
+                lowered = self._chunk_fn.lower(shapes, 0, data)
+                predict = pool.submit(
+                    lambda: self._predict_fn.lower(shapes["params"], data, data["eval"]).compile(options))
+                chunk_fn = lowered.compile(options)
+                predict_fn, states = predict.result(), made.result()
         else:
-            start, states, saved = resume
-            if start % self.chunk or not 0 <= start <= total:
-                raise ValueError(f"cannot resume after {start} epochs: not a chunk boundary of this training")
-            if start:
-                history.append(saved)
-        states, data = self._place(states, self.data)
-        # the training and the evaluation programs compile side by side (XLA releases the GIL)
-        with ThreadPoolExecutor(2) as pool:
-            predict = pool.submit(lambda: self._predict_fn.lower(states["params"], data, data["eval"]).compile())
-            chunk_fn = self._chunk_fn.lower(states, 0, data).compile()
-            predict_fn = predict.result()
+            if resume is None:
+                states = self.initial_states(seeds)
+            else:
+                start, states, saved = resume
+                if start % self.chunk or not 0 <= start <= total:
+                    raise ValueError(f"cannot resume after {start} epochs: not a chunk boundary of this training")
+                if start:
+                    history.append(saved)
+            states, data = self._place(states, self.data)
+            with ThreadPoolExecutor(1) as pool:  # the two programs compile side by side
+                predict = pool.submit(
+                    lambda: self._predict_fn.lower(states["params"], data, data["eval"]).compile(options))
+                chunk_fn = self._chunk_fn.lower(states, 0, data).compile(options)
+                predict_fn = predict.result()
         self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
         compile_s = time.perf_counter() - t0
 
