@@ -30,7 +30,7 @@ INSPECT = textwrap.dedent("""
     fit = trainer.fit([0])
     s = seen[0]
     print(json.dumps({"devices": len(jax.local_devices()), "sharding_devices": len(s.device_set),
-                      "shard": list(s.shard_shape((1, 1, 32, 6))),  # (tasks, seeds, batch, memory)
+                      "shard": list(s.shard_shape((32, 6))),  # (batch, memory): one run is traced unbatched
                       "all_reduce": "all-reduce" in trainer.programs["train"].as_text()}))
 """)
 
@@ -42,7 +42,7 @@ def test_the_batch_is_split_over_four_devices():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["devices"] == 4 and out["sharding_devices"] == 4
-    assert out["shard"] == [1, 1, 8, 6]  # each device holds 8 of the batch's 32 stories
+    assert out["shard"] == [8, 6]  # each device holds 8 of the batch's 32 stories
     assert out["all_reduce"]  # the gradients are summed across the devices
 
 

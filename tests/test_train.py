@@ -60,6 +60,7 @@ def small_config(**kw):
 
 
 def test_vmapped_runs_equal_separate_runs():
+    """Two runs vmapped against each run alone (a single run is traced without vmap: the same math)."""
     ds = toy_dataset()
     model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
     both = Trainer(model, small_config(), ds).fit([0, 1])
