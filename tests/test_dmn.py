@@ -380,6 +380,32 @@ def test_dmn_strong_supervision_adds_the_gates_cross_entropy(task2):
     np.testing.assert_allclose(np.asarray(gates).sum(-1), 1.0)
 
 
+def test_dmn_temporal_adds_a_vector_per_slot_to_the_facts(task2):
+    """--te for the DMN (an extension): fact i gets time[i] (slot 0 = most recent), empty slots stay
+    zero, the other parameters are drawn as without it, and gradients reach the time vectors."""
+    words = tuple(sorted({task2.vocab.words[a] for a in task2.train.answer}))
+    plain = _dmn(words=words, vocab=len(task2.vocab), max_answer=1, dim=8)
+    timed = _dmn(words=words, vocab=len(task2.vocab), max_answer=1, dim=8, temporal=True)
+    p0, p1 = plain.init(jax.random.key(0)), timed.init(jax.random.key(0))
+    assert set(p1) - set(p0) == {"time"} and p1["time"].shape == (timed.cfg.memory_size, 8)
+    for k in p0:
+        _tree_close(p1[k], p0[k], rtol=0, atol=0)
+    story, query, _ = _batch(task2)
+    data = {"sentences": jnp.asarray(task2.sentences), **jax.tree.map(jnp.asarray, timed.extra_data(task2.vocab.words))}
+    f0, occupied, q0 = jax.jit(plain._encode)(p0, data["sentences"], jnp.asarray(story), jnp.asarray(query))
+    f1, _, q1 = jax.jit(timed._encode)(p1, data["sentences"], jnp.asarray(story), jnp.asarray(query))
+    m = story.shape[1]
+    expected = np.where(np.asarray(occupied)[..., None], np.asarray(f0) + np.asarray(p1["time"][:m]), 0.0)
+    np.testing.assert_allclose(f1, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(q1, q0)
+    weights = jax.random.normal(jax.random.key(1), f1.shape, f1.dtype)
+    grad = jax.jit(jax.grad(lambda p: jnp.sum(timed._encode(p, data["sentences"], jnp.asarray(story),
+                                                           jnp.asarray(query))[0] * weights)))(p1)["time"]
+    used = np.asarray(occupied).any(axis=0)
+    assert np.all(np.abs(np.asarray(grad)[:m][used]).sum(axis=1) > 0)  # every slot that holds a fact
+    assert np.all(np.asarray(grad)[m:] == 0)  # slots beyond the stories: no gradient
+
+
 def test_dmn_short_training_run(data_root):
     """DMN, strongly supervised, on bAbI-1k task 1 (measured: 0.2% test error after 30 epochs at d=80)."""
     from memjax.models import DMN

@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--attend-empty", action=argparse.BooleanOptionalAction, default=None,
                    help="empty memory slots take a share of the attention as zero vectors, as in the "
                         "authors' code (default on); --no-attend-empty masks them out")
-    t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None, help="temporal encoding (default on)")
+    t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None,
+                   help="temporal encoding (MemN2N: default on; DMN: a learned vector per slot added to the "
+                        "facts, an extension of the paper, default off)")
     t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
     t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
     t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")

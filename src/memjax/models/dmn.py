@@ -281,6 +281,8 @@ class DMNConfig:
     supervise: bool = True
     gate_weight: float = 1.0
     embed_init: float = math.sqrt(3.0)
+    temporal: bool = False  # an extension, not in the paper: a learned vector per slot (how recent the
+    # fact is) added to each fact, as MemN2N's temporal encoding (``--te``)
     unroll: int = 8  # input-GRU steps per loop iteration (the episodes are unrolled up to 64 facts)
 
     def __post_init__(self):
@@ -323,7 +325,9 @@ class DMN:
         features = 7 * d + 2
         glorot = jax.nn.initializers.glorot_uniform()
         k1, k2, k3 = jax.random.split(k[3], 3)
+        extra = {"time": 0.1 * jax.random.normal(k[2], (c.memory_size, d))} if c.temporal else {}
         return {
+            **extra,
             "embed": embed.at[0].set(0.0),
             "input": gru_init(k[1], d, d),
             "gate": {"Wb": glorot(k1, (d, d)), "W1": glorot(k2, (features, d)), "b1": jnp.zeros((d,)),
@@ -388,6 +392,8 @@ class DMN:
         hs = gru_sequence(ip["U"], xw, (flat != 0).T, jnp.zeros((b, c.dim)), c.unroll)
         facts = hs.reshape(m, width, b, c.dim)[:, -1][::-1].transpose(1, 0, 2)  # (B, M, d) slot order
         occupied = story != 0
+        if c.temporal:  # slot i holds the i-th most recent fact
+            facts = facts + params["time"][:m]
         facts = facts * occupied[..., None]
         if drop is not None and rate > 0:
             facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
