@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from memjax.data.dataset import UNK, load_babi
+from memjax.models import MemN2N
 from memjax.models.memnn import EMPTY, STOP, MemNN, MemNNConfig, _sample, ngram_list
 from memjax.ops.hashing import ClusterHash, WordHash, kmeans
 from memjax.train.engine import Trainer
@@ -236,6 +237,24 @@ def test_task1_trains_to_below_one_percent(data_root):
     e = res["tasks"]["1"]
     assert e["test_error"] <= 1.0 and e["train_error"] <= 1.0
     assert res["config"]["model"]["hops"] == 2 and res["model"] == "memnn"
+
+
+def test_memnn_programs_use_the_older_cpu_fusion_emitters(data_root, monkeypatch):
+    """MemNN's training programs are compiled with XLA's older CPU fusion emitters (2.4x faster
+    training at LLVM level 1, measured); MemN2N's with the newer ones."""
+    monkeypatch.delenv("MEMJAX_XLA_OPT_LEVEL", raising=False)
+    monkeypatch.delenv("MEMJAX_XLA_FUSION_EMITTERS", raising=False)
+    ds = load_babi([1], "en", str(data_root), 50)[0]
+    options = {}
+    for name in ("memnn", "memn2n"):
+        mcfg, tcfg = build_configs(name, ds, False, {}, {})
+        model = MemNN(mcfg) if name == "memnn" else MemN2N(mcfg)
+        options[name] = Trainer(model, tcfg, ds)._compiler_options()
+    if jax.devices()[0].platform == "cpu":
+        assert options["memnn"] == {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+        assert options["memn2n"] == {"xla_backend_optimization_level": 1}
+    else:
+        assert options["memnn"] == options["memn2n"] == {}
 
 
 def test_unseen_name_is_answered_by_context_and_matches(data_root):

@@ -197,3 +197,15 @@ def test_compiler_options_follow_the_environment(monkeypatch):
     monkeypatch.setenv("MEMJAX_XLA_OPT_LEVEL", "fast")
     with pytest.raises(ValueError, match="MEMJAX_XLA_OPT_LEVEL='fast'"):
         engine.compiler_options("cpu")
+    # a model's choice of XLA's older CPU fusion emitters, and the variable that overrides it
+    monkeypatch.delenv("MEMJAX_XLA_OPT_LEVEL")
+    legacy = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+    assert engine.compiler_options("cpu", legacy_emitters=True) == legacy
+    assert engine.compiler_options("gpu", legacy_emitters=True) == {}
+    monkeypatch.setenv("MEMJAX_XLA_FUSION_EMITTERS", "new")
+    assert engine.compiler_options("cpu", legacy_emitters=True) == {"xla_backend_optimization_level": 1}
+    monkeypatch.setenv("MEMJAX_XLA_FUSION_EMITTERS", "legacy")
+    assert engine.compiler_options("cpu") == legacy
+    monkeypatch.setenv("MEMJAX_XLA_FUSION_EMITTERS", "old")
+    with pytest.raises(ValueError, match="MEMJAX_XLA_FUSION_EMITTERS='old'"):
+        engine.compiler_options("cpu")

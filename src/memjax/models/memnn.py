@@ -117,6 +117,8 @@ class MemNN:
     """
 
     name = "memnn"
+    # XLA's older CPU fusion emitters: training 2.4x faster at LLVM level 1 (see engine.compiler_options)
+    cpu_legacy_emitters = True
     uses_support = True
     random_inputs = True  # the engine draws per-example uniforms (negatives, unseen words) every step
 

@@ -35,19 +35,29 @@ from memjax.train.optim import adam_recipe, rmsprop_recipe, sgd_recipe, step_dec
 SPLITS = ("train", "valid", "test")
 
 
-def compiler_options(platform: str) -> dict:
+def compiler_options(platform: str, legacy_emitters: bool = False) -> dict:
     """XLA options for the programs the engine compiles.
 
     On a CPU, LLVM's optimisation level 1 instead of XLA's default: these programs compile about
     a quarter faster with it and train as fast (measured in benchmarks/throughput.py, README
     "Speed"). ``MEMJAX_XLA_OPT_LEVEL`` sets another level (0-3; ``default``: XLA's own choice).
+
+    ``legacy_emitters`` (a model's ``cpu_legacy_emitters``): on a CPU, XLA's older fusion code
+    generators instead of its newer ones. MemNN trains 2.4x faster with them at level 1 (measured;
+    the cause is not traced); the other models train 5-19% slower with them, and every program
+    compiles 10-40% faster. ``MEMJAX_XLA_FUSION_EMITTERS`` overrides the model's choice for every
+    program: ``legacy`` or ``new`` (unset or ``model``: the model's choice).
     """
     level = os.environ.get("MEMJAX_XLA_OPT_LEVEL", "1" if platform == "cpu" else "default").strip()
-    if level in ("", "default"):
-        return {}
-    if level not in ("0", "1", "2", "3"):
+    if level not in ("", "default", "0", "1", "2", "3"):
         raise ValueError(f"MEMJAX_XLA_OPT_LEVEL={level!r}: give 0, 1, 2, 3 or default")
-    return {"xla_backend_optimization_level": int(level)}
+    emitters = os.environ.get("MEMJAX_XLA_FUSION_EMITTERS", "model").strip()
+    if emitters not in ("", "model", "new", "legacy"):
+        raise ValueError(f"MEMJAX_XLA_FUSION_EMITTERS={emitters!r}: give legacy, new or model")
+    options = {} if level in ("", "default") else {"xla_backend_optimization_level": int(level)}
+    if platform == "cpu" and (emitters == "legacy" or (emitters in ("", "model") and legacy_emitters)):
+        options["xla_cpu_use_fusion_emitters"] = False
+    return options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,6 +435,9 @@ class Trainer:
         state_sharding, data_sharding = self._shardings(jax.tree.leaves(states)[0].shape[1])
         return jax.device_put(states, state_sharding), jax.device_put(data, data_sharding)
 
+    def _compiler_options(self) -> dict:
+        return compiler_options(self.devices[0].platform, getattr(self.model, "cpu_legacy_emitters", False))
+
     def _keys(self, seeds: list[int]) -> jax.Array:
         """(datasets, seeds) random keys, one per run."""
         return jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
@@ -439,7 +452,7 @@ class Trainer:
                 :meth:`fit` as ``resume=(0, states, {})``.
         """
         keys = self._keys(seeds)
-        states = self._init_fn.lower(keys).compile(compiler_options(self.devices[0].platform))(keys)
+        states = self._init_fn.lower(keys).compile(self._compiler_options())(keys)
         if params is None and self.pretrained is not None:  # (datasets, seeds, V, d) embeddings
             embed = states["params"]["embed"]
             covered = jnp.asarray(self.data["covered"])[:, None, :, None]
@@ -503,7 +516,7 @@ class Trainer:
         t0 = time.perf_counter()
         total = self.config.total_epochs
         start, history = 0, []
-        options = compiler_options(self.devices[0].platform)
+        options = self._compiler_options()
         one = len(self.datasets) == 1 and len(seeds) == 1
         chunk_program, predict_program = self._chunk_fns[one], self._predict_fns[one]
         if resume is None and jax.process_count() == 1:
