@@ -38,6 +38,31 @@ def test_train_end_to_end_writes_results(data_root, tmp_path):
     assert len(rows) == 2 * 4 and {"loss", "train_error", "valid_error", "epoch", "seed"} <= set(rows[0])
 
 
+def test_quick_exit_loses_nothing(data_root, tmp_path):
+    """The command ends without tearing the interpreter down (memjax.cli.run): its output, results,
+    metrics, checkpoints and saved models are the same as with the usual exit (MEMJAX_FAST_EXIT=off),
+    and a failing command's status still comes through."""
+    outputs, files = {}, {}
+    for mode in ("on", "off"):
+        out = tmp_path / mode
+        r = run(["train", "--model", "memn2n", "--tasks", "1", "--seeds", "1", "--epochs", "2", "--ls-epochs", "1",
+                 "--out", str(out)], env_data=data_root, MEMJAX_FAST_EXIT=mode)
+        assert r.returncode == 0, r.stderr
+        outputs[mode] = [line.replace(str(out), "OUT") for line in r.stdout.splitlines() if not line.startswith("time:")]
+        # Orbax's data files (under .../d/) have random names, and their number varies from run to run
+        files[mode] = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file() and "/d/" not in str(f))
+        res = json.loads((out / "results.json").read_text())
+        files[mode + " test error"] = res["tasks"]["1"]["test_error"]
+    assert outputs["on"] == outputs["off"] and "results.json" in outputs["on"][-1]
+    assert files["on"] == files["off"] and any(f.startswith("checkpoints/") for f in files["on"])
+    assert files["on test error"] == files["off test error"]
+    r = run(["eval", "--checkpoint", str(tmp_path / "on")], env_data=data_root)  # the saved model loads
+    assert r.returncode == 0, r.stderr
+    assert f"task 1: test error {files['on test error']:.1f}%" in r.stderr  # eval reports progress there
+    r = run(["train", "--tasks", "99"], env_data=data_root)
+    assert r.returncode == 2 and r.stderr.startswith("memjax: error:")
+
+
 def test_compilation_cache_is_written_and_changes_no_result(data_root, tmp_path):
     cache = tmp_path / "cache"
     args = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "2", "--ls-epochs", "1", "--quiet"]

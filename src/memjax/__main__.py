@@ -1,5 +1,3 @@
-import sys
+from memjax.cli import run
 
-from memjax.cli import main
-
-sys.exit(main())
+run()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -385,3 +387,26 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run() -> None:
+    """The ``memjax`` command: :func:`main`, then a quick exit.
+
+    Once the command has finished, the work a normal exit does is done explicitly (output flushed,
+    other threads joined, the exit handlers run: logging, JAX's and Orbax's), and the process then
+    ends without tearing the interpreter down: freeing the compiled programs and JAX's runtime
+    one object at a time took about 0.25 s of every command on a CPU. ``MEMJAX_FAST_EXIT=off``
+    exits the usual way. (In-process callers use :func:`main`, which returns.)
+    """
+    rc = main() or 0
+    if os.environ.get("MEMJAX_FAST_EXIT", "on").strip().lower() in ("off", "0", "no", "false"):
+        sys.exit(rc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
