@@ -385,17 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def run() -> None:
     """The ``memjax`` command: :func:`main`, then a quick exit.
 
     Once the command has finished, the work a normal exit does is done explicitly (output flushed,
-    other threads joined, the exit handlers run: logging, JAX's and Orbax's), and the process then
-    ends without tearing the interpreter down: freeing the compiled programs and JAX's runtime
-    one object at a time took about 0.25 s of every command on a CPU. ``MEMJAX_FAST_EXIT=off``
+    other threads joined, the ``atexit`` handlers run: logging's, JAX's and any others), and the
+    process then ends without tearing the interpreter down: freeing the compiled programs and JAX's
+    runtime one object at a time took about 0.25 s of every command on a CPU. ``MEMJAX_FAST_EXIT=off``
     exits the usual way. (In-process callers use :func:`main`, which returns.)
     """
     rc = main() or 0
@@ -410,3 +406,7 @@ def run() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
+
+
+if __name__ == "__main__":
+    run()
