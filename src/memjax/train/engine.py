@@ -519,22 +519,15 @@ class Trainer:
         options = self._compiler_options()
         one = len(self.datasets) == 1 and len(seeds) == 1
         chunk_program, predict_program = self._chunk_fns[one], self._predict_fns[one]
-        if resume is None and jax.process_count() == 1:
+        overlap = resume is None and jax.process_count() == 1
+        if overlap:
             # The programs are traced from the states' shapes, so that the runs' initial states are made
             # (their program compiled and run) on a second thread while the training program is traced
-            # here; the evaluation program is traced after it, and compiles beside it (XLA compiles
-            # without the GIL). Tracing threads would only take turns at the GIL.
+            # here. Tracing threads would only take turns at the GIL.
             state_sharding, data_sharding = self._shardings(len(seeds))
             data = jax.device_put(self.data, data_sharding)
-            shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
+            states = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
                                   jax.eval_shape(self._init_fn, self._keys(seeds)))
-            with ThreadPoolExecutor(1) as pool:
-                made = pool.submit(lambda: jax.device_put(self.initial_states(seeds), state_sharding))
-                lowered = chunk_program.lower(shapes, 0, data)
-                predict = pool.submit(
-                    lambda: predict_program.lower(shapes["params"], data, data["eval"]).compile(options))
-                chunk_fn = lowered.compile(options)
-                predict_fn, states = predict.result(), made.result()
         else:
             if resume is None:
                 states = self.initial_states(seeds)
@@ -545,11 +538,16 @@ class Trainer:
                 if start:
                     history.append(saved)
             states, data = self._place(states, self.data)
-            with ThreadPoolExecutor(1) as pool:  # the two programs compile side by side
-                predict = pool.submit(
-                    lambda: predict_program.lower(states["params"], data, data["eval"]).compile(options))
-                chunk_fn = chunk_program.lower(states, 0, data).compile(options)
-                predict_fn = predict.result()
+        with ThreadPoolExecutor(1) as pool:
+            made = pool.submit(lambda: jax.device_put(self.initial_states(seeds), state_sharding)) if overlap else None
+            lowered = chunk_program.lower(states, 0, data)
+            # the evaluation program is traced next and compiles beside the training program (XLA
+            # compiles without the GIL)
+            predict = pool.submit(lambda: predict_program.lower(states["params"], data, data["eval"]).compile(options))
+            chunk_fn = lowered.compile(options)
+            predict_fn = predict.result()
+            if made is not None:
+                states = made.result()
         self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
         compile_s = time.perf_counter() - t0
 
