@@ -6,7 +6,7 @@ from jax.test_util import check_grads
 from np_reference import np_position_weights
 
 from memjax.models import MemN2N, MemN2NConfig
-from memjax.models.memn2n import noise_draws, random_time, time_from_uniforms
+from memjax.models.memn2n import noise_draws, random_time, reads_by_projection, time_from_uniforms
 
 V, M, L, Q, U = 12, 6, 5, 4, 8
 
@@ -120,6 +120,48 @@ def test_large_sentence_table_path_gives_the_same_answer():
                                                                "query": jnp.asarray(query[None])})
     one, _ = model.apply(params, jnp.asarray(sentences), jnp.asarray(story[0]), jnp.asarray(query))
     np.testing.assert_allclose(batched[0], one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{}, {"tying": "layerwise"}, {"attend_empty": False, "temporal": False}])
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("linear", [False, True])
+def test_memory_read_by_projection_equals_read_by_encoding(kw, noise, linear):
+    """Reading memory through projections of u into word space gives the logits, attention and
+    gradients of reading it through the encoded memory vectors."""
+    models = {mode: MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, memory_reads=mode, **kw))
+              for mode in ("encode", "project")}
+    params = models["encode"].init(jax.random.key(8))
+    examples = [make_inputs(seed=s, n_sent=1 + s % M) for s in range(7)]
+    sentences = jnp.asarray(models["encode"].bags(examples[0][0]))
+    story = jnp.asarray(np.stack([e[1] for e in examples]))
+    query = jnp.asarray(models["encode"].bags(np.stack([e[2] for e in examples])))
+    answer = jnp.arange(7) % (V - 2) + 2
+    time = random_time(jax.random.key(1), jnp.sum(story != 0, axis=1), M, 0.5) if noise else None
+
+    def loss(params, model):
+        logits, att = model.batch_logits(params, sentences, story, query, time=time, linear=linear)
+        return jnp.sum(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, answer[:, None], 1)[:, 0]), (logits, att)
+
+    (l_e, (logits_e, att_e)), g_e = jax.value_and_grad(loss, has_aux=True)(params, models["encode"])
+    (l_p, (logits_p, att_p)), g_p = jax.value_and_grad(loss, has_aux=True)(params, models["project"])
+    np.testing.assert_allclose(logits_p, logits_e, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(att_p, att_e, rtol=1e-5, atol=1e-7)
+    assert float(jnp.max(jnp.abs(logits_e))) > 1e-3  # not trivially zero
+    for a, b in zip(jax.tree.leaves(g_p), jax.tree.leaves(g_e)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_automatic_choice_of_the_memory_read():
+    """Projection where it counts far less work (joint bAbI: 175 words, 3,183 distinct sentences,
+    d = 50; a per-task batch), encoding where many slots share few sentences; explicit modes win."""
+    assert reads_by_projection("auto", 32, 50, 3183, 350, 50, 4, 3)
+    assert reads_by_projection("auto", 32, 50, 373, 92, 20, 4, 3)
+    assert not reads_by_projection("auto", 512, 50, 30, 40, 20, 4, 3)
+    assert not reads_by_projection("auto", 32, 10000, 30, 40, 20, 4, 3)
+    assert reads_by_projection("project", 512, 50, 30, 40, 20, 4, 3)
+    assert not reads_by_projection("encode", 32, 50, 3183, 350, 50, 4, 3)
+    with pytest.raises(ValueError, match="memory_reads"):
+        MemN2NConfig(vocab_size=V, memory_reads="sparse")
 
 
 def test_masked_memory_equals_sliced_memory():
