@@ -78,7 +78,7 @@ def reads_by_projection(mode: str, batch: int, memory: int, distinct: int, width
     about 2 + 6 hops / matrices passes over the (slots, d) vectors (gathers, scores, reads, their
     gradients). *Projection* never forms them: about 1 + 4 hops passes over the (slots, width) bags,
     and products of a width-long vector per example. Projection is chosen when it counts at most
-    half the work: for joint bAbI (V = 175, 3,183 distinct sentences, d = 50) about 25x less; for the
+    half the work: for joint bAbI (V = 175, 3,183 distinct sentences, d = 50) about 30x less; for the
     per-task models several times less; for many slots of few distinct sentences (large batches,
     long stories) encoding stays, where the counts are close and encoding measured faster.
     """
@@ -390,6 +390,7 @@ class MemN2N:
         b, m = story.shape
         q_matrix, mems, w_matrix, temporal, pairs = self._roles(params)
         occupied = story != 0
+        sentence_bags = jnp.asarray(sentence_bags)  # indexed with traced slots below (NumPy input too)
         distinct, width = sentence_bags.shape[0], r * c.vocab_size
         weights = [jnp.einsum("vd,rd->rvd", E, g).reshape(width, d) for E in mems]  # E' per matrix
         if reads_by_projection(c.memory_reads, b, m, distinct, width, d, len(mems), c.hops):
