@@ -144,6 +144,7 @@ def test_memory_read_by_projection_equals_read_by_encoding(kw, noise, linear):
 
     (l_e, (logits_e, att_e)), g_e = jax.value_and_grad(loss, has_aux=True)(params, models["encode"])
     (l_p, (logits_p, att_p)), g_p = jax.value_and_grad(loss, has_aux=True)(params, models["project"])
+    np.testing.assert_allclose(l_p, l_e, rtol=1e-5)
     np.testing.assert_allclose(logits_p, logits_e, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(att_p, att_e, rtol=1e-5, atol=1e-7)
     assert float(jnp.max(jnp.abs(logits_e))) > 1e-3  # not trivially zero

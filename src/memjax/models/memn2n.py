@@ -392,7 +392,11 @@ class MemN2N:
         occupied = story != 0
         sentence_bags = jnp.asarray(sentence_bags)  # indexed with traced slots below (NumPy input too)
         distinct, width = sentence_bags.shape[0], r * c.vocab_size
-        weights = [jnp.einsum("vd,rd->rvd", E, g).reshape(width, d) for E in mems]  # E' per matrix
+
+        def scaled(E):  # E' = E scaled by the position-encoding factors, (R V, d)
+            return jnp.einsum("vd,rd->rvd", E, g).reshape(width, d)
+
+        weights = [scaled(E) for E in mems]  # E' per matrix that reads memory
         if reads_by_projection(c.memory_reads, b, m, distinct, width, d, len(mems), c.hops):
             slot_bags = sentence_bags.reshape(distinct, width)[story]  # (B, M, R V), constants
 
@@ -431,7 +435,7 @@ class MemN2N:
 
                 def time_read(table, p):
                     return jnp.zeros((b, table.shape[0]), p.dtype).at[rows, time].add(p * occupied) @ table
-        u = query_bags.reshape(b, -1) @ jnp.einsum("vd,rd->rvd", q_matrix, g).reshape(r * c.vocab_size, d)
+        u = query_bags.reshape(b, -1) @ scaled(q_matrix)
         attention = []
         for k, v in pairs:
             scores = scores_of(k, u)
