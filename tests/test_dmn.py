@@ -12,7 +12,7 @@ import pytest
 from memjax.data.dataset import load_babi
 from memjax.models import DMNPlus, DMNPlusConfig
 from memjax.ops import attention_gru_init, attention_gru_scan, gru_init, gru_scan
-from memjax.ops.recurrent import attention_gru_sequence, gru_sequence
+from memjax.ops.recurrent import affine, attention_gru_sequence, gru_sequence
 from memjax.train.engine import Trainer, TrainConfig
 from memjax.train.protocol import DMN_PLUS_TRAIN
 
@@ -41,6 +41,19 @@ def _gru_case():
     k = jax.random.split(jax.random.key(0), 4)
     params = jax.tree.map(lambda a: a + 0.3 * _randn(k[3], a.shape), gru_init(k[0], D, H, jnp.float64))
     return params, _randn(k[1], (B, T, D)), _randn(k[2], (B, H))
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4)])
+def test_affine_equals_x_w_plus_b_with_gradients(shape):
+    k = jax.random.split(jax.random.key(4), 4)
+    x, W, b = _randn(k[0], shape + (D,)), _randn(k[1], (D, 3 * H)), _randn(k[2], (3 * H,))
+    weights = _randn(k[3], shape + (3 * H,))
+    np.testing.assert_allclose(affine(x, W, b), x @ W + b, rtol=1e-12, atol=1e-12)
+    ours, plain = (jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights), argnums=(0, 1, 2))(x, W, b)
+                   for f in (affine, lambda x, W, b: x @ W + b))
+    for got, want in zip(ours, plain):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("unroll", [1, 2, T])

@@ -316,6 +316,31 @@ def answer_logits(params: dict, m: jnp.ndarray, q: jnp.ndarray) -> jnp.ndarray:
 # all steps. Tests check both against the single-example functions and JAX's own gradients.
 
 
+@jax.custom_vjp
+def affine(x: jnp.ndarray, W: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """x W + b over any leading axes of x: (..., n) -> (..., m); the input products of a whole sequence.
+
+    The same function as ``x @ W + b``, with a hand-written gradient: dW = x^T dy and db = 1^T dy as
+    two products over the flattened leading axes. JAX's own gradient sums db by a reduction and
+    transposes x for dW, which XLA's CPU backend runs as slow tree reductions and copies (DMN+ on a
+    bAbI-10k task-2 batch of 100 stories of 50 facts: 82.6 against 69.4 ms of operations per step).
+    """
+    return x @ W + b
+
+
+def _affine_fwd(x, W, b):
+    return x @ W + b, (x, W)
+
+
+def _affine_bwd(res, dy):
+    x, W = res
+    flat = dy.reshape(-1, dy.shape[-1])
+    return dy @ W.T, x.reshape(-1, x.shape[-1]).T @ flat, jnp.ones((flat.shape[0],), flat.dtype) @ flat
+
+
+affine.defvjp(_affine_fwd, _affine_bwd)
+
+
 def _gru_gates(U: jnp.ndarray, h: jnp.ndarray, xw: jnp.ndarray):
     """(update u, reset r, candidate h~, U_c h) for precomputed xw = x W + b; U is (H, 3H)."""
     hidden = h.shape[-1]
