@@ -55,8 +55,10 @@ class DMNPlusConfig:
     hops: int = 3  # episodic passes
     embed_init: float = math.sqrt(3.0)
     pe_formula: str = "paper"
-    unroll: int = 64  # steps per loop iteration of the recurrences (a speed knob; results are the same):
-    # on a CPU a whole unrolled sequence runs about 4x faster than a loop (measured), and compiles slower
+    unroll: int = 64  # steps per loop iteration of the recurrences (a speed knob: the same function, up to
+    # float rounding): on a CPU a whole unrolled sequence runs about 4x faster than a loop (measured), and
+    # compiles slower (bAbI-10k task 2, 50 facts, 2 runs: unroll 64 compiled in 34 s and trained 1,632
+    # examples/s, unroll 16 in 16 s and 1,382 examples/s)
 
     def __post_init__(self):
         if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3:
