@@ -390,7 +390,7 @@ class DMN:
         words = sentences[story][:, ::-1]  # (B, M, L) in story order (empty slots first)
         width = words.shape[2]
         flat = words.reshape(b, m * width)
-        xw = jnp.moveaxis(affine(E[flat], ip["W"], ip["b"]), 1, 0)  # (M L, B, 3d)
+        xw = jnp.moveaxis(_gru_inputs(ip, E[flat]), 1, 0)  # (M L, B, 3d)
         hs = gru_sequence(ip["U"], xw, (flat != 0).T, jnp.zeros((b, c.dim)), c.unroll)
         facts = hs.reshape(m, width, b, c.dim)[:, -1][::-1].transpose(1, 0, 2)  # (B, M, d) slot order
         occupied = story != 0
@@ -399,7 +399,7 @@ class DMN:
         facts = facts * occupied[..., None]
         if drop is not None and rate > 0:
             facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
-        qx = jnp.moveaxis(affine(E[query], ip["W"], ip["b"]), 1, 0)
+        qx = jnp.moveaxis(_gru_inputs(ip, E[query]), 1, 0)
         q = gru_sequence(ip["U"], qx, (query != 0).T, jnp.zeros((b, c.dim)), c.unroll)[-1]
         return facts, occupied, q
 
@@ -414,7 +414,7 @@ class DMN:
         fixed = (facts @ W1[:d] + (facts * q[:, None]) @ W1[3 * d:4 * d] + jnp.abs(facts - q[:, None]) @ W1[5 * d:6 * d]
                  + (q @ W1[2 * d:3 * d])[:, None] + jnp.einsum("bmd,bd->bm", facts, qb)[..., None] * W1[7 * d]
                  + gp["b1"])
-        episode_x = jnp.moveaxis(affine(facts, ep["W"], ep["b"]), 1, 0)[::-1]  # (M, B, 3d) story order
+        episode_x = jnp.moveaxis(_gru_inputs(ep, facts), 1, 0)[::-1]  # (M, B, 3d) story order
         mem, scores_all, gates_all = q, [], []
         for _ in range(c.hops):
             mb = mem @ gp["Wb"].T

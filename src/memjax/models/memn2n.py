@@ -349,6 +349,11 @@ class MemN2N:
         """What the engine stores for the questions: their bags (see :meth:`bags`)."""
         return self.bags(ids)
 
+    def _scaled(self, E: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+        """E' = E scaled by the position-encoding factors g (R, d): (R V, d), so that a sentence's
+        vector is its flattened weighted bags (:meth:`bags`) times E'."""
+        return jnp.einsum("vd,rd->rvd", E, g).reshape(g.shape[0] * self.cfg.vocab_size, g.shape[1])
+
     def _roles(self, params: dict):
         """(query matrix, memory matrices, answer matrix, temporal tables, (key, value) per hop)."""
         c = self.cfg
@@ -393,10 +398,7 @@ class MemN2N:
         sentence_bags = jnp.asarray(sentence_bags)  # indexed with traced slots below (NumPy input too)
         distinct, width = sentence_bags.shape[0], r * c.vocab_size
 
-        def scaled(E):  # E' = E scaled by the position-encoding factors, (R V, d)
-            return jnp.einsum("vd,rd->rvd", E, g).reshape(width, d)
-
-        weights = [scaled(E) for E in mems]  # E' per matrix that reads memory
+        weights = [self._scaled(E, g) for E in mems]  # E' per matrix that reads memory
         if reads_by_projection(c.memory_reads, b, m, distinct, width, d, len(mems), c.hops):
             slot_bags = sentence_bags.reshape(distinct, width)[story]  # (B, M, R V), constants
 
@@ -435,7 +437,7 @@ class MemN2N:
 
                 def time_read(table, p):
                     return jnp.zeros((b, table.shape[0]), p.dtype).at[rows, time].add(p * occupied) @ table
-        u = query_bags.reshape(b, -1) @ scaled(q_matrix)
+        u = query_bags.reshape(b, -1) @ self._scaled(q_matrix, g)
         attention = []
         for k, v in pairs:
             scores = scores_of(k, u)
@@ -473,14 +475,13 @@ class MemN2N:
         """
         c = self.cfg
         g = self.factors()
-        r, d = g.shape
+        d = g.shape[1]
         b, m = story.shape
         chunk = max(1, min(chunk, m))
         n_chunks = -(-m // chunk)
         story = jnp.pad(story, ((0, 0), (0, n_chunks * chunk - m)))
         q_matrix, mems, w_matrix, temporal, pairs = self._roles(params)
-        tables = [sentence_bags.reshape(sentence_bags.shape[0], -1)
-                  @ jnp.einsum("vd,rd->rvd", E, g).reshape(r * c.vocab_size, d) for E in mems]
+        tables = [sentence_bags.reshape(sentence_bags.shape[0], -1) @ self._scaled(E, g) for E in mems]
         n_empty = (c.memory_size - jnp.sum(story != 0, axis=1)).astype(jnp.float32) if c.attend_empty else None
         if n_empty is not None:
             n_empty = jnp.maximum(n_empty, 0.0)
@@ -493,7 +494,7 @@ class MemN2N:
                 vectors = vectors + temporal[k][t][None] * (rows != 0)[..., None]
             return rows != 0, vectors
 
-        u = query_bags.reshape(b, -1) @ jnp.einsum("vd,rd->rvd", q_matrix, g).reshape(r * c.vocab_size, d)
+        u = query_bags.reshape(b, -1) @ self._scaled(q_matrix, g)
         for k, v in pairs:
             def score_and_value(ci, k=k, v=v, u=u):
                 mask, keys = slots(k, ci)
