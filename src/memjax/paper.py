@@ -7,6 +7,13 @@ The joint row is quoted in ../shared/docs/anchors.md. The strongly supervised Me
 also printed in the MemN2N paper's Table 1) is per task from that table; its mean (6.65, printed 6.7)
 and its 4 failed tasks match ../shared/docs/anchors.md. The per-task "PE LS RN" row was taken from the
 paper's Table 1; its mean (13.9) and number of failed tasks (11) match the paper's summary rows.
+The LSTM row (weakly supervised, bAbI 1k) is the LSTM column of the MemN2N paper's Table 1 (from Weston
+et al. 2015): its mean is 51.3 and all 20 tasks fail, as in ../shared/docs/anchors.md. Weston et al.'s
+table, as the Keras bAbI RNN example quotes it, has the same numbers as accuracies except task 11
+(72% accuracy, 28 error).
+The strongly supervised DMN row (bAbI 1k) is Kumar et al. 2016, "Ask Me Anything", Table 1, printed there
+as accuracies (error = 100 - accuracy): its mean accuracy (93.6) and its 18 passed tasks match
+../shared/docs/anchors.md.
 """
 
 from __future__ import annotations
@@ -27,12 +34,24 @@ MEMNN_STRONG = dict(zip(range(1, 21), [
     0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 15.0, 9.0, 0.0, 2.0,
     0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 35.0, 5.0, 64.0, 0.0]))
 
+# LSTM, weakly supervised, bAbI-1k (test error %).
+LSTM_1K = dict(zip(range(1, 21), [
+    50.0, 80.0, 80.0, 39.0, 30.0, 52.0, 51.0, 55.0, 36.0, 56.0,
+    38.0, 26.0, 6.0, 73.0, 79.0, 77.0, 49.0, 48.0, 92.0, 9.0]))
+
+# DMN, strongly supervised, bAbI-1k (test error %).
+DMN_1K = dict(zip(range(1, 21), [
+    0.0, 1.8, 4.8, 0.0, 0.7, 0.0, 3.1, 3.5, 0.0, 2.5,
+    0.1, 0.0, 0.2, 0.0, 0.0, 0.6, 40.4, 4.7, 65.5, 0.0]))
+
 # (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks)
 ROWS = {
     ("memn2n", "en", False): ("MemN2N PE LS RN (paper)", MEMN2N_PE_LS_RN, 13.9, 11),
     ("memn2n", "en", True): ("MemN2N PE LS RN joint (paper)", MEMN2N_PE_LS_RN_JOINT, 12.4, 11),
     ("dmn+", "en-10k", False): ("DMN+ (paper)", DMN_PLUS_10K, 2.8, 1),
     ("memnn", "en", False): ("MemNN AM+NG+NL, strongly supervised (paper)", MEMNN_STRONG, 6.7, 4),
+    ("lstm", "en", False): ("LSTM (paper)", LSTM_1K, 51.3, 20),
+    ("dmn", "en", False): ("DMN, strongly supervised (paper)", DMN_1K, 6.4, 2),
 }
 
 
