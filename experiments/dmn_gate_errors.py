@@ -51,14 +51,15 @@ def main(argv=None) -> int:
         gates = np.concatenate([np.asarray(attention(params, sentences, jnp.asarray(split.story[i:i + 500]),
                                                      jnp.asarray(model.query_inputs(split.query[i:i + 500]))))
                                 for i in range(0, len(split), 500)])
-        top = gates.argmax(-1)  # (N, passes) slots
-        target = np.asarray(gate_targets(split.supporting, top.shape[1]))  # what each pass is supervised with
-        on = top == target
+        top = gates.argmax(-1)  # (N, passes) slots (with --stop, the last slot is the end-of-passes candidate)
+        end = gates.shape[-1] - 1 if model.cfg.stop else None
+        target = np.asarray(gate_targets(split.supporting, top.shape[1], end))  # each pass's supervision
+        on = (top == target) | (target < 0)  # with --stop, passes after the end candidate have no target
         right = predict(split) == split.answer
         every = on.all(1)
         wrong_given_bad = 100 * (1 - right[~every].mean()) if (~every).any() else float("nan")
         print(f"{name}: answer error {100 * (1 - right.mean()):.1f}%; gates on the supporting fact per pass "
-              f"{', '.join(f'{100 * a:.1f}%' for a in on.mean(0))}; all passes {100 * every.mean():.1f}%; "
+              f"{', '.join(f'{100 * np.mean(on[target[:, i] >= 0, i]):.1f}%' for i in range(on.shape[1]))}; all passes {100 * every.mean():.1f}%; "
               f"answer error with all gates right {100 * (1 - right[every].mean()):.1f}%, "
               f"with some gate wrong {wrong_given_bad:.1f}%")
     if top.shape[1] > 1:

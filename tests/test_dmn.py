@@ -419,6 +419,80 @@ def test_dmn_temporal_adds_a_vector_per_slot_to_the_facts(task2):
     assert np.all(np.asarray(grad)[m:] == 0)  # slots beyond the stories: no gradient
 
 
+def test_gate_targets_point_the_pass_after_the_supporting_facts_at_the_end_candidate():
+    from memjax.models.dmn import gate_targets
+
+    support = np.array([[4, 2, -1], [7, -1, -1], [1, 3, 5]])  # 2, 1 and 3 supporting facts
+    assert np.asarray(gate_targets(support, 4)).tolist() == [[4, 2, 2, 2], [7, 7, 7, 7], [1, 3, 5, 5]]
+    assert np.asarray(gate_targets(support, 4, end=9)).tolist() == [[4, 2, 9, -1], [7, 9, -1, -1], [1, 3, 5, 9]]
+    assert np.asarray(gate_targets(support, 2, end=9)).tolist() == [[4, 2], [7, 9], [1, 3]]  # capped: no end
+
+
+def _stop_case(ds, hops=4, dim=8, seed=0):
+    words = tuple(sorted({ds.vocab.words[a] for a in ds.train.answer}))
+    model = _dmn(words=words, vocab=len(ds.vocab), max_answer=1, dim=dim, hops=hops, stop=True)
+    params = model.init(jax.random.key(seed))
+    n = 64
+    story, query, answer = _batch(ds, n)
+    support = np.where(ds.train.supporting[:n] < story.shape[1], ds.train.supporting[:n], -1)
+    data = {"sentences": jnp.asarray(ds.sentences), **jax.tree.map(jnp.asarray, model.extra_data(ds.vocab.words))}
+    batch = {"story": jnp.asarray(story), "query": jnp.asarray(query), "answer": jnp.asarray(answer),
+             "supporting": jnp.asarray(support)}
+    return model, params, data, batch
+
+
+def test_dmn_stop_freezes_the_memory_after_its_passes(task2):
+    """--stop: the end-of-passes vector is one more candidate of the gates (the last column); with
+    ``passes`` the memory changes in the first passes only, and at test time it stops changing at
+    the first pass whose gates pick the end candidate."""
+    model, params, data, batch = _stop_case(task2)
+    assert params["end"].shape == (8,)
+    facts, occupied, q = model._encode(params, data["sentences"], batch["story"], batch["query"])
+    m = facts.shape[1]
+    n = facts.shape[0]
+    for k in range(5):  # k passes change the memory = a model of k passes
+        short = _dmn(words=model.cfg.answer_words, vocab=model.cfg.vocab_size, max_answer=1, dim=8,
+                     hops=max(k, 1), stop=True)
+        got = model._memory(params, facts, occupied, q, jnp.full((n,), k))[0]
+        want = q if k == 0 else short._memory(params, facts, occupied, q, jnp.full((n,), k))[0]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    mem, scores, gates = model._memory(params, facts, occupied, q)
+    assert scores.shape == (n, 4, m + 1) and gates.shape == (n, 4, m + 1)
+    np.testing.assert_allclose(np.asarray(gates).sum(-1), 1.0)
+    picks = np.asarray(jnp.argmax(scores, -1)) == m  # (B, hops)
+    first = np.where(picks.any(1), picks.argmax(1), 4)  # passes before the first end pick
+    assert 0 < (first < 4).sum() < n, "the case should have questions that stop and questions that do not"
+    np.testing.assert_allclose(mem, model._memory(params, facts, occupied, q, jnp.asarray(first))[0],
+                               rtol=1e-12, atol=1e-12)
+    # the loss: each pass's gates against gate_targets with the end candidate, memory after the facts' passes
+    plain = _dmn(words=model.cfg.answer_words, vocab=model.cfg.vocab_size, max_answer=1, dim=8, hops=4, stop=True,
+                 gate_weight=0.0)
+    loss, _ = model.batch_loss(params, data, batch)
+    answer_only, _ = plain.batch_loss(params, data, batch)
+    count = np.asarray((batch["supporting"] >= 0).sum(1))
+    _, s_forced, _ = model._memory(params, facts, occupied, q, jnp.asarray(count))
+    logp = np.asarray(jax.nn.log_softmax(s_forced, axis=-1))
+    sup = np.asarray(batch["supporting"])
+    expected = -np.array([logp[i, 0, sup[i, 0]] + logp[i, 1, sup[i, 1]] + logp[i, 2, m] for i in range(n)])
+    np.testing.assert_allclose(loss - answer_only, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_dmn_stop_sets_the_passes_from_the_data_and_needs_supervision(data_root):
+    from memjax.models import DMNConfig
+    from memjax.train.protocol import build_configs
+
+    ds = load_babi([7], "en", str(data_root))[0]
+    most = int((ds.train.supporting >= 0).sum(1).max())
+    assert most >= 4
+    assert build_configs("dmn", ds, False, {"stop": True}, {})[0].hops == most + 1
+    assert build_configs("dmn", ds, False, {"stop": True, "hops": 3}, {})[0].hops == 3
+    assert build_configs("dmn", ds, False, {}, {})[0].hops == 3
+    with pytest.raises(ValueError, match="--stop needs the supporting facts"):
+        DMNConfig(vocab_size=10, stop=True, supervise=False)
+    with pytest.raises(ValueError, match="has no option stop"):
+        build_configs("dmn+", ds, False, {"stop": True}, {})
+
+
 def test_dmn_short_training_run(data_root):
     """DMN, strongly supervised, on bAbI-1k task 1 (measured: 0.2% test error after 30 epochs at d=80)."""
     from memjax.models import DMN

@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None,
                    help="temporal encoding (MemN2N: default on; DMN: a learned vector per slot added to the "
                         "facts, an extension of the paper, default off)")
+    t.add_argument("--stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="DMN: the paper's criterion for stopping, a learned end-of-passes candidate of the gates "
+                        "(passes: the most supporting facts plus one, unless --hops; default off)")
     t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
     t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
     t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
@@ -241,7 +244,7 @@ def _train(args) -> int:
                        "attend_empty": args.attend_empty, "supervise": args.supervise,
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
-                       "embed_init": args.embed_init}
+                       "embed_init": args.embed_init, "stop": args.stop}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

@@ -253,13 +253,20 @@ class DMNPlus:
 END = 0  # the decoder's end-of-answer token
 
 
-def gate_targets(support, hops: int):
+def gate_targets(support, hops: int, end: int | None = None):
     """The slot each pass's gates are supervised with: (B, hops) from the supporting slots (B, S)
-    (-1 absent); pass i is pointed at supporting fact i, passes beyond them at the last one."""
+    (-1 absent); pass i is pointed at supporting fact i, passes beyond them at the last one.
+
+    With ``end`` (the slot of the end-of-passes candidate), the pass after the last supporting fact
+    is pointed at ``end`` instead, and the passes after it at nothing (-1)."""
     support = jnp.asarray(support)
     count = jnp.sum(support >= 0, axis=1)
     passes = jnp.minimum(jnp.arange(hops)[None], jnp.maximum(count - 1, 0)[:, None])
-    return jnp.take_along_axis(support, passes, axis=1)
+    slots = jnp.take_along_axis(support, passes, axis=1)
+    if end is None:
+        return slots
+    i = jnp.arange(hops)[None]
+    return jnp.where(i < count[:, None], slots, jnp.where(i == count[:, None], end, -1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +279,13 @@ class DMNConfig:
     answer has. ``supervise``: strong supervision, a cross-entropy on each pass's gates with the
     supporting facts (pass i is pointed at supporting fact i, the last one for passes beyond them),
     weighted by ``gate_weight``.
+
+    ``stop``: the paper's criterion for stopping (strongly supervised only): a learned
+    end-of-passes vector joins the facts as one more candidate of every pass's gates (it takes no
+    part in the episode). A question with n supporting facts has pass n + 1 pointed at it and no
+    gate target after that; in training the memory stops changing after pass n, at test time at
+    the first pass whose gates pick the end vector. ``hops`` is then the most passes (set from the
+    data by :meth:`DMN.data_defaults`: the most supporting facts of a training question, plus one).
     """
 
     vocab_size: int
@@ -286,10 +300,14 @@ class DMNConfig:
     temporal: bool = False  # an extension, not in the paper: a learned vector per slot (how recent the
     # fact is) added to each fact, as MemN2N's temporal encoding (``--te``)
     unroll: int = 8  # input-GRU steps per loop iteration (the episodes are unrolled up to 64 facts)
+    stop: bool = False  # the paper's end-of-passes candidate (``--stop``), strongly supervised only
 
     def __post_init__(self):
         if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3 or self.max_answer < 1:
             raise ValueError("hops, dim, memory_size and max_answer must be positive and the vocabulary non-trivial")
+        if self.stop and not self.supervise:
+            raise ValueError("--stop needs the supporting facts: the end of the passes is learned from them "
+                             "(drop --no-supervise, or --stop)")
         object.__setattr__(self, "answer_words", tuple(self.answer_words))
 
 
@@ -328,6 +346,8 @@ class DMN:
         glorot = jax.nn.initializers.glorot_uniform()
         k1, k2, k3 = jax.random.split(k[3], 3)
         extra = {"time": 0.1 * jax.random.normal(k[2], (c.memory_size, d))} if c.temporal else {}
+        if c.stop:
+            extra["end"] = 0.1 * jax.random.normal(jax.random.fold_in(k[2], 1), (d,))
         return {
             **extra,
             "embed": embed.at[0].set(0.0),
@@ -356,10 +376,14 @@ class DMN:
     # ---- host-side inputs ------------------------------------------------------------------------
     @staticmethod
     def data_defaults(ds, given: dict) -> dict:
-        """The decoder's words (the pieces of the training and validation answers) and answer length."""
+        """The decoder's words (the pieces of the training and validation answers) and answer length;
+        with ``stop``, the passes: the most supporting facts of a training question, plus one."""
         answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
         pieces = sorted({p for a in answers for p in a.split(",")})
-        return {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers)}
+        out = {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers)}
+        if given.get("stop", DMNConfig.stop):
+            out["hops"] = int(np.max(np.sum(ds.train.supporting >= 0, axis=1), initial=0)) + 1
+        return out
 
     def bags(self, ids) -> np.ndarray:
         """The distinct sentences as word ids (the input module reads words)."""
@@ -403,28 +427,41 @@ class DMN:
         q = gru_sequence(ip["U"], qx, (query != 0).T, jnp.zeros((b, c.dim)), c.unroll)[-1]
         return facts, occupied, q
 
-    def _memory(self, params, facts, occupied, q):
-        """Passes of the episodic memory: (final memory (B, d), gate scores (B, hops, M), gates)."""
+    def _memory(self, params, facts, occupied, q, passes=None):
+        """Passes of the episodic memory: (final memory (B, d), gate scores (B, hops, M'), gates),
+        M' = M + 1 with ``stop`` (the end-of-passes candidate in the last column).
+
+        ``passes`` (B,), with ``stop``: how many passes change the memory (training: the supporting
+        facts' count); None: until the gates pick the end-of-passes candidate."""
         c = self.cfg
-        m_slots = facts.shape[1]
+        b, m_slots = facts.shape[:2]
         gp, ep, mp = params["gate"], params["episode"], params["memory"]
         d = c.dim
+        episode_x = jnp.moveaxis(_gru_inputs(ep, facts), 1, 0)[::-1]  # (M, B, 3d) story order
+        if c.stop:  # the end-of-passes vector: one more candidate of the gates
+            facts = jnp.concatenate([facts, jnp.broadcast_to(params["end"], (b, 1, d))], axis=1)
+            occupied = jnp.concatenate([occupied, jnp.ones((b, 1), bool)], axis=1)
         W1 = gp["W1"]
         qb = q @ gp["Wb"].T  # c^T Wb q = c . (Wb q)
         fixed = (facts @ W1[:d] + (facts * q[:, None]) @ W1[3 * d:4 * d] + jnp.abs(facts - q[:, None]) @ W1[5 * d:6 * d]
                  + (q @ W1[2 * d:3 * d])[:, None] + jnp.einsum("bmd,bd->bm", facts, qb)[..., None] * W1[7 * d]
                  + gp["b1"])
-        episode_x = jnp.moveaxis(_gru_inputs(ep, facts), 1, 0)[::-1]  # (M, B, 3d) story order
         mem, scores_all, gates_all = q, [], []
-        for _ in range(c.hops):
+        going = jnp.ones((b,), bool)
+        for i in range(c.hops):
             mb = mem @ gp["Wb"].T
             z = jnp.tanh(fixed + (mem @ W1[d:2 * d])[:, None] + (facts * mem[:, None]) @ W1[4 * d:5 * d]
                          + jnp.abs(facts - mem[:, None]) @ W1[6 * d:7 * d]
                          + jnp.einsum("bmd,bd->bm", facts, mb)[..., None] * W1[7 * d + 1])
             scores = jnp.where(occupied, z @ gp["W2"] + gp["b2"], -1e30)
             gates = jax.vmap(masked_softmax)(scores, occupied)
-            e = gated_gru_sequence(ep["U"], episode_x, gates.T[::-1], jnp.zeros_like(mem), min(64, m_slots))
-            mem = gru_cell(mp, mem, e)
+            e = gated_gru_sequence(ep["U"], episode_x, gates[:, :m_slots].T[::-1], jnp.zeros_like(mem),
+                                   min(64, m_slots))
+            if c.stop:
+                going = (i < passes) if passes is not None else going & (jnp.argmax(scores, -1) != m_slots)
+                mem = jnp.where(going[:, None], gru_cell(mp, mem, e), mem)
+            else:
+                mem = gru_cell(mp, mem, e)
             scores_all.append(scores)
             gates_all.append(gates)
         return mem, jnp.stack(scores_all, 1), jnp.stack(gates_all, 1)
@@ -455,15 +492,17 @@ class DMN:
         cross-entropy with the supporting facts when supervised."""
         c = self.cfg
         facts, occupied, q = self._encode(params, data["sentences"], batch["story"], batch["query"], drop, rate)
-        mem, scores, _ = self._memory(params, facts, occupied, q)
+        supervised = c.supervise and "supporting" in batch
+        passes = jnp.sum(batch["supporting"] >= 0, axis=1) if supervised and c.stop else None
+        mem, scores, _ = self._memory(params, facts, occupied, q, passes)
         if drop is not None and rate > 0:
             mem = mem * (drop[:, facts.shape[1]] >= rate) / (1.0 - rate)
         logits = self._decode(params, mem, q)
         target = data["answer_seq"][batch["answer"]]  # (B, A + 1)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
         loss = jnp.sum(jnp.where(target >= 0, ce, 0.0), axis=1)
-        if c.supervise and "supporting" in batch:
-            slot = gate_targets(batch["supporting"], c.hops)  # (B, hops), -1 where none
+        if supervised:
+            slot = gate_targets(batch["supporting"], c.hops, facts.shape[1] if c.stop else None)  # -1: none
             logp = jax.nn.log_softmax(scores, axis=-1)
             picked = jnp.take_along_axis(logp, jnp.maximum(slot, 0)[..., None], axis=-1)[..., 0]
             loss = loss - c.gate_weight * jnp.sum(jnp.where(slot >= 0, picked, 0.0), axis=1)
@@ -476,7 +515,8 @@ class DMN:
         return self._answers(data["answer_seq"], self._decode(params, mem, q))
 
     def attention(self, params, sentences, story, query):
-        """Gates per pass (B, hops, M) for a batch (slot order)."""
+        """Gates per pass (B, hops, M) for a batch (slot order; with ``stop``, M + 1: the last column
+        is the end-of-passes candidate)."""
         facts, occupied, q = self._encode(params, sentences, story, query)
         return self._memory(params, facts, occupied, q)[2]
 
