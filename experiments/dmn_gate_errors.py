@@ -59,14 +59,16 @@ def main(argv=None) -> int:
         every = on.all(1)
         wrong_given_bad = 100 * (1 - right[~every].mean()) if (~every).any() else float("nan")
         print(f"{name}: answer error {100 * (1 - right.mean()):.1f}%; gates on the supporting fact per pass "
-              f"{', '.join(f'{100 * np.mean(on[target[:, i] >= 0, i]):.1f}%' for i in range(on.shape[1]))}; all passes {100 * every.mean():.1f}%; "
+              f"{', '.join(f'{100 * np.mean(on[target[:, i] >= 0, i]):.1f}%' for i in range(on.shape[1]))}; "
+              f"all passes {100 * every.mean():.1f}%; "
               f"answer error with all gates right {100 * (1 - right[every].mean()):.1f}%, "
               f"with some gate wrong {wrong_given_bad:.1f}%")
     if top.shape[1] > 1:
         words = ds.vocab.words
         first = lambda slot_row: next((words[w] for w in ds.sentences[slot_row] if w), "")  # noqa: E731
         kinds = {}
-        for j in np.flatnonzero((target[:, 1] >= 0) & ~on[:, 1]):
+        slots = ds.test.story.shape[1]  # a choice or target at this slot is the end-of-passes candidate
+        for j in np.flatnonzero((target[:, 1] >= 0) & ~on[:, 1] & (target[:, 1] < slots) & (top[:, 1] < slots)):
             chosen, wanted = ds.test.story[j, top[j, 1]], ds.test.story[j, target[j, 1]]
             key = ("same first word" if first(chosen) == first(wanted) else "other first word",
                    "older" if top[j, 1] > target[j, 1] else "newer")  # slot 0 is the most recent statement
