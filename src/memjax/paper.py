@@ -18,31 +18,39 @@ as accuracies (error = 100 - accuracy): its mean accuracy (93.6) and its 18 pass
 
 from __future__ import annotations
 
-MEMN2N_PE_LS_RN = dict(zip(range(1, 21), [
+
+def _per_task(errors: list[float]) -> dict[int, float]:
+    """Tasks 1..20 -> error; a row without exactly 20 numbers is a transcription mistake."""
+    if len(errors) != 20:
+        raise ValueError(f"a published row has {len(errors)} numbers, not 20")
+    return dict(zip(range(1, 21), errors))
+
+
+MEMN2N_PE_LS_RN = _per_task([
     0.0, 8.3, 40.3, 2.8, 13.1, 7.6, 17.3, 10.0, 13.2, 15.1,
-    0.9, 0.2, 0.4, 1.7, 0.0, 1.3, 51.0, 11.1, 82.8, 0.0]))
-MEMN2N_PE_LS_RN_JOINT = dict(zip(range(1, 21), [
+    0.9, 0.2, 0.4, 1.7, 0.0, 1.3, 51.0, 11.1, 82.8, 0.0])
+MEMN2N_PE_LS_RN_JOINT = _per_task([
     0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
-    0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]))
+    0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0])
 
 # DMN+ on bAbI-10k (Xiong, Merity & Socher 2016, Table 2), as quoted in ../shared/docs/anchors.md.
 DMN_PLUS_10K = {t: 0.0 for t in range(1, 21)}
 DMN_PLUS_10K.update({2: 0.3, 3: 1.1, 5: 0.5, 7: 2.4, 14: 0.2, 16: 45.3, 17: 4.2, 18: 2.1})
 
 # MemNN, strongly supervised, AM+NG+NL, bAbI-1k (test error %).
-MEMNN_STRONG = dict(zip(range(1, 21), [
+MEMNN_STRONG = _per_task([
     0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 15.0, 9.0, 0.0, 2.0,
-    0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 35.0, 5.0, 64.0, 0.0]))
+    0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 35.0, 5.0, 64.0, 0.0])
 
 # LSTM, weakly supervised, bAbI-1k (test error %).
-LSTM_1K = dict(zip(range(1, 21), [
+LSTM_1K = _per_task([
     50.0, 80.0, 80.0, 39.0, 30.0, 52.0, 51.0, 55.0, 36.0, 56.0,
-    38.0, 26.0, 6.0, 73.0, 79.0, 77.0, 49.0, 48.0, 92.0, 9.0]))
+    38.0, 26.0, 6.0, 73.0, 79.0, 77.0, 49.0, 48.0, 92.0, 9.0])
 
 # DMN, strongly supervised, bAbI-1k (test error %).
-DMN_1K = dict(zip(range(1, 21), [
+DMN_1K = _per_task([
     0.0, 1.8, 4.8, 0.0, 0.7, 0.0, 3.1, 3.5, 0.0, 2.5,
-    0.1, 0.0, 0.2, 0.0, 0.0, 0.6, 40.4, 4.7, 65.5, 0.0]))
+    0.1, 0.0, 0.2, 0.0, 0.0, 0.6, 40.4, 4.7, 65.5, 0.0])
 
 # (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks)
 ROWS = {
