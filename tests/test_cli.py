@@ -38,6 +38,24 @@ def test_train_end_to_end_writes_results(data_root, tmp_path):
     assert len(rows) == 2 * 4 and {"loss", "train_error", "valid_error", "epoch", "seed"} <= set(rows[0])
 
 
+def test_first_seed_trains_the_same_runs(data_root, tmp_path):
+    """--first-seed K trains seeds K, K+1, ...: the run of seed 1 alone is the seed-1 run of --seeds 2
+    (a run depends only on its own seed), so runs can be added to a table later."""
+    res = {}
+    for name, flags in (("both", ["--seeds", "2"]), ("second", ["--seeds", "1", "--first-seed", "1"])):
+        r = run(["train", "--model", "memn2n", "--tasks", "1", *flags, "--epochs", "3", "--ls-epochs", "1",
+                 "--out", str(tmp_path / name)], env_data=data_root)
+        assert r.returncode == 0, r.stderr
+        res[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert res["second"]["config"]["first_seed"] == 1 and res["both"]["config"]["first_seed"] == 0
+    runs = {n: {x["seed"]: x for x in res[n]["tasks"]["1"]["runs"]} for n in res}
+    assert sorted(runs["both"]) == [0, 1] and sorted(runs["second"]) == [1]
+    assert runs["second"][1] == runs["both"][1]
+    assert res["second"]["tasks"]["1"]["selected_seed"] == 1
+    r = run(["train", "--first-seed", "-1"])
+    assert r.returncode == 2 and "must be at least 0" in r.stderr
+
+
 def test_quick_exit_loses_nothing(data_root, tmp_path):
     """The command ends without tearing the interpreter down (memjax.cli.run): its output, results,
     metrics, checkpoints and saved models are the same as with the usual exit (MEMJAX_FAST_EXIT=off),

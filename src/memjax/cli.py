@@ -30,6 +30,16 @@ def _positive(kind=int):
     return parse
 
 
+def _nonnegative(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def _fraction(text):
     try:
         value = float(text)
@@ -58,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     t.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
+    t.add_argument("--first-seed", type=_nonnegative, default=0, metavar="K",
+                   help="the runs' seeds are K, K+1, ... (default 0); a run depends on its seed, not on the "
+                        "runs beside it, so --seeds 2 --first-seed 2 trains the runs that --seeds 4 adds to "
+                        "--seeds 2 (one run alone is compiled differently: it can differ by rounding)")
     t.add_argument("--valid", default="release", choices=["release", "holdout"],
                    help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
     t.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (MemN2N default 100, joint 60; DMN/DMN+: at most 256)")
@@ -218,7 +232,8 @@ class _Progress:
 def _train(args) -> int:
     from memjax.train.protocol import format_table, run_babi
 
-    if args.resume and (args.tasks or args.joint or args.train_file or args.out or args.epochs or args.seeds != 1):
+    if args.resume and (args.tasks or args.joint or args.train_file or args.out or args.epochs or args.seeds != 1
+                        or args.first_seed):
         raise ValueError("--resume DIR repeats the run's own arguments: give only --data (and output flags)")
     if args.train_file or args.test_file or args.valid_file:
         if not (args.train_file and args.test_file):
@@ -260,7 +275,8 @@ def _train(args) -> int:
     else:
         results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
                            args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress,
-                           files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze)
+                           files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
+                           first_seed=args.first_seed)
         args.set = results["set"]
     mode = "joint" if args.joint else "per task"
     what = "your own data" if args.set == "own" else f"bAbI {args.set}"
