@@ -39,19 +39,20 @@ def test_train_end_to_end_writes_results(data_root, tmp_path):
 
 
 def test_first_seed_trains_the_same_runs(data_root, tmp_path):
-    """--first-seed K trains seeds K, K+1, ...: the run of seed 1 alone is the seed-1 run of --seeds 2
-    (a run depends only on its own seed), so runs can be added to a table later."""
+    """--first-seed K trains seeds K, K+1, ...: --seeds 2 --first-seed 2 gives the runs of seeds 2 and 3
+    that --seeds 4 trains beside seeds 0 and 1 (a run depends on its seed, not on the runs beside it),
+    so runs can be added to a table later."""
     res = {}
-    for name, flags in (("both", ["--seeds", "2"]), ("second", ["--seeds", "1", "--first-seed", "1"])):
+    for name, flags in (("four", ["--seeds", "4"]), ("added", ["--seeds", "2", "--first-seed", "2"])):
         r = run(["train", "--model", "memn2n", "--tasks", "1", *flags, "--epochs", "3", "--ls-epochs", "1",
                  "--out", str(tmp_path / name)], env_data=data_root)
         assert r.returncode == 0, r.stderr
         res[name] = json.loads((tmp_path / name / "results.json").read_text())
-    assert res["second"]["config"]["first_seed"] == 1 and res["both"]["config"]["first_seed"] == 0
+    assert res["added"]["config"]["first_seed"] == 2 and res["four"]["config"]["first_seed"] == 0
     runs = {n: {x["seed"]: x for x in res[n]["tasks"]["1"]["runs"]} for n in res}
-    assert sorted(runs["both"]) == [0, 1] and sorted(runs["second"]) == [1]
-    assert runs["second"][1] == runs["both"][1]
-    assert res["second"]["tasks"]["1"]["selected_seed"] == 1
+    assert sorted(runs["four"]) == [0, 1, 2, 3] and sorted(runs["added"]) == [2, 3]
+    assert runs["added"][2] == runs["four"][2] and runs["added"][3] == runs["four"][3]
+    assert res["added"]["tasks"]["1"]["selected_seed"] in (2, 3)
     r = run(["train", "--first-seed", "-1"])
     assert r.returncode == 2 and "must be at least 0" in r.stderr
 
