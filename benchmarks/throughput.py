@@ -166,7 +166,9 @@ def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int) 
     rows = []
     for model in models:
         for r in runs:
-            mcfg, tcfg = build_configs(model, ds, False, {}, {"epochs": epochs, "patience": None})
+            # the DMN with 3 fixed passes (--no-stop), as its rows were measured before --stop became its default
+            fixed = {"stop": False} if model == "dmn" else {}
+            mcfg, tcfg = build_configs(model, ds, False, fixed, {"epochs": epochs, "patience": None})
             trainer = Trainer(FAMILIES[model][0](mcfg), tcfg, ds)
             fit = trainer.fit(list(range(r)))
             steps = trainer.steps_per_epoch * epochs * r

@@ -9,7 +9,9 @@ For each split it prints the answer error, how often each pass's strongest gate 
 that pass is supervised with (pass i: supporting fact i, the last one for later passes), how often
 all passes are, and the answer error with all gates right and with some gate wrong. On the test
 split it also sorts the second pass's wrong choices by whether the chosen fact starts with the same
-word as the target (for bAbI task 2: the same person) and whether it is older than the target.
+word as the target (for bAbI task 2: the same person) and whether it is older than the target,
+and it lists the test error per answer (for bAbI task 8: how the lists of two objects fare), with
+what the wrong answers were (`-`: a word sequence that is no known answer).
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def main(argv=None) -> int:
                    "older" if top[j, 1] > target[j, 1] else "newer")  # slot 0 is the most recent statement
             kinds[key] = kinds.get(key, 0) + 1
         print("test, pass 2's wrong choices: " + "; ".join(f"{a}, {b}: {n}" for (a, b), n in sorted(kinds.items())))
+    guess = predict(ds.test)
+    words = ds.vocab.words
+    print("test error per answer (questions; wrong answers given):")
+    for a in sorted(set(ds.test.answer.tolist()), key=lambda a: -np.sum(ds.test.answer == a)):
+        sel = ds.test.answer == a
+        wrong = guess[sel & (guess != a)]
+        given = {}
+        for g in wrong.tolist():
+            given[words[g] if g >= 0 else "-"] = given.get(words[g] if g >= 0 else "-", 0) + 1
+        print(f"  {words[a]}: {100 * np.mean(guess[sel] != a):.1f}% of {int(sel.sum())}"
+              + (f" ({', '.join(f'{w} {n}' for w, n in sorted(given.items(), key=lambda x: -x[1]))})" if given else ""))
     return 0
 
 

@@ -486,7 +486,12 @@ def test_dmn_stop_sets_the_passes_from_the_data_and_needs_supervision(data_root)
     assert most >= 4
     assert build_configs("dmn", ds, False, {"stop": True}, {})[0].hops == most + 1
     assert build_configs("dmn", ds, False, {"stop": True, "hops": 3}, {})[0].hops == 3
-    assert build_configs("dmn", ds, False, {}, {})[0].hops == 3
+    default = build_configs("dmn", ds, False, {}, {})[0]  # memjax train --model dmn: --stop where supervised
+    assert default.stop and default.hops == most + 1
+    fixed = build_configs("dmn", ds, False, {"stop": False}, {})[0]
+    assert not fixed.stop and fixed.hops == 3
+    weak = build_configs("dmn", ds, False, {"supervise": False}, {})[0]  # no supporting facts: no end to learn
+    assert not weak.stop and not weak.supervise and weak.hops == 3
     with pytest.raises(ValueError, match="--stop needs the supporting facts"):
         DMNConfig(vocab_size=10, stop=True, supervise=False)
     with pytest.raises(ValueError, match="has no option stop"):
@@ -514,6 +519,9 @@ def test_dmn_cli_train_eval_and_a_clear_refusal_to_ask(data_root, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["model"] == "dmn" and res["config"]["model"]["supervise"] and res["config"]["model"]["max_answer"] >= 2
     assert res["config"]["model"]["embed_init"] == 0.25
+    # the default end-of-passes criterion, recorded in run.json so that --resume rebuilds the same model
+    assert res["config"]["model"]["stop"] and res["config"]["model"]["hops"] == 9
+    assert json.loads((out / "run.json").read_text())["model_overrides"]["stop"] is True
     e = run(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "ev")], env_data=data_root)
     assert e.returncode == 0, e.stderr
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
@@ -521,3 +529,69 @@ def test_dmn_cli_train_eval_and_a_clear_refusal_to_ask(data_root, tmp_path):
     a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input="Where is Mary?\n", capture_output=True,
                        text=True, timeout=300)
     assert a.returncode == 2 and "asking and serving support MemN2N, DMN+ and MemNN" in a.stderr, a.stderr
+
+
+def test_resuming_a_dmn_run_from_before_stop_was_the_default_keeps_fixed_passes(tmp_path, monkeypatch):
+    """A run.json of memjax <= 0.3.0 has no value for --stop: its DMN had 3 fixed passes, and resuming
+    it must rebuild that model (not the new default) to match its checkpoints."""
+    import memjax.train.protocol as protocol
+
+    calls = []
+    monkeypatch.setattr(protocol, "run_babi", lambda **kw: calls.append(kw) or {})
+    for model, stop, expected in (("dmn", None, False), ("dmn", True, True), ("dmn+", None, None)):
+        (tmp_path / "run.json").write_text(json.dumps({
+            "model": model, "set": "en", "tasks": [1], "seeds": 1, "model_overrides": {"hops": None, "stop": stop},
+            "memjax_version": "0.3.0"}))
+        protocol.resume_babi(tmp_path)
+        assert calls[-1]["model_overrides"]["stop"] is expected and calls[-1]["resume"]
+
+
+def _experiment(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
+    """experiments/dmn_babi1k.py --first-seed: new runs join each task's saved runs and the run is
+    selected again among all of them on validation (ties: training error, then seed), never on test."""
+    exp = _experiment("dmn_babi1k")
+
+    def table(seed0, runs, epochs):
+        tasks = {}
+        for t, rs in runs.items():
+            rs = [{"seed": seed0 + i, "train_error": tr, "valid_error": va, "test_error": te}
+                  for i, (tr, va, te) in enumerate(rs)]
+            best = min(rs, key=lambda r: (r["valid_error"], r["train_error"], r["seed"]))
+            tasks[t] = {"test_error": best["test_error"], "valid_error": best["valid_error"],
+                        "train_error": best["train_error"], "selected_seed": best["seed"], "n_train": 900,
+                        "n_valid": 100, "n_test": 1000, "runs": rs, "epochs": epochs}
+        errors = [e["test_error"] for e in tasks.values()]
+        return {"model": "dmn", "set": "en", "tasks": tasks, "mean_test_error": float(np.mean(errors)),
+                "failed_tasks": sum(e > 5 for e in errors), "seconds": {"total": 10.0},
+                "config": {"model": {"hops": 3, "dim": 80}, "train": {"lr": 0.001}, "seeds": len(next(iter(runs.values())))}}
+
+    old = table(0, {"1": [(0, 0, 0.5), (0, 0, 0.1)], "2": [(1, 20, 30), (0, 18, 29)]}, 40)
+    new = table(2, {"1": [(0, 0, 0.0), (0, 1, 0.0)], "2": [(0, 12, 40), (0, 12, 9)]}, 50)
+    merged = exp.add_runs(old, new)
+    one, two = merged["tasks"]["1"], merged["tasks"]["2"]
+    # task 1: all tie on validation and training error: the lowest seed (0), not the best test error (seed 2)
+    assert one["selected_seed"] == 0 and one["test_error"] == 0.5 and one["epochs"] == 40
+    # task 2: seeds 2 and 3 tie on validation and training error: seed 2, though seed 3's test error is lower
+    assert two["selected_seed"] == 2 and two["test_error"] == 40 and two["epochs"] == 50
+    assert [r["seed"] for r in two["runs"]] == [0, 1, 2, 3] and two["run_epochs"] == {"0": 40, "1": 40, "2": 50, "3": 50}
+    assert merged["config"]["seeds"] == 4 and merged["seconds"]["total"] == 20.0
+    assert merged["mean_test_error"] == pytest.approx(20.25) and merged["failed_tasks"] == 1
+    with pytest.raises(ValueError, match="already has seeds"):
+        exp.add_runs(old, old)
+    with pytest.raises(ValueError, match="configuration differs"):
+        exp.add_runs(old, {**new, "config": {**new["config"], "model": {"hops": 3, "dim": 40}}})
+    # the passes and the answer words come from each task's data: not a difference of configuration
+    exp.add_runs(old, {**new, "config": {**new["config"], "model": {"hops": 9, "dim": 80, "answer_words": ["one"]}}})
+    with pytest.raises(ValueError, match="every task"):
+        exp.add_runs(old, {**new, "tasks": {"1": new["tasks"]["1"]}})

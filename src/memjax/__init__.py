@@ -17,7 +17,7 @@ line turns it on): a repeated command skips most of XLA's compilation.
 
 import os as _os
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def _split_cpu_into_devices() -> None:

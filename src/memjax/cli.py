@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01; DMN/DMN+ Adam 0.001)")
     t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
     t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
-    t.add_argument("--hops", type=_positive(), help="memory hops, or DMN+ episodes (default 3)")
+    t.add_argument("--hops", type=_positive(), help="memory hops, or DMN/DMN+ passes (default 3; DMN: from the "
+                                                    "data, see --stop)")
     t.add_argument("--glove", metavar="FILE",
                    help="start the word embeddings of --model dmn or dmn+ from a GloVe text file (the words it covers; "
                         "--dim defaults to its vectors' size)")
@@ -121,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                         "facts, an extension of the paper, default off)")
     t.add_argument("--stop", action=argparse.BooleanOptionalAction, default=None,
                    help="DMN: the paper's criterion for stopping, a learned end-of-passes candidate of the gates "
-                        "(passes: the most supporting facts plus one, unless --hops; default off)")
+                        "(passes: the most supporting facts plus one, unless --hops; default on where the gates "
+                        "are supervised; --no-stop: --hops fixed passes, default 3)")
     t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
     t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
     t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")

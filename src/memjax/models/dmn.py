@@ -300,7 +300,8 @@ class DMNConfig:
     temporal: bool = False  # an extension, not in the paper: a learned vector per slot (how recent the
     # fact is) added to each fact, as MemN2N's temporal encoding (``--te``)
     unroll: int = 8  # input-GRU steps per loop iteration (the episodes are unrolled up to 64 facts)
-    stop: bool = False  # the paper's end-of-passes candidate (``--stop``), strongly supervised only
+    stop: bool = False  # the paper's end-of-passes candidate (``--stop``), strongly supervised only;
+    # ``memjax train`` and ``run_babi`` turn it on where the gates are supervised (``build_configs``)
 
     def __post_init__(self):
         if self.hops < 1 or self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3 or self.max_answer < 1:
