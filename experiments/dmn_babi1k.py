@@ -37,8 +37,9 @@ experiments/results/dmn_babi1k_stop.md (with ``--no-stop``: dmn_babi1k.*; with `
 dmn_babi1k_te.*). With ``--tasks`` the tasks run are put
 into the saved results of the same flags (the same runs per task), replacing those tasks there.
 With ``--first-seed K`` the runs (seeds K, K+1, ...) are added to each task's saved runs and the
-run is selected again on validation among all of them: a run's training depends only on its seed,
-so 2 runs added to 2 saved ones give the table that 4 runs at once would have given.
+run is selected again on validation among all of them: a run's training depends on its seed, not on
+the runs beside it, so 2 runs added to 2 saved ones give the table that 4 runs at once would have
+given (checked on task 13: the same errors, to the last digit).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def main(argv=None) -> int:
     if not args.table:
         tasks = parse_tasks(args.tasks) if args.tasks else list(range(1, 21))
         overrides = {**({"temporal": True} if args.te else {}), "stop": args.stop}
+        if args.first_seed is not None and args.first_seed < 0:
+            p.error(f"--first-seed must be at least 0, got {args.first_seed}")
         if args.first_seed is not None and not path.exists():
             p.error(f"--first-seed adds runs to saved results, and there are none ({path})")
         if args.first_seed is not None and args.tasks:
