@@ -593,5 +593,12 @@ def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
         exp.add_runs(old, {**new, "config": {**new["config"], "model": {"hops": 3, "dim": 40}}})
     # the passes and the answer words come from each task's data: not a difference of configuration
     exp.add_runs(old, {**new, "config": {**new["config"], "model": {"hops": 9, "dim": 80, "answer_words": ["one"]}}})
-    with pytest.raises(ValueError, match="every task"):
-        exp.add_runs(old, {**new, "tasks": {"1": new["tasks"]["1"]}})
+    # runs added to some tasks only (the retry rule): the others keep theirs, config.seeds stays the base
+    some = exp.add_runs(old, {**new, "tasks": {"2": new["tasks"]["2"]}})
+    assert some["tasks"]["1"] == old["tasks"]["1"] and some["tasks"]["2"] == two and some["config"]["seeds"] == 2
+    with pytest.raises(ValueError, match="not in the saved table"):
+        exp.add_runs(old, {**new, "tasks": {"3": new["tasks"]["2"]}})
+    # the retry rule reads validation errors only: task 2 (selected validation error 18 > 5) gets seeds 2-5
+    # whatever the test errors; task 1 (validation 0) none, and neither once it has 6 runs
+    assert exp.retry_tasks(old, 6) == {2: (2, 4)}
+    assert exp.retry_tasks(merged, 4) == {} and exp.retry_tasks(merged, 6) == {2: (4, 2)}
