@@ -173,6 +173,8 @@ def main(argv=None) -> int:
     name = "dmn_babi1k" + ("_te" if args.te else "") + ("_stop" if args.stop else "")
     path = RESULTS / f"{name}.json"
     overrides = {**({"temporal": True} if args.te else {}), "stop": args.stop}
+    if (args.table or args.retry_only) and not path.exists():
+        p.error(f"no saved results to {'tabulate' if args.table else 'add runs to'} ({path})")
     if not args.table and not args.retry_only:
         tasks = parse_tasks(args.tasks) if args.tasks else list(range(1, 21))
         if args.first_seed is not None and args.first_seed < 0:
