@@ -88,6 +88,14 @@ def markdown(res: dict, te: bool = False, stop: bool = False) -> str:
             f"- {res['seconds']['total']:.0f} s on {res['device']} (compilation included; other work shared the cores).\n")
 
 
+def _totals(merged: dict, old: dict, new: dict) -> None:
+    """Redoes ``merged``'s mean test error and failed tasks from its tasks, and adds up the seconds."""
+    errors = [e["test_error"] for e in merged["tasks"].values()]
+    merged["mean_test_error"] = float(np.mean(errors))
+    merged["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in errors))
+    merged["seconds"] = {k: old["seconds"].get(k, 0.0) + v for k, v in new["seconds"].items()}
+
+
 def merge(old: dict, new: dict) -> dict:
     """``old`` with the tasks of ``new`` put in (the same model and protocol), mean and failed redone."""
     for key in ("model", "set"):
@@ -97,10 +105,7 @@ def merge(old: dict, new: dict) -> dict:
         raise ValueError(f"cannot merge: {old['config']['seeds']} runs per task against {new['config']['seeds']}")
     tasks = {**old["tasks"], **new["tasks"]}
     merged = {**old, "tasks": {t: tasks[t] for t in sorted(tasks, key=int)}}
-    errors = [e["test_error"] for e in merged["tasks"].values()]
-    merged["mean_test_error"] = float(np.mean(errors))
-    merged["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in errors))
-    merged["seconds"] = {k: old["seconds"].get(k, 0.0) + v for k, v in new["seconds"].items()}
+    _totals(merged, old, new)
     merged["config"] = {**old["config"], "tasks": [int(t) for t in merged["tasks"]]}
     if "paper" in new:
         merged["paper"] = {**new["paper"], "tasks": {t: paper.reference("dmn", "en", False)[1][int(t)]
@@ -135,10 +140,7 @@ def add_runs(old: dict, new: dict) -> dict:
         merged["tasks"][t] = {**o, "test_error": best["test_error"], "valid_error": best["valid_error"],
                               "train_error": best["train_error"], "selected_seed": best["seed"], "runs": runs,
                               "epochs": epochs[str(best["seed"])], "run_epochs": epochs}
-    errors = [e["test_error"] for e in merged["tasks"].values()]
-    merged["mean_test_error"] = float(np.mean(errors))
-    merged["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in errors))
-    merged["seconds"] = {k: old["seconds"].get(k, 0.0) + v for k, v in new["seconds"].items()}
+    _totals(merged, old, new)
     if set(new["tasks"]) == set(old["tasks"]):
         merged["config"] = {**old["config"], "seeds": old["config"]["seeds"] + new["config"]["seeds"]}
     return merged
