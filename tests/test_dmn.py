@@ -645,6 +645,8 @@ def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
     assert some["tasks"]["1"] == old["tasks"]["1"] and some["tasks"]["2"] == two and some["config"]["seeds"] == 2
     with pytest.raises(ValueError, match="not in the saved table"):
         exp.add_runs(old, {**new, "tasks": {"3": new["tasks"]["2"]}})
+    with pytest.raises(ValueError, match="one has GloVe vectors and the other not"):
+        exp.add_runs(old, {**new, "config": {**new["config"], "glove": {"file": "/g.txt", "frozen": False}}})
     # the retry rule reads validation errors only: task 2 (selected validation error 18 > 5) gets seeds 2-5
     # whatever the test errors; task 1 (validation 0) none, and neither once it has 6 runs
     assert exp.retry_tasks(old, 6) == {2: (2, 4)}
