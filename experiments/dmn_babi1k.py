@@ -83,7 +83,7 @@ def markdown(res: dict, te: bool = False, stop: bool = False, glove: str | None 
     title += " with the end-of-passes candidate (`--stop`)" if stop else " with 3 fixed passes (`--no-stop`)"
     flags = ((" --te" if te else "") + ("" if stop else " --no-stop") + (f" --glove {Path(glove).name}" if glove else "")
              + (f" --seeds {res['config']['seeds']}" if res["config"]["seeds"] != 4 else "")
-             + ("" if retry else " --retry-seeds 0"))
+             + ("" if retry == 6 else f" --retry-seeds {retry or 0}"))
     if glove:
         title += ", word embeddings from GloVe"
     vectors = (f"word embeddings from {Path(glove).name}, d = {res['config']['model']['dim']}" if glove
