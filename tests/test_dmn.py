@@ -324,6 +324,8 @@ def test_wink_json_converts_to_the_glove_text_format(tmp_path):
                         "--out", str(tmp_path / "g3.txt")], capture_output=True, text=True)
     assert r.returncode == 2 and "not a JSON file" in r.stderr
     assert not (tmp_path / "g3.txt").exists() and not (tmp_path / "g3.txt.part").exists()
+    with pytest.raises(DataError, match="cannot write the GloVe file"):  # a folder that does not exist
+        wink_to_glove(tmp_path / "w.json", tmp_path / "no" / "g.txt")
 
 
 @pytest.mark.parametrize("freeze", [False, True])

@@ -108,17 +108,23 @@ def wink_to_glove(source: str | Path, out: str | Path) -> int:
     dim, vectors = int(data["dimensions"]), data["vectors"]
     tmp = out.with_name(out.name + ".part")  # a failed conversion leaves no half-written GloVe file behind
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for word in data["words"]:
-            values = vectors.get(word)
-            if values is None or " " in word or not word:
-                continue
-            if len(values) < dim:
-                tmp.unlink()
-                raise DataError(f"{source}: the vector of {word!r} has {len(values)} values, fewer than {dim}")
-            f.write(word + " " + " ".join(str(v) for v in values[:dim]) + "\n")
-            n += 1
-    tmp.replace(out)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for word in data["words"]:
+                values = vectors.get(word)
+                if values is None or " " in word or not word:
+                    continue
+                if len(values) < dim:
+                    raise DataError(f"{source}: the vector of {word!r} has {len(values)} values, fewer than {dim}")
+                f.write(word + " " + " ".join(str(v) for v in values[:dim]) + "\n")
+                n += 1
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{out}: cannot write the GloVe file ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n
 
 
