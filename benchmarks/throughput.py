@@ -155,24 +155,28 @@ def dmn_data():
     return single_fact(9000, 1000, 1000, story_length=10, seed=1), "generated single-fact stories (memory 10)"
 
 
-def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int) -> tuple[list[dict], dict | None, str]:
+def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int,
+             buckets: list[int] = (0,)) -> tuple[list[dict], dict | None, str]:
     """Training throughput of DMN+ (batch 100) and DMN (batch 32), recipe defaults, hidden 80, on bAbI-10k task 1.
 
     ``train_ex_s`` counts the training examples of whole epochs (90 steps of 100) over the engine's
     training time, which also includes a validation pass (1,000 questions) per epoch. The PyTorch
     DMN+ of benchmarks/torch_dmn_plus.py is timed on the same arrays, when torch is installed.
+    DMN+ is measured once per value of ``buckets`` (0: every batch at the whole memory's length, as
+    the PyTorch DMN+; K: memjax's ``--buckets K``, batches of stories of one length, see
+    :func:`memjax.train.engine.length_plan`).
     """
     ds, source = dmn_data()
     rows = []
-    for model in models:
+    for model, k in [(m, k) for m in models for k in (buckets if m == "dmn+" else [0])]:
         for r in runs:
             # the DMN with 3 fixed passes (--no-stop), as its rows were measured before --stop became its default
             fixed = {"stop": False} if model == "dmn" else {}
-            mcfg, tcfg = build_configs(model, ds, False, fixed, {"epochs": epochs, "patience": None})
+            mcfg, tcfg = build_configs(model, ds, False, fixed, {"epochs": epochs, "patience": None, "buckets": k})
             trainer = Trainer(FAMILIES[model][0](mcfg), tcfg, ds)
             fit = trainer.fit(list(range(r)))
             steps = trainer.steps_per_epoch * epochs * r
-            rows.append({"model": model, "batch": trainer.batch_size, "dim": mcfg.dim, "memory": trainer.memory,
+            rows.append({"model": model, "buckets": k, "batch": trainer.batch_size, "dim": mcfg.dim, "memory": trainer.memory,
                          "runs": r, "epochs": epochs, "compile_s": fit.seconds["compile"],
                          "train_s": fit.seconds["train"], "train_ex_s": steps * trainer.batch_size / fit.seconds["train"],
                          "test_error": float(np.min(fit.errors["test"]))})
@@ -248,6 +252,8 @@ def main(argv=None):
     p.add_argument("--dmn", default=None, help="models of the recipe rows on bAbI-10k task 1 (default "
                    f"{','.join(RECIPE_ROWS)}; quick dmn+; none: skip)")
     p.add_argument("--dmn-runs", default=None, help="runs trained at once in the DMN rows (default 1,2; quick 1)")
+    p.add_argument("--dmn-buckets", default=None,
+                   help="DMN+ rows with these --buckets settings (0: off; default 0,5; quick 0)")
     p.add_argument("--dmn-epochs", type=int, help="epochs per DMN row (default 3; quick 1)")
     p.add_argument("--torch-steps", type=int, default=30, help="timed steps of the PyTorch DMN+ (0: skip)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "throughput.json"))
@@ -280,18 +286,19 @@ def main(argv=None):
     d_rows, torch_row, source = ([], None, "")
     if dmn_models:
         d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
-                                             args.dmn_epochs or (1 if args.quick else 3), args.torch_steps)
+                                             args.dmn_epochs or (1 if args.quick else 3), args.torch_steps,
+                                             _ints(args.dmn_buckets or ("0" if args.quick else "0,5")))
         print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, the others 32; DMN hidden 80) "
               f"(examples/s of whole epochs, validation included)")
-        head = f"{'model':>9} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
+        head = f"{'model':>9} {'buckets':>7} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
         print(head)
         print("-" * len(head))
         for r in d_rows:
             ratio = f"{r['train_ex_s'] / torch_row['train_ex_s']:9.1f}x" if torch_row and r["model"] == "dmn+" else f"{'':>10}"
-            print(f"{r['model']:>9} {r['batch']:>5} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
+            print(f"{r['model']:>9} {r['buckets'] or '-':>7} {r['batch']:>5} {r['runs']:>4} {r['memory']:>6} {r['compile_s']:9.1f} {r['train_ex_s']:11,.0f} {ratio}",
                   flush=True)
         if torch_row:
-            print(f"{'torch':>9} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
+            print(f"{'torch':>9} {'-':>7} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
                   f"DMN+, {torch_row['threads']} threads, median of {args.torch_steps} steps)")
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "

@@ -246,6 +246,9 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     (["--model", "memn2n", "--dropout", "0.2"], "--model memn2n has no dropout"),
     (["--model", "memn2n", "--embed-init", "0.5"], "--model memn2n has no option embed_init (--embed-init)"),
     (["--model", "dmn", "--embed-init", "0"], "must be positive"),
+    (["--model", "memn2n", "--buckets", "4"], "--model memn2n does not train in length buckets (--buckets)"),
+    (["--model", "dmn", "--buckets", "4"], "--model dmn does not train in length buckets (--buckets)"),
+    (["--model", "dmn+", "--buckets", "0"], "must be positive"),
 ])
 def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
     r = run(["train", "--tasks", "1", *args], env_data=data_root)
@@ -649,7 +652,21 @@ def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
         exp.add_runs(old, {**new, "tasks": {"3": new["tasks"]["2"]}})
     with pytest.raises(ValueError, match="one has GloVe vectors and the other not"):
         exp.add_runs(old, {**new, "config": {**new["config"], "glove": {"file": "/g.txt", "frozen": False}}})
+    # a training setting added after a table was saved (absent from it) counts as its default
+    exp.add_runs(old, {**new, "config": {**new["config"], "train": {"lr": 0.001, "buckets": 0}}})
+    with pytest.raises(ValueError, match="configuration differs"):
+        exp.add_runs(old, {**new, "config": {**new["config"], "train": {"lr": 0.001, "buckets": 5}}})
     # the retry rule reads validation errors only: task 2 (selected validation error 18 > 5) gets seeds 2-5
     # whatever the test errors; task 1 (validation 0) none, and neither once it has 6 runs
     assert exp.retry_tasks(old, 6) == {2: (2, 4)}
     assert exp.retry_tasks(merged, 4) == {} and exp.retry_tasks(merged, 6) == {2: (4, 2)}
+
+
+def test_dmn_plus_experiment_adds_runs_where_validation_error_is_above_the_bar():
+    """experiments/dmn_plus_babi10k.py --more-seeds N --more-above PCT: reads validation errors only."""
+    exp = _experiment("dmn_plus_babi10k")
+    res = {"tasks": {"2": {"valid_error": 2.8, "test_error": 0.0, "runs": [{"seed": 0}, {"seed": 1}]},
+                     "5": {"valid_error": 0.2, "test_error": 9.0, "runs": [{"seed": 0}, {"seed": 1}]}}}
+    assert exp.more_runs(res, 2, 4, 1.0) == (2, 2)  # seeds 2 and 3, whatever the test error
+    assert exp.more_runs(res, 5, 4, 1.0) is None  # validation 0.2 <= 1: none, though its test error is 9
+    assert exp.more_runs(res, 2, 2, 1.0) is None and exp.more_runs(res, 2, 4, 2.8) is None

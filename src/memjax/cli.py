@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=_positive(),
                    help="early stopping: stop a run after N epochs without a lower validation error and keep "
                         "its best epoch (DMN+ default 20; MemN2N: off)")
+    t.add_argument("--buckets", type=_positive(), metavar="K",
+                   help="DMN+: draw each training batch from stories of similar length (at most K lengths) and "
+                        "compute it at its own length instead of the whole memory's: faster on tasks whose "
+                        "stories vary in length (default: off)")
     t.add_argument("--dim", type=_positive(), help="embedding size (MemN2N default 20, joint 50; DMN+ 80, also its hidden size)")
     t.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
     t.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
@@ -265,7 +269,8 @@ def _train(args) -> int:
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,
-                       "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience}
+                       "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience,
+                       "buckets": args.buckets}
     log = (lambda s: None) if args.quiet else progress.log
     if args.resume:
         from memjax.train.protocol import resume_babi

@@ -88,6 +88,7 @@ class DMNPlus:
     """DMN+ for question answering over a vocabulary (see the module docstring)."""
 
     name = "dmn+"
+    length_buckets = True  # batch_logits takes stories cut to their first m slots (engine --buckets)
 
     def __init__(self, cfg: DMNPlusConfig):
         self.cfg = cfg

@@ -84,6 +84,9 @@ class TrainConfig:
     dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
     patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
     # validation error; it keeps the parameters of its best epoch (lowest validation error, then loss)
+    buckets: int = 0  # length buckets (models with ``length_buckets``, one dataset per family): 0 = off;
+    # K > 0: every training batch holds stories of at most one of K story lengths and is computed at that
+    # length instead of the whole memory's (see :func:`length_plan`)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "rmsprop"):
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
+        if self.buckets < 0:
+            raise ValueError(f"buckets must be at least 0, got {self.buckets}")
 
     @property
     def total_epochs(self) -> int:
@@ -137,6 +142,56 @@ def _chunk_size(total: int, target_calls: int = 10) -> int:
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Minibatch steps in one epoch: whole batches of ``min(batch_size, n_train)`` examples."""
     return n_train // min(batch_size, n_train)
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthPlan:
+    """How an epoch's batches are drawn by story length (:func:`length_plan`).
+
+    ``lengths``: the K bucket lengths, increasing, the last the whole memory's width; ``members``:
+    per bucket, the training rows whose story fits its length and not the one before; ``batches``:
+    per bucket, the whole batches drawn from its own rows each epoch; the rows left over in every
+    bucket make ``pooled`` more batches at the length ``lengths[pool]`` (the longest bucket with
+    rows left over).
+    """
+
+    lengths: tuple[int, ...]
+    members: tuple[np.ndarray, ...]
+    batches: tuple[int, ...]
+    pooled: int
+    pool: int
+
+    @property
+    def steps(self) -> np.ndarray:
+        """The bucket of each step of an epoch, in bucket order (the epoch shuffles them)."""
+        return np.repeat(list(range(len(self.lengths))) + [self.pool], list(self.batches) + [self.pooled]).astype(np.int32)
+
+
+def length_plan(story: np.ndarray, batch_size: int, buckets: int) -> LengthPlan:
+    """Length buckets for the training stories ``story`` (N, M) (slot 0 the most recent; a story of
+    n statements fills slots 0..n-1).
+
+    The bucket lengths are the stories' distinct lengths when there are at most ``buckets`` of them,
+    else the lengths at the quantiles 1/K, 2/K, ..., 1 of the training stories; the last is always M.
+    Each epoch, every bucket's rows are shuffled and cut into whole batches, and the rows left over
+    in all buckets are shuffled together into batches at the longest of their lengths, so that an
+    epoch still has N // batch_size steps and drops fewer than a batch of rows, as without buckets.
+    """
+    n, m = story.shape
+    count = (story != 0).sum(1)
+    distinct = np.unique(count)
+    if len(distinct) <= buckets:
+        lengths = distinct
+    else:
+        lengths = np.unique(np.quantile(count, np.arange(1, buckets + 1) / buckets, method="higher"))
+    lengths = np.unique(np.maximum(np.append(lengths[:-1], m), 1))
+    which = np.searchsorted(lengths, np.maximum(count, 1))  # the smallest bucket length >= the story's
+    members = tuple(np.flatnonzero(which == k).astype(np.int32) for k in range(len(lengths)))
+    batches = tuple(len(r) // batch_size for r in members)
+    left = [len(r) - k * batch_size for r, k in zip(members, batches)]
+    pooled = sum(left) // batch_size
+    pool = max((k for k, r in enumerate(left) if r), default=len(lengths) - 1)
+    return LengthPlan(tuple(int(v) for v in lengths), members, batches, pooled, pool)
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -210,6 +265,15 @@ class Trainer:
         self.model = type(models[0])(dataclasses.replace(models[0].cfg, vocab_size=vocab))
         self.memory = max(occupancy(ds) for ds in self.datasets)
         self.data = self._device_data(models)
+        self.plan = None
+        if c.buckets:
+            if not getattr(self.model, "length_buckets", False):
+                raise ValueError(f"{type(self.model).__name__} does not train in length buckets (--buckets): "
+                                 "DMN+ does")
+            if len(self.datasets) != 1:
+                raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks "
+                                 "one by one, or jointly")
+            self.plan = length_plan(self.data["train"]["story"][0], self.batch_size, c.buckets)
         schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
                                        c.ls_epochs if c.linear_start else 0, c.ls_lr)
         template = jax.eval_shape(self.model.init, jax.random.key(0))
@@ -316,9 +380,13 @@ class Trainer:
         c, b, steps = self.config, self.batch_size, self.steps_per_epoch
         train = data["train"]
         key, k_perm, k_noise, k_drop = jax.random.split(state["key"], 4)
-        size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
-        scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
-        order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
+        if self.plan is None:
+            size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
+            scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
+            order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
+            lengths = jnp.zeros((steps,), jnp.int32)
+        else:
+            order, lengths = self._bucketed_order(k_perm, epoch)
         # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
         draws = noise_draws(train["story"].shape[1], c.noise) if self._noisy() else 1
         noise = jax.random.uniform(k_noise, (steps, b, draws))
@@ -330,20 +398,35 @@ class Trainer:
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
 
-        def step(carry, xs):
-            params, opt = carry
-            idx, u, dr = xs
-            batch = jax.tree.map(lambda a: a[idx], rows)
-            if self._batch_sharding is not None:  # data parallel: each device takes a part of the batch
-                batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
-                u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
+        def update(params, opt, batch, u, dr):
             (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear,
                                               dr if self._draws else None)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
 
+        def at_length(m):  # the update with the stories cut to their first m slots (the m most recent)
+            def branch(params, opt, batch, u, dr):
+                batch = {**batch, "story": batch["story"][:, :m]}
+                if self._draws:  # the dropout draws of m facts and of the memory (the last row)
+                    dr = jnp.concatenate([dr[:, :m], dr[:, -1:]], axis=1)
+                return update(params, opt, batch, u, dr)
+            return branch
+
+        def step(carry, xs):
+            params, opt = carry
+            idx, u, dr, length = xs
+            batch = jax.tree.map(lambda a: a[idx], rows)
+            if self._batch_sharding is not None:  # data parallel: each device takes a part of the batch
+                batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
+                u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
+            if self.plan is None:
+                return update(params, opt, batch, u, dr)
+            # ``length`` is the same for every run of the program (see _bucketed_order), so that under
+            # vmap this stays a branch rather than every length computed and one selected
+            return jax.lax.switch(length, [at_length(m) for m in self.plan.lengths], params, opt, batch, u, dr)
+
         (params, opt), (ce, wrong) = jax.lax.scan(
-            step, (state["params"], state["opt"]), (order, noise, drops))
+            step, (state["params"], state["opt"]), (order, noise, drops, lengths))
         seen = steps * b
         valid, valid_loss = self._error(params, data, data["valid"], linear, with_loss=True)  # linear in LS
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
@@ -360,6 +443,25 @@ class Trainer:
             new["best_valid"] = jnp.where(better, score, best)
             new["waited"] = jnp.where(running & lower, 0, state["waited"] + running.astype(jnp.int32))
         return new, metrics
+
+    def _bucketed_order(self, key, epoch):
+        """(steps, B) training rows and (steps,) bucket per step of one epoch (see :func:`length_plan`).
+
+        The rows are the run's own (shuffled with its ``key``); the order of the steps' buckets comes
+        from the epoch number alone, the same for every run trained in the program (runs of one dataset:
+        every run has the same number of batches per bucket)."""
+        plan, b = self.plan, self.batch_size
+        keys = jax.random.split(key, len(plan.lengths) + 1)
+        batches, left = [], []
+        for k, rows in enumerate(plan.members):
+            rows = jnp.asarray(rows)[jax.random.permutation(keys[k], len(rows))]
+            batches.append(rows[: plan.batches[k] * b].reshape(plan.batches[k], b))
+            left.append(rows[plan.batches[k] * b:])
+        pool = jnp.concatenate(left)
+        pool = pool[jax.random.permutation(keys[-1], pool.shape[0])][: plan.pooled * b]
+        order = jnp.concatenate(batches + [pool.reshape(plan.pooled, b)])
+        shuffle = jax.random.permutation(jax.random.fold_in(jax.random.key(0x6275636B), epoch), order.shape[0])
+        return order[shuffle], jnp.asarray(plan.steps)[shuffle]
 
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)

@@ -86,6 +86,8 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
         names = ", ".join(f"{o} ({cli.get(o, '--' + o.replace('_', '-'))})" for o in unknown)
         raise ValueError(f"--model {model} has no option {names}")
     given = default_stop(model, given)
+    if train_overrides.get("buckets") and not getattr(model_class, "length_buckets", False):
+        raise ValueError(f"--model {model} does not train in length buckets (--buckets): DMN+ does")
     if model != "memn2n":
         t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
         if hasattr(model_class, "data_defaults"):  # settings read from the data (DMN: the decoder's words)
