@@ -74,9 +74,14 @@ def markdown(found: dict[int, dict]) -> str:
              "and evaluation (compilation included), and may include other work sharing the cores." if found else "",
              "- falls short of the paper by more than 1 point on tasks " + ", ".join(map(str, worse)) + "."
              if worse else "- within 1 point of the paper on every task run."]
+    rules = sorted({(f["config"]["more_seeds"], f["config"]["more_above"]) for f in found.values()
+                    if "more_seeds" in f["config"]})
+    more = "".join(f", then `python experiments/dmn_plus_babi10k.py --more-seeds {n} --more-above {a:g}` (runs added "
+                   f"up to {n} where the selected run's validation error is above {a:g}%, a rule added after the "
+                   "first table was seen)" for n, a in rules)
     return ("# DMN+ on bAbI-10k (test error %, Xiong et al. 2016)\n\n"
-            "Command: `python experiments/dmn_plus_babi10k.py`. Runs selected on validation (en-valid-10k); "
-            "task 3 is missing from our copy of the data.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
+            "Command: `python experiments/dmn_plus_babi10k.py`" + more + ". Runs selected on validation "
+            "(en-valid-10k); task 3 is missing from our copy of the data.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
 
 
 def _retry(res: dict, task: int, retry_seeds: int) -> bool:
