@@ -492,30 +492,31 @@ def test_dmn_stop_freezes_the_memory_after_its_passes(task2):
     the first pass whose gates pick the end candidate."""
     model, params, data, batch = _stop_case(task2)
     assert params["end"].shape == (8,)
-    facts, occupied, q = model._encode(params, data["sentences"], batch["story"], batch["query"])
+    memory = jax.jit(model._memory)  # compiled once (called eagerly, each call compiles its scans anew)
+    facts, occupied, q = jax.jit(model._encode)(params, data["sentences"], batch["story"], batch["query"])
     m = facts.shape[1]
     n = facts.shape[0]
     for k in range(5):  # k passes change the memory = a model of k passes
         short = _dmn(words=model.cfg.answer_words, vocab=model.cfg.vocab_size, max_answer=1, dim=8,
                      hops=max(k, 1), stop=True)
-        got = model._memory(params, facts, occupied, q, jnp.full((n,), k))[0]
-        want = q if k == 0 else short._memory(params, facts, occupied, q, jnp.full((n,), k))[0]
+        got = memory(params, facts, occupied, q, jnp.full((n,), k))[0]
+        want = q if k == 0 else jax.jit(short._memory)(params, facts, occupied, q, jnp.full((n,), k))[0]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    mem, scores, gates = model._memory(params, facts, occupied, q)
+    mem, scores, gates = memory(params, facts, occupied, q)
     assert scores.shape == (n, 4, m + 1) and gates.shape == (n, 4, m + 1)
     np.testing.assert_allclose(np.asarray(gates).sum(-1), 1.0)
     picks = np.asarray(jnp.argmax(scores, -1)) == m  # (B, hops)
     first = np.where(picks.any(1), picks.argmax(1), 4)  # passes before the first end pick
     assert 0 < (first < 4).sum() < n, "the case should have questions that stop and questions that do not"
-    np.testing.assert_allclose(mem, model._memory(params, facts, occupied, q, jnp.asarray(first))[0],
+    np.testing.assert_allclose(mem, memory(params, facts, occupied, q, jnp.asarray(first))[0],
                                rtol=1e-12, atol=1e-12)
     # the loss: each pass's gates against gate_targets with the end candidate, memory after the facts' passes
     plain = _dmn(words=model.cfg.answer_words, vocab=model.cfg.vocab_size, max_answer=1, dim=8, hops=4, stop=True,
                  gate_weight=0.0)
-    loss, _ = model.batch_loss(params, data, batch)
-    answer_only, _ = plain.batch_loss(params, data, batch)
+    loss, _ = jax.jit(model.batch_loss)(params, data, batch)
+    answer_only, _ = jax.jit(plain.batch_loss)(params, data, batch)
     count = np.asarray((batch["supporting"] >= 0).sum(1))
-    _, s_forced, _ = model._memory(params, facts, occupied, q, jnp.asarray(count))
+    _, s_forced, _ = memory(params, facts, occupied, q, jnp.asarray(count))
     logp = np.asarray(jax.nn.log_softmax(s_forced, axis=-1))
     sup = np.asarray(batch["supporting"])
     expected = -np.array([logp[i, 0, sup[i, 0]] + logp[i, 1, sup[i, 1]] + logp[i, 2, m] for i in range(n)])
