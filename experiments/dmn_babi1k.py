@@ -66,7 +66,7 @@ import numpy as np
 from memjax import paper
 from memjax.data.babi import parse_tasks
 from memjax.train.engine import TrainConfig
-from memjax.train.protocol import FAIL_THRESHOLD, run_babi
+from memjax.train.protocol import FAIL_THRESHOLD, FAMILIES, run_babi
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -139,8 +139,11 @@ def add_runs(old: dict, new: dict) -> dict:
         raise ValueError(f"cannot add runs: tasks {sorted(set(new['tasks']) - set(old['tasks']), key=int)} "
                          "are not in the saved table")
     per_task = ("hops", "answer_words", "max_answer")  # set from each task's data (``config`` holds one task's)
-    same = [{k: v for k, v in r["config"]["model"].items() if k not in per_task} for r in (old, new)]
-    # a training setting added to memjax after a table was saved is absent from it: its default then
+    # a model or training setting added to memjax after a table was saved is absent from it: its default then
+    model_defaults = {f.name: f.default for f in dataclasses.fields(FAMILIES[old["model"]][1])
+                      if f.default is not dataclasses.MISSING} if old["model"] in FAMILIES else {}
+    same = [{k: v for k, v in {**model_defaults, **r["config"]["model"]}.items() if k not in per_task}
+            for r in (old, new)]
     defaults = dataclasses.asdict(TrainConfig())
     trains = [{**defaults, **r["config"]["train"]} for r in (old, new)]
     if same[0] != same[1] or trains[0] != trains[1]:

@@ -199,6 +199,36 @@ def test_dropout_masks_facts_and_memory_only_in_training(task2):
     np.testing.assert_allclose(only_q, expected, rtol=1e-9, atol=1e-9)
 
 
+def test_dropout_at_sentences_drops_the_encodings_before_fusion(task2):
+    # a sentence whose units are all dropped reads as a sentence of no words that is still in the
+    # story: the fusion GRUs step over it and its neighbours' facts change; dropping its fact instead
+    # (the default, dropout_at="facts") zeroes the fused vector after the GRUs, another function
+    story, query, _ = _batch(task2)
+    assert story[0, 0] != 0
+    bags = np.asarray(_model(task2).bags(task2.sentences))
+    silent = np.concatenate([bags, np.zeros_like(bags[:1])])  # one more row: a sentence of no words
+    story2 = story.copy()
+    story2[0, 0] = len(bags)
+    q = jnp.asarray(np.asarray(query, np.int32))
+    rate = 1e-9  # the kept units scaled by 1 / (1 - 1e-9): the same to 1e-8 in float64
+    for where in ("sentences", "facts"):
+        model = _model(task2, dropout_at=where, unroll=1)  # loops, not unrolled: quicker to compile
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(5)))
+        drop = jnp.ones((len(story),) + model.dropout_shape(story.shape[1])).at[0, 0].set(0.0)
+        logits = jax.jit(lambda b, s, d=None: model.batch_logits(params, b, s, q, drop=d, rate=rate)[0])
+        dropped = logits(jnp.asarray(bags), jnp.asarray(story), drop)
+        silent_logits = logits(jnp.asarray(silent), jnp.asarray(story2))
+        plain = logits(jnp.asarray(bags), jnp.asarray(story))
+        np.testing.assert_allclose(dropped[1:], plain[1:], rtol=1e-7, atol=1e-7)  # other stories untouched
+        if where == "sentences":
+            np.testing.assert_allclose(dropped, silent_logits, rtol=1e-7, atol=1e-7)
+        else:
+            assert not np.allclose(dropped[0], silent_logits[0], rtol=1e-4, atol=1e-4)
+            assert not np.allclose(dropped[0], plain[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="dropout_at must be"):
+        DMNPlusConfig(vocab_size=10, dropout_at="answer")
+
+
 def test_early_stopping_ends_when_patience_is_spent(data_root):
     """With a zero learning rate nothing improves after the first epoch: 1 + patience epochs, then stop."""
     ds = load_babi([1], "en", str(data_root))[0]
@@ -249,6 +279,7 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     (["--model", "memn2n", "--buckets", "4"], "--model memn2n does not train in length buckets (--buckets)"),
     (["--model", "dmn", "--buckets", "4"], "--model dmn does not train in length buckets (--buckets)"),
     (["--model", "dmn+", "--buckets", "0"], "must be positive"),
+    (["--model", "dmn", "--dropout-at", "sentences"], "--model dmn has no option dropout_at (--dropout-at)"),
 ])
 def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
     r = run(["train", "--tasks", "1", *args], env_data=data_root)
@@ -655,6 +686,13 @@ def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
         exp.add_runs(old, {**new, "config": {**new["config"], "glove": {"file": "/g.txt", "frozen": False}}})
     # a training setting added after a table was saved (absent from it) counts as its default
     exp.add_runs(old, {**new, "config": {**new["config"], "train": {"lr": 0.001, "buckets": 0}}})
+    # so does a model setting (DMN+'s dropout_at, added in 0.4.0 with the table's placement as default)
+    plus = {**old, "model": "dmn+"}
+    exp.add_runs(plus, {**new, "model": "dmn+", "config": {**new["config"], "model": {**new["config"]["model"],
+                                                                                     "dropout_at": "facts"}}})
+    with pytest.raises(ValueError, match="configuration differs"):
+        exp.add_runs(plus, {**new, "model": "dmn+", "config": {**new["config"], "model": {
+            **new["config"]["model"], "dropout_at": "sentences"}}})
     with pytest.raises(ValueError, match="configuration differs"):
         exp.add_runs(old, {**new, "config": {**new["config"], "train": {"lr": 0.001, "buckets": 5}}})
     # the retry rule reads validation errors only: task 2 (selected validation error 18 > 5) gets seeds 2-5
@@ -671,3 +709,44 @@ def test_dmn_plus_experiment_adds_runs_where_validation_error_is_above_the_bar()
     assert exp.more_runs(res, 2, 4, 1.0) == (2, 2)  # seeds 2 and 3, whatever the test error
     assert exp.more_runs(res, 5, 4, 1.0) is None  # validation 0.2 <= 1: none, though its test error is 9
     assert exp.more_runs(res, 2, 2, 1.0) is None and exp.more_runs(res, 2, 4, 2.8) is None
+
+
+def test_dmn_plus_experiment_paper_repeats_trains_tasks_17_and_18_ten_times(tmp_path, monkeypatch):
+    """--paper-repeats: the paper's 10 runs for QA17 and QA18 (QA3 is missing), whatever their errors;
+    the run selected again on validation; the other tasks untouched."""
+    exp = _experiment("dmn_plus_babi10k")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    monkeypatch.setattr(exp, "FOLDER", tmp_path / "dmn_plus_babi10k")
+    exp.FOLDER.mkdir()
+
+    def result(task, first, errors):  # errors: (valid, test) per run
+        runs = [{"seed": first + i, "train_error": 0.0, "valid_error": v, "test_error": te}
+                for i, (v, te) in enumerate(errors)]
+        best = min(runs, key=lambda r: (r["valid_error"], r["seed"]))
+        return {"model": "dmn+", "set": "en-10k", "device": "cpu", "seconds": {"total": 1.0},
+                "config": {"model": {"dim": 80}, "train": {"lr": 0.001}, "seeds": len(runs)},
+                "tasks": {str(task): {"test_error": best["test_error"], "valid_error": best["valid_error"],
+                                      "train_error": 0.0, "selected_seed": best["seed"], "runs": runs, "epochs": 9}}}
+
+    saved = {1: [(0.0, 0.0), (0.0, 0.0)], 17: [(6.0, 9.0)] * 6, 18: [(0.3, 0.4), (0.4, 1.7)]}
+    for t, errors in saved.items():
+        (exp.FOLDER / f"task_{t}.json").write_text(json.dumps(result(t, 0, errors)))
+    calls = []
+
+    def fake_run_babi(model, dataset, tasks, seeds, data, first_seed, log):
+        calls.append((tasks, first_seed, seeds))
+        return result(tasks[0], first_seed, [(5.0, 20.0)] + [(7.0, 1.0)] * (seeds - 1))
+
+    monkeypatch.setattr(exp, "run_babi", fake_run_babi)
+    assert exp.main(["--tasks", "1,17,18", "--paper-repeats"]) == 0
+    assert calls == [([17], 6, 4), ([18], 2, 8)]
+    t17 = json.loads((exp.FOLDER / "task_17.json").read_text())
+    # seed 6 has the lowest validation error: selected though its test error is the worst
+    assert len(t17["tasks"]["17"]["runs"]) == 10 and t17["tasks"]["17"]["selected_seed"] == 6
+    assert t17["tasks"]["17"]["test_error"] == 20.0 and t17["config"]["paper_repeats"] == 10
+    t18 = json.loads((exp.FOLDER / "task_18.json").read_text())
+    assert len(t18["tasks"]["18"]["runs"]) == 10 and t18["tasks"]["18"]["selected_seed"] == 0  # 0.3 < 5.0
+    assert json.loads((exp.FOLDER / "task_1.json").read_text()) == result(1, 0, saved[1])
+    assert "--paper-repeats" in (tmp_path / "dmn_plus_babi10k.md").read_text()
+    calls.clear()
+    assert exp.main(["--tasks", "17,18", "--paper-repeats"]) == 0 and calls == []  # 10 runs each: nothing to add

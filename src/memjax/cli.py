@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
                    help="sgd (MemN2N's recipe), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
     t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
+    t.add_argument("--dropout-at", choices=["facts", "sentences"],
+                   help="DMN+: where dropout acts before the episodes: the fused facts (default) or the "
+                        "position-encoded sentences before fusion (the paper's text); the final memory in both")
     t.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
     t.add_argument("--patience", type=_positive(),
@@ -265,7 +268,7 @@ def _train(args) -> int:
                        "attend_empty": args.attend_empty, "supervise": args.supervise,
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
-                       "embed_init": args.embed_init, "stop": args.stop}
+                       "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

@@ -55,6 +55,10 @@ class DMNPlusConfig:
     hops: int = 3  # episodic passes
     embed_init: float = math.sqrt(3.0)
     pe_formula: str = "paper"
+    # where training's dropout acts before the episodes: "facts", the outputs of the input fusion layer (as
+    # the memjax tables were made), or "sentences", the position-encoded sentences before fusion, the
+    # paper's "initial sentence encodings"; the final memory, the answer module's input, is dropped in both
+    dropout_at: str = "facts"
     unroll: int = 64  # steps per loop iteration of the recurrences (a speed knob: the same function, up to
     # float rounding): on a CPU a whole unrolled sequence runs about 4x faster than a loop (measured), and
     # compiles slower (bAbI-10k task 2, 50 facts, 2 runs: unroll 64 compiled in 34 s and trained 1,632
@@ -65,6 +69,8 @@ class DMNPlusConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
         if self.pe_formula not in ("paper", "official"):
             raise ValueError(f"pe_formula must be 'paper' or 'official', got {self.pe_formula!r}")
+        if self.dropout_at not in ("facts", "sentences"):
+            raise ValueError(f"dropout_at must be 'facts' or 'sentences', got {self.dropout_at!r}")
 
 
 def _padding_mask(params: dict, vocab_size: int) -> dict:
@@ -189,9 +195,9 @@ class DMNPlus:
             query: (B, Q) question word ids.
             time, linear: unused (MemN2N's training arguments).
             answers: optional (V,) bool, the words that may be answers (others get -inf logits).
-            drop: optional (B, M + 1, d) uniforms in [0, 1) for dropout (training): facts and the
-                final memory units whose uniform is below ``rate`` are zeroed, the rest scaled by
-                1 / (1 - rate).
+            drop: optional (B, M + 1, d) uniforms in [0, 1) for dropout (training): units of the
+                facts (or of the sentence encodings, ``dropout_at="sentences"``) and of the final
+                memory whose uniform is below ``rate`` are zeroed, the rest scaled by 1 / (1 - rate).
             rate: the dropout rate.
 
         Returns:
@@ -207,6 +213,8 @@ class DMNPlus:
         table = sentence_bags.reshape(sentence_bags.shape[0], -1) @ (g[:, None, :] * E[None]).reshape(-1, d)
         occupied = story != 0  # (B, M) in slot order
         x = table[story]  # (B, M, d)
+        if drop is not None and rate > 0 and c.dropout_at == "sentences":
+            x = x * (drop[:, :m] >= rate) / (1.0 - rate)
 
         # input fusion: the forward GRU in story order (slots M-1..0) and the backward GRU (slots
         # 0..M-1) side by side in one loop
@@ -216,7 +224,7 @@ class DMNPlus:
         hs = gru_sequence(jnp.stack([fw["U"], bw["U"]]), jnp.moveaxis(xs, (1, 2), (0, 1)),
                           jnp.moveaxis(masks, (1, 2), (0, 1)), jnp.zeros((2, b, d)), unroll)  # (M, 2, B, d)
         facts = (hs[::-1, 0] + hs[:, 1]).transpose(1, 0, 2) * occupied[..., None]  # (B, M, d) slot order
-        if drop is not None and rate > 0:
+        if drop is not None and rate > 0 and c.dropout_at == "facts":
             facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
 
         # question: a GRU over the words, its last state
