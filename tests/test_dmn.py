@@ -182,7 +182,7 @@ def test_empty_slots_and_vocabulary_padding_change_nothing(task2):
 
 
 def test_dropout_masks_facts_and_memory_only_in_training(task2):
-    model = _model(task2)
+    model = _model(task2, unroll=1)  # loops, not unrolled: quicker to compile
     params = model.init(jax.random.key(4))
     story, query, _ = _batch(task2)
     args = (params, jnp.asarray(model.bags(task2.sentences)), jnp.asarray(story), jnp.asarray(model.query_inputs(query)))
@@ -686,7 +686,7 @@ def test_dmn_experiment_adds_runs_and_selects_again_on_validation():
         exp.add_runs(old, {**new, "config": {**new["config"], "glove": {"file": "/g.txt", "frozen": False}}})
     # a training setting added after a table was saved (absent from it) counts as its default
     exp.add_runs(old, {**new, "config": {**new["config"], "train": {"lr": 0.001, "buckets": 0}}})
-    # so does a model setting (DMN+'s dropout_at, added in 0.4.0 with the table's placement as default)
+    # so does a model setting (DMN+'s dropout_at, added after the table was made; its default is the table's)
     plus = {**old, "model": "dmn+"}
     exp.add_runs(plus, {**new, "model": "dmn+", "config": {**new["config"], "model": {**new["config"]["model"],
                                                                                      "dropout_at": "facts"}}})
