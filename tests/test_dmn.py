@@ -209,7 +209,7 @@ def test_dropout_at_sentences_drops_the_encodings_before_fusion(task2):
     silent = np.concatenate([bags, np.zeros_like(bags[:1])])  # one more row: a sentence of no words
     story2 = story.copy()
     story2[0, 0] = len(bags)
-    q = jnp.asarray(np.asarray(query, np.int32))
+    q = jnp.asarray(_model(task2).query_inputs(query))
     rate = 1e-9  # the kept units scaled by 1 / (1 - 1e-9): the same to 1e-8 in float64
     for where in ("sentences", "facts"):
         model = _model(task2, dropout_at=where, unroll=1)  # loops, not unrolled: quicker to compile

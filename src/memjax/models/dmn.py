@@ -36,8 +36,8 @@ import optax
 
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, weighted_bags
-from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, episode, gate_init,
-                                  gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
+from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, dropout, episode,
+                                  gate_init, gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
                                   memory_update_init)
 
 
@@ -213,8 +213,9 @@ class DMNPlus:
         table = sentence_bags.reshape(sentence_bags.shape[0], -1) @ (g[:, None, :] * E[None]).reshape(-1, d)
         occupied = story != 0  # (B, M) in slot order
         x = table[story]  # (B, M, d)
-        if drop is not None and rate > 0 and c.dropout_at == "sentences":
-            x = x * (drop[:, :m] >= rate) / (1.0 - rate)
+        slot_drop = None if drop is None else drop[:, :m]
+        if c.dropout_at == "sentences":
+            x = dropout(x, slot_drop, rate)
 
         # input fusion: the forward GRU in story order (slots M-1..0) and the backward GRU (slots
         # 0..M-1) side by side in one loop
@@ -224,8 +225,8 @@ class DMNPlus:
         hs = gru_sequence(jnp.stack([fw["U"], bw["U"]]), jnp.moveaxis(xs, (1, 2), (0, 1)),
                           jnp.moveaxis(masks, (1, 2), (0, 1)), jnp.zeros((2, b, d)), unroll)  # (M, 2, B, d)
         facts = (hs[::-1, 0] + hs[:, 1]).transpose(1, 0, 2) * occupied[..., None]  # (B, M, d) slot order
-        if drop is not None and rate > 0 and c.dropout_at == "facts":
-            facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
+        if c.dropout_at == "facts":
+            facts = dropout(facts, slot_drop, rate)
 
         # question: a GRU over the words, its last state
         qp = params["question"]
@@ -246,8 +247,7 @@ class DMNPlus:
             up = params["memory"][t]
             mem = jax.nn.relu(jnp.concatenate([mem, ctx, q], axis=1) @ up["W"] + up["b"])
             attention.append(gates)
-        if drop is not None and rate > 0:
-            mem = mem * (drop[:, m] >= rate) / (1.0 - rate)
+        mem = dropout(mem, None if drop is None else drop[:, m], rate)
         logits = jnp.concatenate([mem, q], axis=1) @ params["answer"]["W"] + params["answer"]["b"]
         if answers is not None:
             logits = jnp.where(answers, logits, -1e30)
@@ -431,8 +431,7 @@ class DMN:
         if c.temporal:  # slot i holds the i-th most recent fact
             facts = facts + params["time"][:m]
         facts = facts * occupied[..., None]
-        if drop is not None and rate > 0:
-            facts = facts * (drop[:, :m] >= rate) / (1.0 - rate)
+        facts = dropout(facts, None if drop is None else drop[:, :m], rate)
         qx = jnp.moveaxis(_gru_inputs(ip, E[query]), 1, 0)
         q = gru_sequence(ip["U"], qx, (query != 0).T, jnp.zeros((b, c.dim)), c.unroll)[-1]
         return facts, occupied, q
@@ -508,8 +507,7 @@ class DMN:
         supervised = c.supervise and "supporting" in batch
         passes = jnp.sum(batch["supporting"] >= 0, axis=1) if supervised and c.stop else None
         mem, scores, _ = self._memory(params, facts, occupied, q, passes)
-        if drop is not None and rate > 0:
-            mem = mem * (drop[:, facts.shape[1]] >= rate) / (1.0 - rate)
+        mem = dropout(mem, None if drop is None else drop[:, facts.shape[1]], rate)
         logits = self._decode(params, mem, q)
         target = data["answer_seq"][batch["answer"]]  # (B, A + 1)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))

@@ -39,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memjax.ops.recurrent import dropout
+
 # ------------------------------------------------------------------------------------------- LSTM
 
 
@@ -200,13 +202,6 @@ def _output_layer(key, hidden: int, vocab: int) -> dict:
     return {"W": W.T, "b": jnp.zeros((vocab,))}
 
 
-def _dropout(x: jnp.ndarray, uniforms: jnp.ndarray | None, rate: float) -> jnp.ndarray:
-    """Inverted dropout: units whose uniform is below ``rate`` are zeroed, the rest scaled by 1 / (1 - rate)."""
-    if uniforms is None or rate <= 0:
-        return x
-    return x * (uniforms >= rate) / (1.0 - rate)
-
-
 def _answer(params: dict, h: jnp.ndarray, answers: jnp.ndarray | None) -> jnp.ndarray:
     logits = h @ params["answer"]["W"] + params["answer"]["b"]
     return logits if answers is None else jnp.where(answers, logits, -1e30)
@@ -350,7 +345,7 @@ class LSTMReader(_Baseline):
             answers: optional (V,) bool, the words that may be answers (others get -1e30).
             drop: optional (B, H) uniforms for dropout on the last state (training), with ``rate``.
         """
-        h = _dropout(self.read(params, sentences, story, query), drop, rate)
+        h = dropout(self.read(params, sentences, story, query), drop, rate)
         return _answer(params, h, answers)
 
 
@@ -445,7 +440,7 @@ class AttnLSTM(_Baseline):
         m, cc, u = params["embed_m"][words], params["embed_c"][words], params["embed_q"][query]
         if drop is not None and rate > 0:
             dm, dc, du, _ = self._drops(drop)
-            m, cc, u = _dropout(m, dm, rate), _dropout(cc, dc, rate), _dropout(u, du, rate)
+            m, cc, u = dropout(m, dm, rate), dropout(cc, dc, rate), dropout(u, du, rate)
         scores = jnp.einsum("bsd,bqd->bsq", m, u)
         real = (words != 0)[:, :, None] & (query != 0)[:, None, :]
         match = _masked_softmax(scores, real, axis=1 if c.softmax_over == "story" else 2)
@@ -462,5 +457,5 @@ class AttnLSTM(_Baseline):
         zeros = jnp.zeros((x.shape[0], c.hidden), xw.dtype)
         h, _ = lstm_sequence(p["U"], xw, query.T != 0, zeros, zeros, c.query_len)
         if drop is not None and rate > 0:
-            h = _dropout(h, self._drops(drop)[3], rate)
+            h = dropout(h, self._drops(drop)[3], rate)
         return _answer(params, h, answers)

@@ -317,6 +317,14 @@ def answer_logits(params: dict, m: jnp.ndarray, q: jnp.ndarray) -> jnp.ndarray:
 # gradients.
 
 
+def dropout(x: jnp.ndarray, uniforms: jnp.ndarray | None, rate: float) -> jnp.ndarray:
+    """Inverted dropout: units whose uniform is below ``rate`` are zeroed, the rest scaled by 1 / (1 - rate);
+    ``x`` unchanged without uniforms or at rate 0 (evaluation)."""
+    if uniforms is None or rate <= 0:
+        return x
+    return x * (uniforms >= rate) / (1.0 - rate)
+
+
 @jax.custom_vjp
 def affine(x: jnp.ndarray, W: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     """x W + b over any leading axes of x: (..., n) -> (..., m); the input products of a whole sequence.
