@@ -5,8 +5,8 @@ import pytest
 from jax.test_util import check_grads
 from np_reference import np_position_weights
 
-from memjax.models import MemN2N, MemN2NConfig
-from memjax.models.memn2n import noise_draws, random_time, reads_by_projection, time_from_uniforms
+from memjax.models import MemN2N, MemN2NConfig, memn2n
+from memjax.models.memn2n import noise_draws, noise_spread, random_time, reads_by_projection, time_from_uniforms
 
 V, M, L, Q, U = 12, 6, 5, 4, 8
 
@@ -125,9 +125,13 @@ def test_large_sentence_table_path_gives_the_same_answer():
 @pytest.mark.parametrize("kw", [{}, {"tying": "layerwise"}, {"attend_empty": False, "temporal": False}])
 @pytest.mark.parametrize("noise", [False, True])
 @pytest.mark.parametrize("linear", [False, True])
-def test_memory_read_by_projection_equals_read_by_encoding(kw, noise, linear):
+@pytest.mark.parametrize("time_words", [True, False])
+def test_memory_read_by_projection_equals_read_by_encoding(kw, noise, linear, time_words, monkeypatch):
     """Reading memory through projections of u into word space gives the logits, attention and
-    gradients of reading it through the encoded memory vectors."""
+    gradients of reading it through the encoded memory vectors (time read as words in the bags, or
+    apart: memn2n.TIME_WORDS_ROWS)."""
+    if not time_words:
+        monkeypatch.setattr(memn2n, "TIME_WORDS_ROWS", 0)
     models = {mode: MemN2N(MemN2NConfig(vocab_size=V, memory_size=M, dim=5, memory_reads=mode, **kw))
               for mode in ("encode", "project")}
     params = models["encode"].init(jax.random.key(8))
@@ -198,6 +202,21 @@ def test_random_time_noise():
         np.testing.assert_array_equal(quiet[i, : n[i]], np.arange(n[i]))
 
 
+@pytest.mark.parametrize("memory,noise", [(15, 0.1), (50, 0.1), (50, 0.5), (200, 0.1)])
+def test_every_slot_time_is_below_memory_plus_spread(memory, noise):
+    """Slot i's time lies in [i, i + spread] (spread = :func:`noise_spread`), empty slots included: the
+    bound the engine passes as ``time_rows`` so that only the temporal tables' first rows are used."""
+    rows = 4000
+    rng = np.random.default_rng(1)
+    u = jnp.asarray(rng.random((rows, noise_draws(memory, noise)), dtype=np.float32))
+    occupied = jnp.asarray(rng.integers(0, memory + 1, rows))
+    t = np.asarray(time_from_uniforms(u, occupied, memory, noise, table=10 * memory))
+    spread = noise_spread(memory, noise)
+    assert spread > 0 and t.max() <= memory - 1 + spread
+    assert np.all(t >= np.arange(memory)) and np.all(t <= np.arange(memory) + spread)
+    assert t.max() == memory - 1 + spread  # the bound is reached: it is not loose
+
+
 @pytest.mark.parametrize("memory", [50, 200])  # Floyd's algorithm (4 blanks at most); top-k of scores (19)
 def test_random_time_blanks_are_a_uniform_subset(memory):
     """nblank is uniform on {0, 1, 2} for 30 statements, and the blanks a uniform subset of the positions."""
@@ -262,11 +281,19 @@ def test_memory_cut_to_occupied_slots_and_padded_vocabulary_change_nothing(noise
     full, att = model.batch_logits(params, jnp.asarray(model.bags(sentences)), jnp.asarray(story),
                                    jnp.asarray(model.bags(query)), time=time)
     bags = lambda ids: jnp.asarray(np.pad(model.bags(ids), ((0, 0), (0, 0), (0, 4))))
-    cut, att_cut = wide.batch_logits(padded, bags(sentences), jnp.asarray(story[:, :3]), bags(query),
-                                     time=None if time is None else time[:, :3], answers=jnp.arange(V + 4) < V)
-    np.testing.assert_allclose(cut[:, :V], full, rtol=1e-5, atol=1e-6)
-    assert np.all(np.asarray(cut[:, V:]) < -1e29)
-    np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
+    # with noise, only the temporal tables' first rows are needed: times of stories of at most 3
+    # statements are below 3 + noise_spread(3, 0.5) = 4 (see test_every_slot_time_is_below_memory_plus_spread)
+    rows = None if time is None else 3 + noise_spread(3, 0.5)
+    if time is not None:
+        assert int(jnp.max(jnp.where(jnp.asarray(story[:, :3]) != 0, time[:, :3], 0))) < rows < M
+    for mode in ("project", "encode"):
+        cut_model = MemN2N(MemN2NConfig(vocab_size=V + 4, memory_size=M, dim=5, memory_reads=mode))
+        cut, att_cut = cut_model.batch_logits(padded, bags(sentences), jnp.asarray(story[:, :3]), bags(query),
+                                              time=None if time is None else time[:, :3],
+                                              answers=jnp.arange(V + 4) < V, time_rows=rows)
+        np.testing.assert_allclose(cut[:, :V], full, rtol=1e-5, atol=1e-6)
+        assert np.all(np.asarray(cut[:, V:]) < -1e29)
+        np.testing.assert_allclose(att_cut, att[:, :, :3], rtol=1e-5, atol=1e-7)
     assert np.all(story[:, 3:] == 0)
 
 

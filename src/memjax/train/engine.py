@@ -17,6 +17,7 @@ are spread over the local devices (see :mod:`memjax`: on a CPU, one device per c
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -355,6 +356,9 @@ class Trainer:
             occupied = jnp.sum(batch["story"] != 0, axis=1)
             time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
         extra = {"drop": drop, "rate": c.dropout} if drop is not None else {}
+        if time_ is not None and "time_rows" in inspect.signature(self.model.batch_logits).parameters:
+            # slot i's time lies in [i, i + spread]: the temporal tables' rows past m + spread are never read
+            extra["time_rows"] = min(mc.memory_size, m + noise_spread(m, c.noise))
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
                                        linear=linear, answers=data["answers"], **extra)
 
