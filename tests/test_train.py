@@ -171,6 +171,35 @@ def test_runs_spread_over_devices_equal_one_device():
     np.testing.assert_array_equal(spread.predictions["test"], one.predictions["test"])
 
 
+@pytest.mark.parametrize("devices", [1, 2])
+def test_runs_computed_in_groups_equal_runs_computed_at_once(monkeypatch, devices):
+    """A device computes its runs a group at a time when their steps stream many bytes (Trainer.group_size):
+    one run at a time, or a task's seeds at a time, trains the runs that all at once trains."""
+    if len(jax.local_devices()) < devices:
+        pytest.skip("one device (set MEMJAX_CPU_DEVICES=2)")
+    sets = [toy_dataset(seed=0), toy_dataset(n_stories=48, seed=1), toy_dataset(n_stories=44, seed=2)]
+    models = [MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)) for ds in sets]
+    seeds = [0, 1, 2, 3]  # on two devices: two seeds of each task on each
+
+    def fit(group_runs):
+        trainer = Trainer(models, small_config(), sets, devices=jax.local_devices()[:devices])
+        step = trainer.model.step_bytes(trainer.batch_size, trainer.memory)
+        monkeypatch.setattr(engine, "RUN_GROUP_BYTES", step * group_runs)
+        per_device = len(sets) * len(seeds) // devices
+        assert trainer.group_size(per_device) == min(group_runs, per_device)
+        return trainer.fit(seeds)
+
+    at_once = fit(100)
+    for group_runs in (1, 2, 4):  # a seed at a time; two seeds, or a task's seeds (two devices); a task's
+        grouped = fit(group_runs)
+        for i in range(len(sets)):
+            np.testing.assert_allclose(grouped[i].history["loss"], at_once[i].history["loss"], rtol=1e-5)
+            for x, y in zip(jax.tree.leaves(grouped[i].params), jax.tree.leaves(at_once[i].params)):
+                np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6)
+            for split in ("train", "valid", "test"):
+                np.testing.assert_array_equal(grouped[i].predictions[split], at_once[i].predictions[split])
+
+
 def test_overlapped_start_equals_given_initial_states():
     """fit() makes the initial states beside compiling (programs traced from shapes); starting from
     the same states made beforehand (the resume path) trains exactly the same runs."""

@@ -215,6 +215,15 @@ class MemN2N:
             params.update({name: vocab[:, k] for k, name in enumerate(names)})
         return params
 
+    def step_bytes(self, batch: int, memory: int) -> int:
+        """Bytes of the slot bags a training step reads memory through (float32 (B, M, R V), plus time as
+        words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`)."""
+        c = self.cfg
+        width = (2 if c.encoding == "pe" else 1) * c.vocab_size
+        if c.temporal and min(c.memory_size, memory + memory // 10) <= TIME_WORDS_ROWS:
+            width += min(c.memory_size, memory + memory // 10)
+        return 4 * batch * memory * width
+
     def padding_mask(self, params: dict) -> dict:
         """A pytree of multipliers for the gradients: 0 on the padding row of vocabulary matrices."""
         row = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
