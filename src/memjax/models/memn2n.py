@@ -34,6 +34,11 @@ VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 TIME_WORDS_ROWS = 32
 
 
+def time_as_words(rows: int) -> bool:
+    """Whether :meth:`MemN2N.batch_logits` reads ``rows`` temporal rows as words of the slots' bags."""
+    return rows <= TIME_WORDS_ROWS
+
+
 @dataclasses.dataclass(frozen=True)
 class MemN2NConfig:
     """MemN2N hyperparameters; the defaults are the per-task bAbI recipe of the paper's code.
@@ -220,8 +225,9 @@ class MemN2N:
         words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`)."""
         c = self.cfg
         width = (2 if c.encoding == "pe" else 1) * c.vocab_size
-        if c.temporal and min(c.memory_size, memory + memory // 10) <= TIME_WORDS_ROWS:
-            width += min(c.memory_size, memory + memory // 10)
+        rows = min(c.memory_size, memory + noise_spread(memory, 0.1))  # the recipe's 10% random noise
+        if c.temporal and time_as_words(rows):
+            width += rows
         return 4 * batch * memory * width
 
     def padding_mask(self, params: dict) -> dict:
@@ -439,29 +445,22 @@ class MemN2N:
                 at = jnp.zeros((b, tables[v].shape[0]), p.dtype).at[rows, time].add(at)
             return at @ tables[v]
 
+        words = False  # time read as words of the slots' bags (projection, short memories), else apart
         if reads_by_projection(c.memory_reads, b, m, distinct, width, d, len(mems), c.hops):
             slot_bags = sentence_bags.reshape(distinct, width)[story]  # (B, M, R V), constants
-            if c.temporal and rows_t <= TIME_WORDS_ROWS:
-                # time as words: each occupied slot's time row joins its bag as a word, and T joins E'
-                # (one product and one pass over the bags where there were a gather, a scatter and two
-                # more products per hop, forward and back)
+            words = c.temporal and time_as_words(rows_t)
+            if words:  # each occupied slot's time row joins its bag as a word, and T joins E': one
+                # product and one pass over the bags where there were a gather, a scatter and two more
+                # products per hop, forward and back
                 when = (time[..., None] == jnp.arange(rows_t)) & occupied[..., None]
                 slot_bags = jnp.concatenate([slot_bags, when.astype(slot_bags.dtype)], axis=-1)
-                stacked = [jnp.concatenate([w, t]) for w, t in zip(weights, tables)]
+                weights = [jnp.concatenate([w, t]) for w, t in zip(weights, tables)]
 
-                def scores_of(k, u):  # u . m_i = bag_i . (E' u), plus u . T(time_i)
-                    return jnp.einsum("bmx,bx->bm", slot_bags, u @ stacked[k].T)
+            def scores_of(k, u):  # u . m_i = bag_i . (E' u)
+                return jnp.einsum("bmx,bx->bm", slot_bags, u @ weights[k].T)
 
-                def read_of(v, p):  # sum_i p_i m_i = (sum_i p_i bag_i) E', plus sum_i p_i T(time_i)
-                    return jnp.einsum("bm,bmx->bx", p, slot_bags) @ stacked[v]
-            else:
-                def scores_of(k, u):  # u . m_i = bag_i . (E' u)
-                    scores = jnp.einsum("bmx,bx->bm", slot_bags, u @ weights[k].T)
-                    return scores + time_scores(k, u) if c.temporal else scores
-
-                def read_of(v, p):  # sum_i p_i m_i = (sum_i p_i bag_i) E'
-                    o = jnp.einsum("bm,bmx->bx", p, slot_bags) @ weights[v]
-                    return o + time_read(v, p) if c.temporal else o
+            def read_of(v, p):  # sum_i p_i m_i = (sum_i p_i bag_i) E'
+                return jnp.einsum("bm,bmx->bx", p, slot_bags) @ weights[v]
         else:
             if distinct > b * m:  # more distinct sentences than slots: encode the slots
                 bags, pick = sentence_bags[story.reshape(-1)].reshape(b * m, width), lambda x: x
@@ -471,18 +470,17 @@ class MemN2N:
             enc = [pick(bags @ w).reshape(b, m, d) for w in weights]
 
             def scores_of(k, u):
-                scores = jnp.einsum("bmd,bd->bm", enc[k], u)
-                return scores + time_scores(k, u) if c.temporal else scores
+                return jnp.einsum("bmd,bd->bm", enc[k], u)
 
             def read_of(v, p):
-                o = jnp.einsum("bm,bmd->bd", p, enc[v])
-                return o + time_read(v, p) if c.temporal else o
+                return jnp.einsum("bm,bmd->bd", p, enc[v])
+        apart = c.temporal and not words
         u = query_bags.reshape(b, -1) @ self._scaled(q_matrix, g)
         attention = []
         for k, v in pairs:
-            scores = scores_of(k, u)
+            scores = scores_of(k, u) + time_scores(k, u) if apart else scores_of(k, u)
             p = jnp.where(linear, jnp.where(occupied, scores, 0.0), softmax_with_empty(scores, occupied, n_empty))
-            o = read_of(v, p)
+            o = read_of(v, p) + time_read(v, p) if apart else read_of(v, p)
             u = (u + o) if c.tying == "adjacent" else (u @ params["H"].T + o)
             if c.attend_empty:  # report the share of each empty slot too (what apply returns)
                 share = (1.0 - jnp.sum(p, axis=1, keepdims=True)) / jnp.maximum(n_empty, 1)[:, None]

@@ -304,6 +304,8 @@ class Trainer:
         self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
         self._batch_sharding = None
         self._runs_layout = (-1, 1)  # (axis, devices) the runs are spread over (see _shardings)
+        # models whose batch_logits takes a bound on the time indices (only those rows of T are read)
+        self._bounded_time = "time_rows" in inspect.signature(self.model.batch_logits).parameters
         self._chunk_fns = {False: jax.jit(self._runs_chunk, donate_argnums=0),
                            True: jax.jit(_one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
@@ -362,7 +364,7 @@ class Trainer:
             occupied = jnp.sum(batch["story"] != 0, axis=1)
             time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
         extra = {"drop": drop, "rate": c.dropout} if drop is not None else {}
-        if time_ is not None and "time_rows" in inspect.signature(self.model.batch_logits).parameters:
+        if time_ is not None and self._bounded_time:
             # slot i's time lies in [i, i + spread]: the temporal tables' rows past m + spread are never read
             extra["time_rows"] = min(mc.memory_size, m + noise_spread(m, c.noise))
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
