@@ -305,7 +305,8 @@ class Trainer:
         self._batch_sharding = None
         self._runs_layout = (-1, 1)  # (axis, devices) the runs are spread over (see _shardings)
         # models whose batch_logits takes a bound on the time indices (only those rows of T are read)
-        self._bounded_time = "time_rows" in inspect.signature(self.model.batch_logits).parameters
+        logits = getattr(self.model, "batch_logits", None)
+        self._bounded_time = logits is not None and "time_rows" in inspect.signature(logits).parameters
         self._chunk_fns = {False: jax.jit(self._runs_chunk, donate_argnums=0),
                            True: jax.jit(_one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
