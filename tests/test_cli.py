@@ -160,3 +160,19 @@ def test_bad_flag_values_are_rejected():
     assert r.returncode == 2 and "must be positive" in r.stderr
     r = run(["train", "--encoding", "lstm"])
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_help_and_argument_mistakes_answer_without_importing_jax():
+    """The command line imports JAX only in the commands that need it; its model names are FAMILIES'."""
+    from memjax import MODEL_NAMES
+    from memjax.models import FAMILIES
+
+    assert list(MODEL_NAMES) == list(FAMILIES)
+    program = ("import sys, memjax.cli as c\n"
+            "try:\n    c.main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, 'jax' in sys.modules)")
+    for args, status in ((["--help"], "0"), (["train", "--model", "nope"], "2"), (["train", "--help"], "0")):
+        r = subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=120)
+        assert r.stdout.split()[-2:] == [status, "False"], (args, r.stdout, r.stderr)
+    r = run(["train", "--model", "nope"])
+    assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr and "memn2n" in r.stderr

@@ -19,6 +19,10 @@ import os as _os
 
 __version__ = "0.4.0"
 
+# the model families, as ``memjax train --model`` names them (``memjax.models.FAMILIES`` has their classes;
+# named here so that the command line can list them without importing JAX)
+MODEL_NAMES = ("memn2n", "dmn", "dmn+", "memnn", "lstm", "attn-lstm")
+
 
 def _split_cpu_into_devices() -> None:
     flag = "--xla_force_host_platform_device_count"
