@@ -183,7 +183,7 @@ def test_runs_computed_in_groups_equal_runs_computed_at_once(monkeypatch, device
 
     def fit(group_runs):
         trainer = Trainer(models, small_config(), sets, devices=jax.local_devices()[:devices])
-        step = trainer.model.step_bytes(trainer.batch_size, trainer.memory)
+        step = trainer.model.step_bytes(trainer.batch_size, trainer.memory, trainer._time_rows(trainer.memory))
         monkeypatch.setattr(engine, "RUN_GROUP_BYTES", step * group_runs)
         per_device = len(sets) * len(seeds) // devices
         assert trainer.group_size(per_device) == min(group_runs, per_device)

@@ -220,12 +220,14 @@ class MemN2N:
             params.update({name: vocab[:, k] for k, name in enumerate(names)})
         return params
 
-    def step_bytes(self, batch: int, memory: int) -> int:
+    def step_bytes(self, batch: int, memory: int, time_rows: int | None = None) -> int:
         """Bytes of the slot bags a training step reads memory through (float32 (B, M, R V), plus time as
-        words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`)."""
+        words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`).
+        ``time_rows``: the temporal rows the step reads (as :meth:`batch_logits` takes it; default:
+        those of the recipe's 10% random noise)."""
         c = self.cfg
         width = (2 if c.encoding == "pe" else 1) * c.vocab_size
-        rows = min(c.memory_size, memory + noise_spread(memory, 0.1))  # the recipe's 10% random noise
+        rows = time_rows or min(c.memory_size, memory + noise_spread(memory, 0.1))
         if c.temporal and time_as_words(rows):
             width += rows
         return 4 * batch * memory * width

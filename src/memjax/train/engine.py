@@ -366,10 +366,14 @@ class Trainer:
             time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
         extra = {"drop": drop, "rate": c.dropout} if drop is not None else {}
         if time_ is not None and self._bounded_time:
-            # slot i's time lies in [i, i + spread]: the temporal tables' rows past m + spread are never read
-            extra["time_rows"] = min(mc.memory_size, m + noise_spread(m, c.noise))
+            extra["time_rows"] = self._time_rows(m)
         return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
                                        linear=linear, answers=data["answers"], **extra)
+
+    def _time_rows(self, m: int) -> int:
+        """The temporal rows a training step with ``m`` slots reads: slot i's time lies in [i, i + spread]
+        with random noise (spread 0 without), so the rows past m + spread are never read."""
+        return min(self.model.cfg.memory_size, m + (noise_spread(m, self.config.noise) if self._noisy() else 0))
 
     def _loss(self, params, data, batch, uniforms, linear, drop=None):
         if "frozen" in data:  # pretrained rows kept as they are: no gradient (and so no L2) reaches them
@@ -484,13 +488,14 @@ class Trainer:
         """How many of a device's ``runs`` are computed at once (vmapped); the program loops over the groups.
 
         All of them, unless the model says how many bytes a run's training step streams
-        (``step_bytes(batch, memory)``; MemN2N: its batch's slot bags): then as many as keep that under
+        (``step_bytes(batch, memory, time_rows)``; MemN2N: its batch's slot bags): then as many as keep that under
         :data:`RUN_GROUP_BYTES`, so that the passes over those bags stay in cache.
         """
         step_bytes = getattr(self.model, "step_bytes", None)
         if step_bytes is None:
             return runs
-        return max(1, min(runs, RUN_GROUP_BYTES // max(1, step_bytes(self.batch_size, self.memory))))
+        step = step_bytes(self.batch_size, self.memory, self._time_rows(self.memory))
+        return max(1, min(runs, RUN_GROUP_BYTES // max(1, step)))
 
     def _runs_chunk(self, states, epoch0, data):
         """A chunk of epochs of (tasks, seeds)-stacked runs (``data``: tasks-stacked).
