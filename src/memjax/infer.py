@@ -55,7 +55,7 @@ def _model(meta: dict):
 
 
 def _model_template(meta: dict):
-    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(_model(meta).init, jax.random.key(0)))
+    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(lambda: _model(meta).init(jax.random.key(0))))
 
 
 def load_models(directory: str | Path) -> dict[str, dict]:

@@ -76,7 +76,8 @@ class DMNPlusConfig:
 def _padding_mask(params: dict, vocab_size: int) -> dict:
     """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
     mask = jax.tree.map(lambda _: 1.0, params)
-    mask["embed"] = jnp.ones((vocab_size, 1)).at[0].set(0.0)
+    mask["embed"] = np.ones((vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
+    mask["embed"][0] = 0.0
     return mask
 
 

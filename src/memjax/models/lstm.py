@@ -180,7 +180,8 @@ def _masks(params: dict, vocab_size: int, embeddings: tuple[str, ...]) -> dict:
     """Gradient multipliers: 0 on the padding word's row of each embedding, 1 elsewhere."""
     mask = jax.tree.map(lambda _: 1.0, params)
     for name in embeddings:
-        mask[name] = jnp.ones((vocab_size, 1)).at[0].set(0.0)
+        mask[name] = np.ones((vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
+        mask[name][0] = 0.0
     return mask
 
 

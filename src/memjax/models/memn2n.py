@@ -234,7 +234,8 @@ class MemN2N:
 
     def padding_mask(self, params: dict) -> dict:
         """A pytree of multipliers for the gradients: 0 on the padding row of vocabulary matrices."""
-        row = jnp.ones((self.cfg.vocab_size, 1)).at[0].set(0.0)
+        row = np.ones((self.cfg.vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
+        row[0] = 0.0
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 

@@ -163,9 +163,10 @@ class MemNN:
     def padding_mask(self, params: dict) -> dict:
         """Multipliers for the updates: 0 on every table's padding row (feature 0 stays zero)."""
         def mask(path, p):
-            if path[-1].key in ("time", "stop", "W1", "b1", "W2"):
-                return jnp.ones(p.shape)
-            return jnp.ones(p.shape).at[..., 0, :].set(0.0)  # (rows, d) or (hops, rows, d) tables
+            ones = np.ones(p.shape, np.float32)  # NumPy: eager jnp operations compile a program each
+            if path[-1].key not in ("time", "stop", "W1", "b1", "W2"):
+                ones[..., 0, :] = 0.0  # (rows, d) or (hops, rows, d) tables
+            return ones
 
         return jax.tree_util.tree_map_with_path(mask, params)
 

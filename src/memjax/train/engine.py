@@ -283,7 +283,7 @@ class Trainer:
             self.plan = length_plan(self.data["train"]["story"][0], self.batch_size, c.buckets)
         schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
                                        c.ls_epochs if c.linear_start else 0, c.ls_lr)
-        template = jax.eval_shape(self.model.init, jax.random.key(0))
+        template = jax.eval_shape(lambda: self.model.init(jax.random.key(0)))  # no eager key (a compile)
         if pretrained is not None:
             embed = template.get("embed") if isinstance(template, dict) else None
             if not isinstance(embed, jax.ShapeDtypeStruct) or embed.ndim != 2:
@@ -312,7 +312,7 @@ class Trainer:
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
         self._predict_fns = {False: jax.jit(jax.vmap(predict, in_axes=(0, 0, 0))),
                              True: jax.jit(_one_run(self._predict, (2, 1, 1)))}
-        self._init_fn = jax.jit(jax.vmap(jax.vmap(self._init)))
+        self._init_fn = jax.jit(jax.vmap(jax.vmap(lambda seed: self._init(jax.random.key(seed)))))
 
     # ---- data ----------------------------------------------------------------------------------
     def _device_data(self, models) -> dict:
@@ -609,9 +609,13 @@ class Trainer:
     def _compiler_options(self) -> dict:
         return compiler_options(self.devices[0].platform, getattr(self.model, "cpu_legacy_emitters", False))
 
-    def _keys(self, seeds: list[int]) -> jax.Array:
-        """(datasets, seeds) random keys, one per run."""
-        return jnp.stack([jnp.stack([jax.random.key(s) for s in seeds])] * len(self.datasets))
+    def _seeds(self, seeds: list[int]) -> np.ndarray:
+        """(datasets, seeds) int32 seeds, one per run: the init program makes each run's key from its seed
+        (``jax.random.key(seed)``), so that no key is made eagerly (each eager operation compiles a program)."""
+        seeds = [int(s) for s in seeds]
+        if any(not 0 <= s < 2**31 for s in seeds):
+            raise ValueError(f"seeds must be in [0, 2**31), got {seeds}")
+        return np.tile(np.asarray(seeds, np.int32), (len(self.datasets), 1))
 
     def initial_states(self, seeds: list[int], params: dict | None = None) -> dict:
         """The runs' states before training: (datasets, seeds)-stacked, on the host's default device.
@@ -622,8 +626,8 @@ class Trainer:
                 trained parameters: a curriculum), with a fresh optimiser state; pass the result to
                 :meth:`fit` as ``resume=(0, states, {})``.
         """
-        keys = self._keys(seeds)
-        states = self._init_fn.lower(keys).compile(self._compiler_options())(keys)
+        seeds = self._seeds(seeds)
+        states = self._init_fn.lower(seeds).compile(self._compiler_options())(seeds)
         if params is None and self.pretrained is not None:  # (datasets, seeds, V, d) embeddings
             embed = states["params"]["embed"]
             covered = jnp.asarray(self.data["covered"])[:, None, :, None]
@@ -699,7 +703,7 @@ class Trainer:
             state_sharding, data_sharding = self._shardings(len(seeds))
             data = jax.device_put(self.data, data_sharding)
             states = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
-                                  jax.eval_shape(self._init_fn, self._keys(seeds)))
+                                  jax.eval_shape(self._init_fn, self._seeds(seeds)))
         else:
             if resume is None:
                 states = self.initial_states(seeds)
