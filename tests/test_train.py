@@ -39,6 +39,20 @@ def test_clip_each_matrix_separately():
     np.testing.assert_allclose(out["b"], grads["b"])  # untouched: sqrt(3) < 40
 
 
+def test_clip_each_matrix_of_one_shape_by_its_own_norm():
+    # leaves of one shape are clipped in one stacked reduction: each still by its own norm
+    rng = np.random.default_rng(0)
+    grads = {"embed": [jnp.asarray(rng.normal(size=(5, 3)) * s, jnp.float32) for s in (1.0, 30.0, 0.5, 100.0)],
+             "temporal": [jnp.asarray(rng.normal(size=(4, 3)) * s, jnp.float32) for s in (50.0, 2.0)]}
+    out, _ = clip_each_by_norm(40.0).update(grads, optax.EmptyState())
+    for g, o in zip(jax.tree.leaves(grads), jax.tree.leaves(out)):
+        g, o = np.asarray(g), np.asarray(o)
+        norm = np.linalg.norm(g)
+        np.testing.assert_allclose(o, g * min(1.0, 40.0 / norm), rtol=1e-6)
+        assert np.linalg.norm(o) <= 40.0 * (1 + 1e-6)
+    assert [np.linalg.norm(np.asarray(o)) > 39.9 for o in out["embed"]] == [False, True, False, True]
+
+
 def test_multiply_by_freezes_padding_rows():
     mask = {"E": jnp.array([[0.0], [1.0], [1.0]])}
     out, _ = multiply_by(mask).update({"E": jnp.ones((3, 2))}, optax.EmptyState())
