@@ -40,7 +40,7 @@ def test_clip_each_matrix_separately():
 
 
 def test_clip_each_matrix_of_one_shape_by_its_own_norm():
-    # leaves of one shape are clipped in one stacked reduction: each still by its own norm
+    # several matrices of one shape (MemN2N's embeddings): each is clipped by its own norm, not the group's
     rng = np.random.default_rng(0)
     grads = {"embed": [jnp.asarray(rng.normal(size=(5, 3)) * s, jnp.float32) for s in (1.0, 30.0, 0.5, 100.0)],
              "temporal": [jnp.asarray(rng.normal(size=(4, 3)) * s, jnp.float32) for s in (50.0, 2.0)]}

@@ -11,26 +11,17 @@ def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
     """Rescales each gradient leaf (each weight matrix) separately to an L2 norm of at most ``max_norm``.
 
     ``optax.clip_by_global_norm`` clips the whole tree at once; the MemN2N recipe clips every matrix
-    on its own. Leaves of one shape are stacked and their norms taken in one reduction (MemN2N's
-    four embeddings, its four temporal tables): on a CPU every reduction is a few small kernels of
-    its own, and a training step of a bAbI task had 32 of them for its 8 matrices, 14 so (measured,
-    one task-2 run: 0.44 against 0.45 ms a step).
+    on its own.
     """
 
     def update(updates, state, params=None):
         del params
-        leaves, tree = jax.tree.flatten(updates)
-        groups: dict[tuple, list[int]] = {}
-        for i, g in enumerate(leaves):
-            groups.setdefault((g.shape, g.dtype), []).append(i)
-        clipped = list(leaves)
-        for members in groups.values():
-            stacked = jnp.stack([leaves[i] for i in members])
-            norms = jnp.sqrt(jnp.sum(jnp.square(stacked), axis=tuple(range(1, stacked.ndim))))
-            scale = jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
-            for j, i in enumerate(members):
-                clipped[i] = leaves[i] * scale[j]
-        return jax.tree.unflatten(tree, clipped), state
+
+        def clip(g):
+            norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+            return g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+
+        return jax.tree.map(clip, updates), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
