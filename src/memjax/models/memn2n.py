@@ -186,6 +186,8 @@ class MemN2N:
     """End-To-End Memory Network for question answering over a vocabulary."""
 
     name = "memn2n"
+    # the engine gathers an epoch's batches at once (see Trainer._epoch): this model's steps are short
+    epoch_batches = True
 
     def __init__(self, cfg: MemN2NConfig):
         self.cfg = cfg
