@@ -732,34 +732,32 @@ class Trainer:
         with ThreadPoolExecutor(1) as pool:
             made = pool.submit(lambda: self.initial_states(seeds, sharding=state_sharding)) if overlap else None
             lowered = chunk_program.lower(states, 0, data)
-            params_shape = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),
-                                        states["params"])
+            # the evaluation program is traced next and compiles beside the training program (XLA
+            # compiles without the GIL)
+            predict = pool.submit(lambda: predict_program.lower(states["params"], data, data["eval"]).compile(options))
             chunk_fn = lowered.compile(options)
+            predict_fn = predict.result()
             if made is not None:
                 states = made.result()
-            compile_s = time.perf_counter() - t0
-            # The evaluation program is traced and compiled on the second thread while the runs train:
-            # one run trains on one core, and the training program compiled faster without it beside
-            # (XLA compiles on both cores).
-            predict = pool.submit(lambda: predict_program.lower(params_shape, data, data["eval"]).compile(options))
-
-            t1 = time.perf_counter()
-            for epoch0 in range(start, total, self.chunk):
-                if self.config.patience and bool(np.all(_fetch(states["waited"]) >= self.config.patience)):
-                    break  # early stopping: every run has spent its patience
-                states, metrics = chunk_fn(states, epoch0, data)
-                history.append(_fetch(metrics))
-                if on_chunk:
-                    so_far = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
-                    on_chunk(epoch0 + self.chunk, states, so_far)
-                if progress:
-                    progress(epoch0 + self.chunk, total)
-            jax.block_until_ready(states)
-            train_s = time.perf_counter() - t1
-            t2 = time.perf_counter()  # evaluation: from here, any wait for its program included
-            predict_fn = predict.result()
         self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
+        compile_s = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        for epoch0 in range(start, total, self.chunk):
+            if self.config.patience and bool(np.all(_fetch(states["waited"]) >= self.config.patience)):
+                break  # early stopping: every run has spent its patience
+            states, metrics = chunk_fn(states, epoch0, data)
+            history.append(_fetch(metrics))
+            if on_chunk:
+                so_far = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
+                on_chunk(epoch0 + self.chunk, states, so_far)
+            if progress:
+                progress(epoch0 + self.chunk, total)
+        jax.block_until_ready(states)
+        train_s = time.perf_counter() - t1
         final = states["best"] if self.config.patience else states["params"]
+
+        t2 = time.perf_counter()
         everything = _fetch(predict_fn(final, data, data["eval"]))  # (tasks, seeds, N)
         bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
         predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
