@@ -229,6 +229,23 @@ def test_overlapped_start_equals_given_initial_states():
     np.testing.assert_array_equal(fresh.predictions["test"], resumed.predictions["test"])
 
 
+def test_epoch_batches_gathered_at_once_train_as_gathered_per_step():
+    """MemN2N's epoch batches are gathered once an epoch (``epoch_batches``); a model without it gathers
+    each step's rows in the step. The rows, and so the runs, are the same."""
+    class PerStep(MemN2N):
+        epoch_batches = False
+
+    ds = toy_dataset()
+    cfg = MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)
+    assert MemN2N.epoch_batches and not PerStep.epoch_batches
+    at_once, per_step = (Trainer(m(cfg), small_config(), ds).fit([0, 1]) for m in (MemN2N, PerStep))
+    for a, b in zip(jax.tree.leaves(at_once.params), jax.tree.leaves(per_step.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(at_once.history["loss"], per_step.history["loss"], rtol=1e-6)
+    for split in ("train", "valid", "test"):
+        np.testing.assert_array_equal(at_once.predictions[split], per_step.predictions[split])
+
+
 def test_compiler_options_follow_the_environment(monkeypatch):
     monkeypatch.delenv("MEMJAX_XLA_OPT_LEVEL", raising=False)
     assert engine.compiler_options("cpu") == {"xla_backend_optimization_level": 1}
