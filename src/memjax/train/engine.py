@@ -447,7 +447,7 @@ class Trainer:
         # Models with ``epoch_batches`` (MemN2N) get the epoch's batches gathered at once, each step its
         # slice: gathered in a short step, a few rows of a large table (en-10k's 9,000 questions) were
         # split over both cores as if the table were the work (measured, one en-10k task-1 run, the two
-        # programs' calls alternated: 0.71-0.80x the time a step; the per-task families' runs, 0.99-1.03x).
+        # programs' calls alternated: 0.71-0.82x the time a step; the per-task families' runs, 0.99-1.03x).
         # The others gather in the step: DMN+ trained as fast either way and compiled 0.3-0.45 s slower.
         gathered = getattr(self.model, "epoch_batches", False)
         batches = jax.tree.map(lambda a: a[order], rows) if gathered else order
