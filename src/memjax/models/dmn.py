@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from memjax.ops.addressing import masked_softmax
-from memjax.ops.encoding import encode_sentence, weighted_bags
+from memjax.ops.encoding import encode_sentence, padding_row_mask, weighted_bags
 from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, dropout, episode,
                                   gate_init, gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
                                   memory_update_init)
@@ -76,8 +76,7 @@ class DMNPlusConfig:
 def _padding_mask(params: dict, vocab_size: int) -> dict:
     """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
     mask = jax.tree.map(lambda _: 1.0, params)
-    mask["embed"] = np.ones((vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
-    mask["embed"][0] = 0.0
+    mask["embed"] = padding_row_mask(vocab_size)
     return mask
 
 

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memjax.ops.encoding import padding_row_mask
 from memjax.ops.recurrent import dropout
 
 # ------------------------------------------------------------------------------------------- LSTM
@@ -180,8 +181,7 @@ def _masks(params: dict, vocab_size: int, embeddings: tuple[str, ...]) -> dict:
     """Gradient multipliers: 0 on the padding word's row of each embedding, 1 elsewhere."""
     mask = jax.tree.map(lambda _: 1.0, params)
     for name in embeddings:
-        mask[name] = np.ones((vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
-        mask[name][0] = 0.0
+        mask[name] = padding_row_mask(vocab_size)
     return mask
 
 

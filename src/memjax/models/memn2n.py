@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
-from memjax.ops.encoding import bags_of_words, encode_sentence, temporal_encoding, weighted_bags
+from memjax.ops.encoding import bags_of_words, encode_sentence, padding_row_mask, temporal_encoding, weighted_bags
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 # Memory read by projection: with at most this many temporal rows in use, time joins the bags as words
@@ -236,8 +236,7 @@ class MemN2N:
 
     def padding_mask(self, params: dict) -> dict:
         """A pytree of multipliers for the gradients: 0 on the padding row of vocabulary matrices."""
-        row = np.ones((self.cfg.vocab_size, 1), np.float32)  # NumPy: an eager jnp update compiles a program
-        row[0] = 0.0
+        row = padding_row_mask(self.cfg.vocab_size)
         return {name: jax.tree.map(lambda _: row if name in VOCAB_PARAMS else 1.0, value)
                 for name, value in params.items()}
 

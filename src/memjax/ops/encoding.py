@@ -7,6 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def padding_row_mask(vocab_size: int) -> np.ndarray:
+    """(V, 1) gradient multipliers for a (V, d) embedding: 0 on row 0 (the padding word), 1 elsewhere.
+
+    A NumPy constant: built with an eager ``jnp`` update it compiled a program of its own.
+    """
+    mask = np.ones((vocab_size, 1), np.float32)
+    mask[0] = 0.0
+    return mask
+
+
 def position_factors(mask: jnp.ndarray, dim: int, formula: str = "official",
                      length: int | None = None, xp=jnp) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Position encoding as a sum of two outer products: l_kj = sum_r a_jr g_rk.
