@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import memjax
 from memjax.data.generate import single_fact
 from memjax.models.memnn import MemNN, MemNNConfig
 from memjax.ops.hashing import ClusterHash, WordHash
@@ -65,6 +66,7 @@ def _bucket_size(n: int) -> int:
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,10000,100000", help="story lengths (sentences)")
     p.add_argument("--questions", type=int, default=30, help="questions per size (each with its own story)")

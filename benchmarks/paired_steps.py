@@ -20,7 +20,7 @@ import time
 
 import jax
 
-import memjax  # noqa: F401  (splits the CPU into devices before JAX starts)
+import memjax
 from memjax.data.babi import data_root
 from memjax.data.dataset import load_babi
 from memjax.models import MemN2N
@@ -33,6 +33,7 @@ class PerStep(MemN2N):
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", default="en-10k", help="bAbI set (default en-10k)")
     parser.add_argument("--tasks", default="1", help="tasks trained together, e.g. 2,3,5 (same steps per epoch)")

@@ -50,6 +50,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import memjax
 from memjax.data.generate import single_fact
 from memjax.models import FAMILIES, MemN2N
 from memjax.models.memn2n import noise_draws
@@ -240,6 +241,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv=None):
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smaller table in under a minute (CI)")
     p.add_argument("--models", default="memn2n", help="comma-separated model names (default memn2n)")

@@ -63,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
+import memjax
 from memjax import paper
 from memjax.data.babi import parse_tasks
 from memjax.train.engine import TrainConfig
@@ -178,6 +179,7 @@ def retry_tasks(res: dict, retry_seeds: int) -> dict[int, tuple[int, int]]:
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=4, help="runs per task (default 4)")
     p.add_argument("--tasks", default=None, help="only these tasks (e.g. 7,8), put into the saved results "

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import memjax
 from memjax.data.dataset import load_babi
 from memjax.infer import _model, load_models
 from memjax.models.dmn import gate_targets
@@ -30,6 +31,7 @@ from memjax.train.protocol import _predictor
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="the --out folder of a memjax train --model dmn run")
     p.add_argument("--task", type=int, required=True)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+import memjax
 from memjax import paper
 from memjax.data.babi import DataError, parse_tasks
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
@@ -111,6 +112,7 @@ def more_runs(res: dict, task: int, seeds: int, above: float) -> tuple[int, int]
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default=",".join(map(str, TASKS)), help="tasks to run (default: the 19 we have)")
     p.add_argument("--seeds", type=int, default=2, help="runs per task (default 2)")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import jax
 
+import memjax
 from memjax.data.generate import single_fact
 from memjax.models import MemN2N
 from memjax.train.engine import Trainer
@@ -35,6 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv=None):
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--length", type=int, default=1000, help="statements per story (default 1000)")
     p.add_argument("--train", type=int, default=5000, help="training questions per stage (default 5000)")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+import memjax
 from memjax import paper
 from memjax.data.babi import DataError, data_root, parse_file, parse_tasks, task_files
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
@@ -129,6 +130,7 @@ def markdown(results: dict[str, dict], majority: dict[str, float] | None = None)
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=MODELS, default="lstm")
     p.add_argument("--tasks", default="all", help="tasks to run (default all 20)")

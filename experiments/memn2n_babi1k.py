@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+import memjax
 from memjax import paper
 from memjax.data.babi import DataError
 from memjax.train.protocol import run_babi
@@ -63,6 +64,7 @@ def markdown(found: dict[str, dict]) -> str:
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", default="pertask,joint", help="pertask, joint or both (comma-separated)")
     p.add_argument("--seeds", type=int, default=10)

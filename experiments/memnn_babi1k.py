@@ -30,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+import memjax
 from memjax import paper
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
 
@@ -72,6 +73,7 @@ def markdown(found: dict[str, dict]) -> str:
 
 
 def main(argv=None) -> int:
+    memjax.configure_xla()  # one JAX device per CPU core, as the command line does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", default="extended,k2", help="rows to run: extended, k2 (default both)")
     p.add_argument("--seeds", type=int, default=3, help="runs per task (default 3)")

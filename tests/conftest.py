@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 
+import memjax
+
+# the tests run as the command line does: one JAX device per CPU core (importing memjax changes nothing)
+memjax.configure_xla()
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 

@@ -10,6 +10,8 @@ from test_cli import run
 
 INSPECT = textwrap.dedent("""
     import jax, json, sys
+    import memjax
+    memjax.configure_xla()  # MEMJAX_CPU_DEVICES=4 devices (importing memjax alone changes nothing)
     from memjax.data.generate import single_fact
     from memjax.models import MemN2N, MemN2NConfig
     from memjax.train.engine import Trainer, TrainConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 
 # JAX is imported by the commands that need it, not here: --help, --version and mistakes in the
 # arguments answer at once (0.15 s against 1.2 s with JAX imported)
-from memjax import MODEL_NAMES, __version__, enable_compilation_cache
+from memjax import MODEL_NAMES, __version__, configure_xla, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks
 
 
@@ -376,6 +376,7 @@ def _ask(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
         if args.command == "train":
             return _train(args)
