@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         p.error("the data's vocabulary is not the one the model was trained with")
     sentences = jnp.asarray(model.bags(ds.sentences))
     attention = jax.jit(model.attention)
-    predict = _predictor(model, params, model.bags(ds.sentences), vocab_words=ds.vocab.words)
+    predict = _predictor(model, params, ds.sentences, vocab_words=ds.vocab.words)
 
     for name in ("train", "valid", "test"):
         split = getattr(ds, name)

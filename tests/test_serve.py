@@ -80,7 +80,8 @@ def test_health_names_the_model(client):
 
 def test_answer_gives_the_answer_and_the_attention_per_hop(client):
     body = assert_answers_mary(client)
-    assert set(body) == {"answer", "probability", "unknown_words", "top", "hops"}
+    assert set(body) == {"answer", "probability", "unknown_words", "top", "hops", "attention"}
+    assert body["attention"] == "hop"  # MemN2N: one row of weights per hop
     assert 0.5 < body["probability"] <= 1.0 and body["top"][0] == {"word": "office", "probability": body["probability"]}
     assert body["unknown_words"] == []
     assert len(body["hops"]) == 3

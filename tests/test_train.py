@@ -1,3 +1,4 @@
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,7 +198,7 @@ def test_runs_computed_in_groups_equal_runs_computed_at_once(monkeypatch, device
 
     def fit(group_runs):
         trainer = Trainer(models, small_config(), sets, devices=jax.local_devices()[:devices])
-        step = trainer.model.step_bytes(trainer.batch_size, trainer.memory, trainer._time_rows(trainer.memory))
+        step = trainer.model.step_bytes(trainer.batch_size, trainer.memory, trainer.config)
         monkeypatch.setattr(engine, "RUN_GROUP_BYTES", step * group_runs)
         per_device = len(sets) * len(seeds) // devices
         assert trainer.group_size(per_device) == min(group_runs, per_device)
@@ -233,11 +234,11 @@ def test_epoch_batches_gathered_at_once_train_as_gathered_per_step():
     """MemN2N's epoch batches are gathered once an epoch (``epoch_batches``); a model without it gathers
     each step's rows in the step. The rows, and so the runs, are the same."""
     class PerStep(MemN2N):
-        epoch_batches = False
+        traits = dataclasses.replace(MemN2N.traits, epoch_batches=False)
 
     ds = toy_dataset()
     cfg = MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8)
-    assert MemN2N.epoch_batches and not PerStep.epoch_batches
+    assert MemN2N.traits.epoch_batches and not PerStep.traits.epoch_batches
     at_once, per_step = (Trainer(m(cfg), small_config(), ds).fit([0, 1]) for m in (MemN2N, PerStep))
     for a, b in zip(jax.tree.leaves(at_once.params), jax.tree.leaves(per_step.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)

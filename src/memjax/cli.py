@@ -365,11 +365,11 @@ def _ask(args) -> int:
             note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
         print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
         if a.unknown:
-            how = "read by their context" if getattr(qa.cfg, "unseen", False) else "ignored"
+            how = "read by their context" if qa.keeps_unknown else "ignored"
             print(f"  unknown words, {how}: {', '.join(a.unknown)}")
         for k, hop in enumerate(a.hops, 1):
             shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
-            print(f"  hop {k}: {shown or '(empty memory)'}")
+            print(f"  {a.row_name} {k}: {shown or '(empty memory)'}")
         sys.stdout.flush()
     return 0
 

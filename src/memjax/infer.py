@@ -11,6 +11,7 @@ Words the model never saw are left out of its input and reported in ``Answer.unk
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +22,12 @@ import numpy as np
 from memjax.data.babi import words
 from memjax.data.dataset import UNK, Vocab
 from memjax.models import model_for
+from memjax.models.base import Prediction
 from memjax.train.checkpoint import CheckpointError, load_model
+
+
+# how each kind of attention (memjax.models.base.Traits.attention) is named per row, for people
+ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention"}
 
 
 @dataclasses.dataclass
@@ -29,12 +35,15 @@ class Answer:
     """What the model says about one question.
 
     Attributes:
-        answer: the predicted word.
-        probability: its softmax probability.
-        hops: per hop, the story's statements as (index in the story, text, attention weight),
-            highest weight first; statements outside the memory window are left out.
-        unknown: words of the story or question the model has never seen (ignored).
-        top: the five most probable answers as (word, probability).
+        answer: the predicted answer (words of several are joined by commas, as bAbI writes them).
+        probability: the model's probability of it.
+        hops: per hop (or episodic pass, or attention row), the story's statements as (index in the
+            story, text, weight), highest weight first; statements outside the memory window are left
+            out; empty for a model that attends to nothing (the LSTM reader).
+        unknown: words of the story or question the model has never seen.
+        top: the five most probable answers as (word, probability) (the answer alone for a decoder).
+        attention: what ``hops`` holds (:attr:`memjax.models.base.Traits.attention`): ``"hop"``,
+            ``"pass"``, ``"chosen"``, ``"words"``, or None.
     """
 
     answer: str
@@ -42,10 +51,16 @@ class Answer:
     hops: list[list[tuple[int, str, float]]]
     unknown: list[str]
     top: list[tuple[str, float]]
+    attention: str | None = "hop"
+
+    @property
+    def row_name(self) -> str:
+        """What one row of ``hops`` is called: hop, pass or attention."""
+        return ROW_NAMES.get(self.attention or "", "hop")
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "probability": self.probability, "unknown_words": self.unknown,
-                "top": [{"word": w, "probability": p} for w, p in self.top],
+                "top": [{"word": w, "probability": p} for w, p in self.top], "attention": self.attention,
                 "hops": [[{"index": i, "sentence": s, "weight": w} for i, s, w in hop] for hop in self.hops]}
 
 
@@ -66,14 +81,62 @@ def load_models(directory: str | Path) -> dict[str, dict]:
     return load_model(directory / "model", _model_template)
 
 
+# ------------------------------------------------------------------------------ one prediction path
+
+
+def model_data(model, sentences: np.ndarray, vocab_words: Sequence[str], answers: np.ndarray | None = None) -> dict:
+    """The device arrays ``model.predict`` reads for stories over the distinct sentences ``sentences``
+    (U, L) word ids (row 0 empty): the model's inputs, and ``answers`` (V,) bool, the words that may be
+    answers (default: every word, as the engine evaluates)."""
+    data = dict(model.inputs(sentences, list(vocab_words)))
+    data["answers"] = np.ones((model.cfg.vocab_size,), bool) if answers is None else np.asarray(answers, bool)
+    return jax.tree.map(jnp.asarray, data)
+
+
+_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {keep: jitted predict}
+
+
+def _program(model, keep: tuple[str, ...]):
+    """``model.predict`` jit-compiled, returning only the fields ``keep`` (XLA drops the rest's work)."""
+    programs = _PROGRAMS.setdefault(model, {})
+    if keep not in programs:
+        def run(params, data, story, query):
+            out = model.predict(params, data, {"story": story, "query": query})
+            return {k: getattr(out, k) for k in keep if getattr(out, k) is not None}
+
+        programs[keep] = jax.jit(run)
+    return programs[keep]
+
+
+def predictions(model, params: dict, data: dict, story: np.ndarray, query: np.ndarray, chunk: int = 1000,
+                keep: Sequence[str] = ("answer",)) -> Prediction:
+    """``model.predict`` over questions ``story`` (N, M) and ``query`` (N, Q) word ids, ``chunk`` at a time
+    (the last chunk padded, so that every chunk runs one compiled program): what eval, ask, serve and plot
+    all answer with. ``keep``: the :class:`~memjax.models.base.Prediction` fields to compute (host arrays;
+    the others are None)."""
+    program = _program(model, tuple(keep))
+    n = len(story)
+    chunk = max(1, min(chunk, n)) if n else 1
+    parts = []
+    for i in range(0, n, chunk):
+        pad = ((0, chunk - len(story[i:i + chunk])), (0, 0))
+        out = program(params, data, jnp.asarray(np.pad(story[i:i + chunk], pad)),
+                      jnp.asarray(model.query_inputs(np.pad(query[i:i + chunk], pad))))
+        parts.append({k: np.asarray(v)[: len(story[i:i + chunk])] for k, v in out.items()})
+    fields = {k: (np.concatenate([p[k] for p in parts]) if parts else np.zeros((0,), np.int32))
+              for k in (parts[0] if parts else {"answer": None})}
+    return Prediction(**{f: fields.get(f) for f in Prediction._fields})
+
+
 class Answerer:
-    """A trained model ready to answer questions about new stories."""
+    """A trained model of any family ready to answer questions about new stories."""
 
     def __init__(self, label: str, model, params: dict, vocab: Vocab, memory_size: int, tasks: Sequence[int] = ()):
         self.label, self.vocab, self.memory_size, self.tasks = label, vocab, memory_size, list(tasks)
         self.model, self.cfg = model, model.cfg
         self.params = jax.tree.map(jnp.asarray, params)
-        self._apply = jax.jit(self.model.apply)
+        # padding is never an answer
+        self._answers = np.arange(model.cfg.vocab_size) > 0
 
     @classmethod
     def load(cls, directory: str | Path, task: int | str | None = None) -> "Answerer":
@@ -97,21 +160,21 @@ class Answerer:
         vocab = Vocab(m["vocab"][2:])
         if vocab.words != m["vocab"]:
             raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
-        if not hasattr(_model(m), "apply"):
-            raise CheckpointError(f"{directory}: asking and serving support MemN2N, DMN+ and MemNN models, not "
-                                  f"{m.get('family')} (evaluate it with memjax eval)")
         return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
 
+    @property
+    def keeps_unknown(self) -> bool:
+        """Whether unknown words are read (as the unknown word, by their context) rather than left out."""
+        return self.model.keeps_unknown
+
     def _ids(self, text: str, unknown: list[str]) -> list[int]:
-        """Word ids; unknown words are left out, or kept as the unknown word by models that read
-        them (MemNN with ``unseen``: by their context)."""
-        keep_unknown = getattr(self.cfg, "unseen", False)
+        """Word ids; unknown words are left out, or kept as the unknown word by models that read them."""
         out = []
         for w in words(text):
             if w in self.vocab:
                 out.append(self.vocab.id(w))
             else:
-                if keep_unknown:
+                if self.keeps_unknown:
                     out.append(UNK)
                 if w not in unknown:
                     unknown.append(w)
@@ -134,24 +197,25 @@ class Answerer:
         sentences = np.zeros((self.memory_size + 1, width), np.int32)
         for i, ids in enumerate(encoded):
             sentences[i + 1, : len(ids)] = ids
-        slots = np.zeros((self.cfg.memory_size,), np.int32)
+        slots = np.zeros((1, self.cfg.memory_size), np.int32)
         recent = np.arange(len(encoded), 0, -1)[: self.cfg.memory_size]
-        slots[: len(recent)] = recent
-        q = np.zeros((width,), np.int32)
-        q[: len(query)] = query
-        if hasattr(self.model, "features"):  # models whose input features are computed on the host (n-grams)
-            sentences, q = self.model.features(sentences), self.model.features(q[None])[0]
-        logits, attention = self._apply(self.params, jnp.asarray(sentences), jnp.asarray(slots), jnp.asarray(q))
-        probs = np.array(jax.nn.softmax(logits))
-        probs[0] = 0.0  # padding is never an answer
-        order = np.argsort(-probs)
+        slots[0, : len(recent)] = recent
+        q = np.zeros((1, width), np.int32)
+        q[0, : len(query)] = query
+        data = model_data(self.model, sentences, self.vocab.words, self._answers)
+        pred = predictions(self.model, self.params, data, slots, q, chunk=1, keep=Prediction._fields)
         hops = []
-        for p in np.asarray(attention):
-            rows = [(kept[row - 1], story[kept[row - 1]], float(p[slot])) for slot, row in enumerate(recent)]
-            hops.append(sorted(rows, key=lambda r: -r[2]))
-        best = int(order[0])
-        return Answer(self.vocab.words[best], float(probs[best]), hops, unknown,
-                      [(self.vocab.words[int(i)], float(probs[int(i)])) for i in order[:5]])
+        if pred.attention is not None:
+            for p in pred.attention[0]:
+                rows = [(kept[row - 1], story[kept[row - 1]], float(p[slot])) for slot, row in enumerate(recent)]
+                hops.append(sorted(rows, key=lambda r: -r[2]))
+        text, probability = self.model.answer_text(pred, 0, self.vocab.words), float(pred.probability[0])
+        if pred.scores is not None:
+            order = np.argsort(-pred.scores[0])
+            top = [(self.vocab.words[int(i)], float(pred.scores[0][int(i)])) for i in order[:5]]
+        else:
+            top = [(text, probability)]
+        return Answer(text, probability, hops, unknown, top, self.model.traits.attention)
 
 
 def _order(label: str):

@@ -1,5 +1,6 @@
-"""Model families: ``init(key) -> params`` and pure ``apply``/``batch_logits`` functions."""
+"""Model families, each implementing the one interface of :mod:`memjax.models.base`."""
 
+from memjax.models.base import Model, Phase, Prediction, Traits
 from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.memn2n import MemN2N, MemN2NConfig
@@ -19,5 +20,5 @@ def model_for(name: str, config: dict):
     return model(cfg(**config))
 
 
-__all__ = ["AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
+__all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
            "LSTMReader", "MemN2N", "MemN2NConfig", "MemNN", "MemNNConfig", "model_for"]

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, padding_row_mask, weighted_bags
 from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, dropout, episode,
@@ -73,28 +74,16 @@ class DMNPlusConfig:
             raise ValueError(f"dropout_at must be 'facts' or 'sentences', got {self.dropout_at!r}")
 
 
-def _padding_mask(params: dict, vocab_size: int) -> dict:
-    """Gradient multipliers: 0 on the padding word's embedding row, 1 elsewhere."""
-    mask = jax.tree.map(lambda _: 1.0, params)
-    mask["embed"] = padding_row_mask(vocab_size)
-    return mask
-
-
-def _decay_mask(params: dict) -> dict:
-    """1 on the weights that L2 regularisation applies to (matrices and embeddings), 0 on biases."""
-    return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
-
-
 def _gru_inputs(params: dict, xs: jnp.ndarray) -> jnp.ndarray:
     """x W + b for every step at once: (..., d_in) -> (..., n H)."""
     return affine(xs, params["W"], params["b"])
 
 
-class DMNPlus:
+class DMNPlus(Model):
     """DMN+ for question answering over a vocabulary (see the module docstring)."""
 
-    name = "dmn+"
-    length_buckets = True  # batch_logits takes stories cut to their first m slots (engine --buckets)
+    # length_buckets: batch_logits takes stories cut to their first m slots (engine --buckets)
+    traits = Traits("dmn+", attention="pass", dropout=True, length_buckets=True)
 
     def __init__(self, cfg: DMNPlusConfig):
         self.cfg = cfg
@@ -121,12 +110,6 @@ class DMNPlus:
             "memory": [memory_update_init(kk, d) for kk in jax.random.split(k[7], c.hops)],
             "answer": {"W": answer_w.T, "b": jnp.zeros((c.vocab_size,))},
         }
-
-    def padding_mask(self, params: dict) -> dict:
-        return _padding_mask(params, self.cfg.vocab_size)
-
-    def decay_mask(self, params: dict) -> dict:
-        return _decay_mask(params)
 
     def unpad(self, params: dict) -> dict:
         """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
@@ -184,8 +167,7 @@ class DMNPlus:
 
     # ---- the batched path used for training and evaluation ---------------------------------------
     def batch_logits(self, params: dict, sentence_bags: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
-                     time=None, linear=False, answers: jnp.ndarray | None = None, drop: jnp.ndarray | None = None,
-                     rate: float = 0.0):
+                     answers: jnp.ndarray | None = None, drop: jnp.ndarray | None = None, rate: float = 0.0):
         """Answers a batch (the function of :meth:`apply` per example; see the module docstring).
 
         Args:
@@ -193,7 +175,6 @@ class DMNPlus:
             sentence_bags: (U, 2, V) bags of the distinct sentences (:meth:`bags`); row 0 is empty.
             story: (B, M) rows of ``sentence_bags`` per slot, 0 = empty.
             query: (B, Q) question word ids.
-            time, linear: unused (MemN2N's training arguments).
             answers: optional (V,) bool, the words that may be answers (others get -inf logits).
             drop: optional (B, M + 1, d) uniforms in [0, 1) for dropout (training): units of the
                 facts (or of the sentence encodings, ``dropout_at="sentences"``) and of the final
@@ -203,7 +184,6 @@ class DMNPlus:
         Returns:
             (logits (B, V), attention gates (B, hops, M) per slot).
         """
-        del time, linear
         c = self.cfg
         b, m = story.shape
         d = c.dim
@@ -252,6 +232,20 @@ class DMNPlus:
         if answers is not None:
             logits = jnp.where(answers, logits, -1e30)
         return logits, jnp.stack(attention, axis=1)
+
+    # ---- the model interface (memjax.models.base) -------------------------------------------------
+    def inputs(self, sentences, vocab_words) -> dict:
+        del vocab_words
+        return {"sentences": self.bags(sentences)}
+
+    def loss(self, params: dict, data: dict, batch: dict, phase: Phase = Phase()):
+        logits, _ = self.batch_logits(params, data["sentences"], batch["story"], batch["query"], data["answers"],
+                                      phase.drop, phase.rate)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"]), jnp.argmax(logits, -1)
+
+    def predict(self, params: dict, data: dict, batch: dict) -> Prediction:
+        return softmax_prediction(*self.batch_logits(params, data["sentences"], batch["story"], batch["query"],
+                                                     data["answers"]))
 
 
 
@@ -321,7 +315,7 @@ class DMNConfig:
         object.__setattr__(self, "answer_words", tuple(self.answer_words))
 
 
-class DMN:
+class DMN(Model):
     """The Dynamic Memory Network of Kumar et al. 2016 for bAbI.
 
     - input module: a GRU over the story's words (oldest sentence first); the state after each
@@ -340,8 +334,7 @@ class DMN:
     "apple,football"), -1 when it is none of them.
     """
 
-    name = "dmn"
-    uses_support = True
+    traits = Traits("dmn", attention="pass", dropout=True, uses_support=True, answers_as_words=True)
 
     def __init__(self, cfg: DMNConfig):
         self.cfg = cfg
@@ -369,15 +362,6 @@ class DMN:
             "decoder": gru_init(k[6], out + d, d),
             "answer": {"W": glorot(k[7], (d, out)), "b": jnp.zeros((out,))},
         }
-
-    def padding_mask(self, params: dict) -> dict:
-        return _padding_mask(params, self.cfg.vocab_size)
-
-    def decay_mask(self, params: dict) -> dict:
-        return _decay_mask(params)
-
-    def unpad(self, params: dict) -> dict:
-        return {**params, "embed": params["embed"][: self.cfg.vocab_size]}
 
     def dropout_shape(self, memory: int) -> tuple[int, ...]:
         """Dropout uniforms per example: one row per fact and one for the final memory."""
@@ -521,9 +505,37 @@ class DMN:
 
     def batch_predict(self, params, data, batch):
         """Predicted answer ids (B,) (-1: the decoded words are no known answer)."""
+        return self.predict(params, data, batch).answer
+
+    # ---- the model interface (memjax.models.base) -------------------------------------------------
+    def inputs(self, sentences, vocab_words) -> dict:
+        return {"sentences": self.bags(sentences), **self.extra_data(vocab_words)}
+
+    def loss(self, params: dict, data: dict, batch: dict, phase: Phase = Phase()):
+        return self.batch_loss(params, data, batch, phase.drop, phase.rate)
+
+    def predict(self, params: dict, data: dict, batch: dict) -> Prediction:
+        """The decoded answers: vocabulary ids (-1: words that are no known answer), the decoded words
+        (B, A + 1) (ids into ``cfg.answer_words`` plus one, 0 = the end, -1 after it), the probability of
+        the decoded sequence (each step's most probable word, up to the end), and the gates per pass."""
         facts, occupied, q = self._encode(params, data["sentences"], batch["story"], batch["query"])
-        mem, _, _ = self._memory(params, facts, occupied, q)
-        return self._answers(data["answer_seq"], self._decode(params, mem, q))
+        mem, _, gates = self._memory(params, facts, occupied, q)
+        logits = self._decode(params, mem, q)
+        seq = jnp.argmax(logits, -1)  # (B, A + 1)
+        ended = jnp.cumsum(seq == END, axis=1) - (seq == END) > 0  # after the first end token
+        steps = jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+        probability = jnp.prod(jnp.where(ended, 1.0, steps), axis=1)
+        return Prediction(self._answers(data["answer_seq"], logits), probability, None,
+                          gates[:, :, : facts.shape[1]], jnp.where(ended, -1, seq))
+
+    def answer_text(self, prediction: Prediction, row: int, vocab_words: list[str]) -> str:
+        """The decoded words, joined by commas as bAbI writes answers of several words."""
+        pieces = []
+        for w in np.asarray(prediction.words)[row]:
+            if w <= END:
+                break
+            pieces.append(self.cfg.answer_words[int(w) - 1])
+        return ",".join(pieces) if pieces else "?"
 
     def attention(self, params, sentences, story, query):
         """Gates per pass (B, hops, M) for a batch (slot order; with ``stop``, M + 1: the last column

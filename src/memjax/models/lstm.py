@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from memjax.ops.encoding import padding_row_mask
+from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
+from memjax.ops.addressing import masked_softmax
 from memjax.ops.recurrent import dropout
 
 # ------------------------------------------------------------------------------------------- LSTM
@@ -177,19 +178,6 @@ lstm_sequence.defvjp(_lstm_sequence_fwd, _lstm_sequence_bwd)
 # ------------------------------------------------------------------------------------------ shared
 
 
-def _masks(params: dict, vocab_size: int, embeddings: tuple[str, ...]) -> dict:
-    """Gradient multipliers: 0 on the padding word's row of each embedding, 1 elsewhere."""
-    mask = jax.tree.map(lambda _: 1.0, params)
-    for name in embeddings:
-        mask[name] = padding_row_mask(vocab_size)
-    return mask
-
-
-def _decay_mask(params: dict) -> dict:
-    """1 on matrices and embeddings (L2 applies), 0 on biases."""
-    return jax.tree.map(lambda a: 1.0 if a.ndim >= 2 else 0.0, params)
-
-
 def _embedding(key, vocab: int, dim: int, scale: float) -> jnp.ndarray:
     """U(-scale, scale) rows, row 0 (padding) zero."""
     return jax.random.uniform(key, (vocab, dim), minval=-scale, maxval=scale).at[0].set(0.0)
@@ -230,28 +218,8 @@ def right_align(words: jnp.ndarray, length: int) -> jnp.ndarray:
     return jnp.zeros((words.shape[0], length), words.dtype).at[rows, target].set(words, mode="drop")
 
 
-def _masked_softmax(scores: jnp.ndarray, mask: jnp.ndarray, axis: int) -> jnp.ndarray:
-    """Softmax along ``axis`` over the entries where ``mask``; exactly 0 elsewhere (all 0 if none)."""
-    scores = jnp.where(mask, scores, -jnp.inf)
-    top = jnp.max(scores, axis=axis, keepdims=True)
-    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-    e = jnp.where(mask, jnp.exp(scores - top), 0.0)
-    return e / jnp.maximum(jnp.sum(e, axis=axis, keepdims=True), jnp.finfo(e.dtype).tiny)
-
-
-class _Baseline:
-    """What both baselines share: host inputs as word ids, the loss and prediction hooks of the engine."""
-
-    embeddings: tuple[str, ...] = ("embed",)
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def padding_mask(self, params: dict) -> dict:
-        return _masks(params, self.cfg.vocab_size, self.embeddings)
-
-    def decay_mask(self, params: dict) -> dict:
-        return _decay_mask(params)
+class _Baseline(Model):
+    """What both baselines share: host inputs as word ids, the loss and prediction of the model interface."""
 
     def unpad(self, params: dict) -> dict:
         """Parameters trained with a padded vocabulary, cut back to this model's vocabulary."""
@@ -275,8 +243,20 @@ class _Baseline:
 
     def batch_predict(self, params: dict, data: dict, batch: dict) -> jnp.ndarray:
         """Predicted answer ids (B,)."""
-        return jnp.argmax(self.logits(params, data["sentences"], batch["story"], batch["query"],
-                                      data.get("answers")), -1)
+        return self.predict(params, data, batch).answer
+
+    def loss(self, params: dict, data: dict, batch: dict, phase: Phase = Phase()):
+        return self.batch_loss(params, data, batch, phase.drop, phase.rate)
+
+    def predict(self, params: dict, data: dict, batch: dict) -> Prediction:
+        logits = self.logits(params, data["sentences"], batch["story"], batch["query"], data.get("answers"))
+        return softmax_prediction(logits, self.statement_attention(params, data["sentences"], batch["story"],
+                                                                   batch["query"]))
+
+    def statement_attention(self, params: dict, sentences, story, query):
+        """(B, K, M) attention per memory slot, or None (the LSTM reader attends to nothing)."""
+        del params, sentences, story, query
+        return None
 
 
 # ------------------------------------------------------------------------------------ LSTM reader
@@ -311,7 +291,7 @@ class LSTMReader(_Baseline):
     Dropout (``TrainConfig.dropout``), when asked for, applies to the last state.
     """
 
-    name = "lstm"
+    traits = Traits("lstm", dropout=True)
 
     def init(self, key: jax.Array) -> dict:
         c = self.cfg
@@ -391,7 +371,7 @@ class AttnLSTM(_Baseline):
     inputs, ``answer`` {W (H, V), b (V,)}.
     """
 
-    name = "attn-lstm"
+    traits = Traits("attn-lstm", attention="words", dropout=True)
     embeddings = ("embed_m", "embed_c", "embed_q")
 
     @staticmethod
@@ -425,7 +405,7 @@ class AttnLSTM(_Baseline):
         return (m.reshape(b, c.story_len, c.dim), cc.reshape(b, c.story_len, c.query_len),
                 u.reshape(b, c.query_len, c.dim), h)
 
-    def inputs(self, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray):
+    def aligned_inputs(self, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray):
         """(story words (B, S) right-aligned, question words (B, Q)), cut or padded to the config's sizes."""
         c = self.cfg
         words = right_align(story_words(sentences, story), c.story_len)
@@ -437,15 +417,32 @@ class AttnLSTM(_Baseline):
                   drop: jnp.ndarray | None = None, rate: float = 0.0):
         """(match (B, S, Q), c (B, S, Q), u (B, Q, d), story words (B, S), question words (B, Q))."""
         c = self.cfg
-        words, query = self.inputs(sentences, story, query)
+        words, query = self.aligned_inputs(sentences, story, query)
         m, cc, u = params["embed_m"][words], params["embed_c"][words], params["embed_q"][query]
         if drop is not None and rate > 0:
             dm, dc, du, _ = self._drops(drop)
             m, cc, u = dropout(m, dm, rate), dropout(cc, dc, rate), dropout(u, du, rate)
         scores = jnp.einsum("bsd,bqd->bsq", m, u)
         real = (words != 0)[:, :, None] & (query != 0)[:, None, :]
-        match = _masked_softmax(scores, real, axis=1 if c.softmax_over == "story" else 2)
+        match = masked_softmax(scores, real, axis=1 if c.softmax_over == "story" else 2)
         return match, cc, u, words, query
+
+    def statement_attention(self, params: dict, sentences, story, query):
+        """(B, 1, M) per memory slot, the word attention of the story's words in that slot's statement
+        (each word's weight averaged over the question's words), normalised to sum to 1."""
+        c = self.cfg
+        match, _, _, words, query = self.attention(params, sentences, story, query)
+        b, m = story.shape
+        asked = (query != 0).astype(match.dtype)  # (B, Q)
+        weight = jnp.einsum("bsq,bq->bs", match, asked) / jnp.maximum(jnp.sum(asked, axis=1, keepdims=True), 1.0)
+        weight = weight / jnp.maximum(jnp.sum(weight, axis=1, keepdims=True), jnp.finfo(weight.dtype).tiny)
+        # each story word's slot (plus one), moved as aligned_inputs() moves the words (oldest slot first)
+        slot = jnp.broadcast_to(jnp.arange(m, 0, -1)[:, None], (m, sentences.shape[1])).reshape(-1)
+        tagged = jnp.where(story_words(sentences, story) != 0, slot[None], 0)
+        slots = right_align(tagged, c.story_len) - 1  # (B, S), -1 where no word
+        rows = jnp.arange(b)[:, None]
+        out = jnp.zeros((b, m), weight.dtype).at[rows, jnp.where(slots >= 0, slots, m)].add(weight, mode="drop")
+        return out[:, None, :]
 
     def logits(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray,
                answers: jnp.ndarray | None = None, drop: jnp.ndarray | None = None, rate: float = 0.0) -> jnp.ndarray:

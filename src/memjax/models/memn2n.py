@@ -22,7 +22,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
 from memjax.ops.encoding import bags_of_words, encode_sentence, padding_row_mask, temporal_encoding, weighted_bags
 
@@ -182,12 +184,12 @@ def time_from_uniforms(uniforms: jnp.ndarray, occupied: jnp.ndarray, memory: int
     return jnp.minimum(slots + shift, table - 1).astype(jnp.int32)
 
 
-class MemN2N:
+class MemN2N(Model):
     """End-To-End Memory Network for question answering over a vocabulary."""
 
-    name = "memn2n"
     # the engine gathers an epoch's batches at once (see Trainer._epoch): this model's steps are short
-    epoch_batches = True
+    traits = Traits("memn2n", attention="hop", epoch_batches=True)
+    embeddings = VOCAB_PARAMS
 
     def __init__(self, cfg: MemN2NConfig):
         self.cfg = cfg
@@ -222,17 +224,55 @@ class MemN2N:
             params.update({name: vocab[:, k] for k, name in enumerate(names)})
         return params
 
-    def step_bytes(self, batch: int, memory: int, time_rows: int | None = None) -> int:
+    # ---- training noise: random time (RN) ---------------------------------------------------------
+    @staticmethod
+    def _noisy(config) -> bool:
+        return config is not None and config.random_noise and config.noise > 0
+
+    def noise_draws(self, memory: int, config) -> int:
+        """Uniforms per example and step that make the random time of a memory of ``memory`` slots."""
+        return noise_draws(memory, config.noise) if self._noisy(config) else 0
+
+    def time_rows(self, memory: int, config) -> int:
+        """The temporal rows a training step with ``memory`` slots reads: slot i's time lies in
+        [i, i + spread] with random noise (spread 0 without), so the rows past m + spread are never read."""
+        spread = noise_spread(memory, config.noise) if self._noisy(config) else 0
+        return min(self.cfg.memory_size, memory + spread)
+
+    def step_bytes(self, batch: int, memory: int, config) -> int:
         """Bytes of the slot bags a training step reads memory through (float32 (B, M, R V), plus time as
-        words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`).
-        ``time_rows``: the temporal rows the step reads (as :meth:`batch_logits` takes it; default:
-        those of the recipe's 10% random noise)."""
+        words); the engine groups runs by it (:meth:`memjax.train.engine.Trainer.group_size`)."""
         c = self.cfg
         width = (2 if c.encoding == "pe" else 1) * c.vocab_size
-        rows = time_rows or min(c.memory_size, memory + noise_spread(memory, 0.1))
+        rows = self.time_rows(memory, config)
         if c.temporal and time_as_words(rows):
             width += rows
         return 4 * batch * memory * width
+
+    # ---- the model interface (memjax.models.base) -------------------------------------------------
+    def inputs(self, sentences, vocab_words) -> dict:
+        del vocab_words
+        return {"sentences": self.bags(sentences)}
+
+    def _batch_logits(self, params: dict, data: dict, batch: dict, phase: Phase):
+        """:meth:`batch_logits` of a batch, with the random time of ``phase.noise`` (training)."""
+        story = batch["story"]
+        m = story.shape[1]
+        time = time_rows = None
+        # Time noise needs a memory of more than 1 / noise slots; below that every time is the slot's own.
+        if phase.noise is not None and noise_spread(m, phase.config.noise) > 0:
+            occupied = jnp.sum(story != 0, axis=1)
+            time = time_from_uniforms(phase.noise, occupied, m, phase.config.noise, table=self.cfg.memory_size)
+            time_rows = self.time_rows(m, phase.config)
+        return self.batch_logits(params, data["sentences"], story, batch["query"], time=time, linear=phase.linear,
+                                 answers=data["answers"], time_rows=time_rows)
+
+    def loss(self, params: dict, data: dict, batch: dict, phase: Phase = Phase()):
+        logits, _ = self._batch_logits(params, data, batch, phase)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"]), jnp.argmax(logits, -1)
+
+    def predict(self, params: dict, data: dict, batch: dict) -> Prediction:
+        return softmax_prediction(*self._batch_logits(params, data, batch, Phase()))
 
     def padding_mask(self, params: dict) -> dict:
         """A pytree of multipliers for the gradients: 0 on the padding row of vocabulary matrices."""

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memjax.data.dataset import UNK
+from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 
 STOP = -2  # the selection of the STOP memory (adaptive hops); -1 marks an unused hop
 EMPTY = -1e30  # the score of an empty memory slot
@@ -108,7 +109,7 @@ def _table(key, rows: int, d: int, scale: float) -> jnp.ndarray:
     return (scale * jax.random.normal(key, (rows, d))).at[0].set(0.0)
 
 
-class MemNN:
+class MemNN(Model):
     """The strongly supervised Memory Network (see the module docstring).
 
     The engine calls ``batch_loss`` (margin losses, with the answers predicted by the full O and R
@@ -116,11 +117,10 @@ class MemNN:
     their own, :meth:`scores` the O module's per-memory scores.
     """
 
-    name = "memnn"
-    # XLA's older CPU fusion emitters: training 2.4x faster at LLVM level 1 (see engine.compiler_options)
-    cpu_legacy_emitters = True
-    uses_support = True
-    random_inputs = True  # the engine draws per-example uniforms (negatives, unseen words) every step
+    # cpu_legacy_emitters: XLA's older CPU fusion emitters train it 2.4x faster at LLVM level 1 (see
+    # engine.compiler_options); random_inputs: the engine draws per-example uniforms (negatives, unseen
+    # words) every step
+    traits = Traits("memnn", attention="chosen", random_inputs=True, uses_support=True, cpu_legacy_emitters=True)
 
     def __init__(self, cfg: MemNNConfig):
         self.cfg = cfg
@@ -420,10 +420,29 @@ class MemNN:
         return loss, predicted
 
     def batch_predict(self, params, data, batch):
+        return self.predict(params, data, batch).answer
+
+    # ---- the model interface (memjax.models.base) -------------------------------------------------
+    def inputs(self, sentences, vocab_words) -> dict:
+        return {"sentences": self.bags(sentences), **self.extra_data(vocab_words)}
+
+    @property
+    def keeps_unknown(self) -> bool:
+        """With ``unseen``, a word never seen is read as the unknown word, by its context."""
+        return self.cfg.unseen
+
+    def loss(self, params: dict, data: dict, batch: dict, phase: Phase = Phase()):
+        return self.batch_loss(params, data, batch, phase.drop, phase.rate)
+
+    def predict(self, params: dict, data: dict, batch: dict) -> Prediction:
+        """The R module's answer given the O module's chosen memories; the softmax of R's scores as the
+        probabilities, and the chosen memories as one-hot rows per hop (all zero after STOP)."""
         story, query = batch["story"], batch["query"]
         chosen = self.select(params, data["sentences"], story, query)
         answers = data["answers"] & (jnp.arange(self.cfg.vocab_size) > UNK)
-        return jnp.argmax(self.respond(params, data["sentences"][story], query, chosen, answers), axis=-1)
+        scores = self.respond(params, data["sentences"][story], query, chosen, answers)
+        attention = (chosen[..., None] == jnp.arange(story.shape[1])).astype(jnp.float32)
+        return softmax_prediction(scores, attention)
 
     def apply(self, params, sentences, story, query):
         """One question (for ``memjax ask``/``serve``): (R scores of every word (V,), the chosen

@@ -6,21 +6,22 @@ import jax
 import jax.numpy as jnp
 
 
-def masked_softmax(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-    """Softmax over the slots where ``mask`` is True; exactly zero elsewhere.
+def masked_softmax(scores: jnp.ndarray, mask: jnp.ndarray, axis: int = -1) -> jnp.ndarray:
+    """Softmax along ``axis`` over the entries where ``mask`` is True; exactly zero elsewhere.
 
     Args:
-        scores: (M,) float.
-        mask: (M,) bool.
+        scores: (M,) float (or any shape, with ``axis`` the one to normalise).
+        mask: bool, the shape of ``scores``.
+        axis: the axis the weights sum to 1 along.
 
     Returns:
-        (M,) probabilities; all zero when no slot is present.
+        probabilities, the shape of ``scores``; all zero along ``axis`` where no entry is present.
     """
     scores = jnp.where(mask, scores, -jnp.inf)
-    top = jnp.max(scores)
+    top = jnp.max(scores, axis=axis, keepdims=True)
     top = jnp.where(jnp.isfinite(top), top, 0.0)
     e = jnp.where(mask, jnp.exp(scores - jax.lax.stop_gradient(top)), 0.0)
-    return e / jnp.maximum(jnp.sum(e), jnp.finfo(e.dtype).tiny)
+    return e / jnp.maximum(jnp.sum(e, axis=axis, keepdims=True), jnp.finfo(e.dtype).tiny)
 
 
 def softmax_with_empty(scores: jnp.ndarray, mask: jnp.ndarray, n_empty: jnp.ndarray) -> jnp.ndarray:

@@ -189,7 +189,7 @@ function showAnswer(statements, result, example) {
   const unknown = byId("unknown");
   unknown.textContent = "Words the model has never seen (ignored): " + result.unknown_words.join(", ");
   unknown.hidden = result.unknown_words.length === 0;
-  drawHeatmap(statements, result.hops, example ? example.supporting : []);
+  drawHeatmap(statements, result.hops, example ? example.supporting : [], result.attention);
   byId("result").hidden = false;
 }
 
@@ -202,11 +202,15 @@ function cell(tag, text, className) {
   return c;
 }
 
-function drawHeatmap(statements, hops, supporting) {
+// what one column of the heat map is, by the kind of attention the model reports (Answer.attention)
+const COLUMN_NAMES = {hop: "Hop", pass: "Pass", chosen: "Hop", words: "Attention"};
+
+function drawHeatmap(statements, hops, supporting, attention) {
   const table = byId("heatmap");
   const head = document.createElement("tr");
   head.append(cell("th", "#"), cell("th", "Statement"));
-  hops.forEach((_, h) => head.appendChild(cell("th", "Hop " + (h + 1))));
+  const name = COLUMN_NAMES[attention] || "Hop";
+  hops.forEach((_, h) => head.appendChild(cell("th", hops.length > 1 || name !== "Attention" ? name + " " + (h + 1) : name)));
   table.tHead.replaceChildren(head);
   const weights = hops.map((hop) => new Map(hop.map((r) => [r.index, r.weight])));
   const strongest = hops.map((hop) => (hop.length ? hop[0].index : -1));

@@ -18,7 +18,6 @@ are spread over the local devices (see :mod:`memjax`: on a CPU, one device per c
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
-from memjax.models.memn2n import noise_draws, noise_spread, time_from_uniforms
+from memjax.models.base import Phase
 from memjax.train.optim import adam_recipe, rmsprop_recipe, sgd_recipe, step_decay_schedule
 
 SPLITS = ("train", "valid", "test")
@@ -233,8 +232,7 @@ class Trainer:
     """Trains a model on one dataset, or on several datasets at once, for any number of seeds.
 
     Args:
-        model: an object with ``init(key)``, ``padding_mask(params)``, ``bags(ids)`` and
-            ``batch_logits(...)`` (see :class:`memjax.models.MemN2N`); or one such model per dataset,
+        model: a :class:`memjax.models.base.Model` (the engine uses that interface alone); or one per dataset,
             all of the same architecture (their vocabularies and position-encoding lengths may differ:
             each dataset is encoded with its own model, and the runs use the largest vocabulary).
         config: the training recipe.
@@ -257,11 +255,12 @@ class Trainer:
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)
         if len(models) != len(self.datasets) or not self.datasets:
             raise ValueError("give one model per dataset")
-        if config.dropout > 0 and not hasattr(models[0], "dropout_shape"):
-            raise ValueError("this model has no dropout")
+        traits = models[0].traits
+        if config.dropout > 0 and not traits.dropout:
+            raise ValueError(f"--model {traits.name} has no dropout")
         self.config = c = config
         # per-example uniforms every step: dropout masks, or the model's own random choices (MemNN)
-        self._draws = c.dropout > 0 or getattr(models[0], "random_inputs", False)
+        self._draws = c.dropout > 0 or traits.random_inputs
         sizes = [len(ds.train) for ds in self.datasets]
         self.batch_size = min(c.batch_size, min(sizes))
         steps = {steps_per_epoch(n, self.batch_size) for n in sizes}
@@ -274,7 +273,7 @@ class Trainer:
         self.data = self._device_data(models)
         self.plan = None
         if c.buckets:
-            if not getattr(self.model, "length_buckets", False):
+            if not traits.length_buckets:
                 raise ValueError(f"{type(self.model).__name__} does not train in length buckets (--buckets): "
                                  "DMN+ does")
             if len(self.datasets) != 1:
@@ -304,9 +303,6 @@ class Trainer:
         self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
         self._batch_sharding = None
         self._runs_layout = (-1, 1)  # (axis, devices) the runs are spread over (see _shardings)
-        # models whose batch_logits takes a bound on the time indices (only those rows of T are read)
-        logits = getattr(self.model, "batch_logits", None)
-        self._bounded_time = logits is not None and "time_rows" in inspect.signature(logits).parameters
         self._chunk_fns = {False: jax.jit(self._runs_chunk, donate_argnums=0),
                            True: jax.jit(_one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
@@ -321,10 +317,8 @@ class Trainer:
         m = self.memory
         per = []
         for model, ds in zip(models, self.datasets):
-            entry = {"sentences": model.bags(ds.sentences),
+            entry = {**model.inputs(ds.sentences, ds.vocab.words),
                      "answers": np.arange(self.model.cfg.vocab_size) < model.cfg.vocab_size}
-            if hasattr(model, "extra_data"):  # model-specific tables (DMN: answers as word sequences)
-                entry.update(model.extra_data(ds.vocab.words))
             if self.pretrained is not None:
                 rows, covered = self.pretrained[len(per)]
                 entry.update(pretrained=np.asarray(rows, np.float32), covered=np.asarray(covered, bool))
@@ -334,7 +328,7 @@ class Trainer:
                 split = getattr(ds, name)
                 entry[name] = {"story": split.story[:, :m], "query": model.query_inputs(split.query),
                                "answer": split.answer, "n": np.int32(len(split))}
-                if getattr(model, "uses_support", False):  # supporting facts' slots (strong supervision)
+                if model.traits.uses_support:  # supporting facts' slots (strong supervision)
                     entry[name]["supporting"] = np.where(split.supporting < m, split.supporting, -1)
             per.append(entry)
         data = jax.tree.map(lambda *xs: np.stack([_pad(x, tuple(np.max([y.shape for y in xs], axis=0))) for x in xs])
@@ -352,41 +346,12 @@ class Trainer:
             state.update(best=params, best_valid=jnp.full((2,), jnp.inf, jnp.float32), waited=jnp.array(0, jnp.int32))
         return state
 
-    def _noisy(self) -> bool:
-        return self.config.random_noise and self.config.noise > 0
-
-    def _logits(self, params, data, batch, uniforms=None, linear=False, drop=None):
-        """Logits of a batch; ``uniforms`` (B, 1 + s) draws make the random time noise and ``drop``
-        uniforms the dropout masks (training)."""
-        c, mc = self.config, self.model.cfg
-        time_ = None
-        m = batch["story"].shape[1]
-        # Time noise needs a memory of more than 1 / noise slots; below that every time is the slot's own.
-        if uniforms is not None and noise_spread(m, c.noise) > 0:
-            occupied = jnp.sum(batch["story"] != 0, axis=1)
-            time_ = time_from_uniforms(uniforms, occupied, m, c.noise, table=mc.memory_size)
-        extra = {"drop": drop, "rate": c.dropout} if drop is not None else {}
-        if time_ is not None and self._bounded_time:
-            extra["time_rows"] = self._time_rows(m)
-        return self.model.batch_logits(params, data["sentences"], batch["story"], batch["query"], time=time_,
-                                       linear=linear, answers=data["answers"], **extra)
-
-    def _time_rows(self, m: int) -> int:
-        """The temporal rows a training step with ``m`` slots reads: slot i's time lies in [i, i + spread]
-        with random noise (spread 0 without), so the rows past m + spread are never read."""
-        return min(self.model.cfg.memory_size, m + (noise_spread(m, self.config.noise) if self._noisy() else 0))
-
     def _loss(self, params, data, batch, uniforms, linear, drop=None):
         if "frozen" in data:  # pretrained rows kept as they are: no gradient (and so no L2) reaches them
             embed = params["embed"]
             params = {**params, "embed": jnp.where(data["frozen"][:, None], jax.lax.stop_gradient(embed), embed)}
-        if hasattr(self.model, "batch_loss"):  # models with their own loss (DMN: decoder and gate supervision)
-            extra = {"drop": drop, "rate": self.config.dropout} if drop is not None else {}
-            ce, predicted = self.model.batch_loss(params, data, batch, **extra)
-        else:
-            logits, _ = self._logits(params, data, batch, uniforms, linear, drop)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
-            predicted = jnp.argmax(logits, -1)
+        phase = Phase(linear, uniforms, drop, self.config.dropout if drop is not None else 0.0, self.config)
+        ce, predicted = self.model.loss(params, data, batch, phase)
         wrong = jnp.sum(predicted != batch["answer"])
         loss = jnp.sum(ce) if self.config.loss == "sum" else jnp.mean(ce)
         if self._decay is not None:
@@ -406,8 +371,8 @@ class Trainer:
         else:
             order, lengths = self._bucketed_order(k_perm, epoch)
         # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
-        draws = noise_draws(train["story"].shape[1], c.noise) if self._noisy() else 1
-        noise = jax.random.uniform(k_noise, (steps, b, draws))
+        draws = self.model.noise_draws(train["story"].shape[1], c)
+        noise = jax.random.uniform(k_noise, (steps, b, max(1, draws)))
         if self._draws:
             drops = jax.random.uniform(k_drop, (steps, b) + self.model.dropout_shape(train["story"].shape[1]))
         else:
@@ -417,7 +382,7 @@ class Trainer:
         rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
 
         def update(params, opt, batch, u, dr):
-            (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if self._noisy() else None, linear,
+            (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if draws else None, linear,
                                               dr if self._draws else None)
             updates, opt = self.tx.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt), (ce, wrong)
@@ -449,7 +414,7 @@ class Trainer:
         # split over both cores as if the table were the work (measured, one en-10k task-1 run, the two
         # programs' calls alternated: 0.71-0.82x the time a step; the per-task families' runs, 0.99-1.03x).
         # The others gather in the step: DMN+ trained as fast either way and compiled 0.3-0.45 s slower.
-        gathered = getattr(self.model, "epoch_batches", False)
+        gathered = self.model.traits.epoch_batches
         batches = jax.tree.map(lambda a: a[order], rows) if gathered else order
         (params, opt), (ce, wrong) = jax.lax.scan(
             step, (state["params"], state["opt"]), (batches, noise, drops, lengths))
@@ -497,13 +462,12 @@ class Trainer:
         """How many of a device's ``runs`` are computed at once (vmapped); the program loops over the groups.
 
         All of them, unless the model says how many bytes a run's training step streams
-        (``step_bytes(batch, memory, time_rows)``; MemN2N: its batch's slot bags): then as many as keep that under
+        (``step_bytes(batch, memory, config)``; MemN2N: its batch's slot bags): then as many as keep that under
         :data:`RUN_GROUP_BYTES`, so that the passes over those bags stay in cache.
         """
-        step_bytes = getattr(self.model, "step_bytes", None)
-        if step_bytes is None:
+        step = self.model.step_bytes(self.batch_size, self.memory, self.config)
+        if step is None:
             return runs
-        step = step_bytes(self.batch_size, self.memory, self._time_rows(self.memory))
         return max(1, min(runs, RUN_GROUP_BYTES // max(1, step)))
 
     def _runs_chunk(self, states, epoch0, data):
@@ -558,15 +522,10 @@ class Trainer:
                 (padded // chunk, chunk) + a.shape[1:]), inputs)
 
         def answer(batch):
-            if hasattr(self.model, "batch_loss"):
-                if with_loss:
-                    loss, predicted = self.model.batch_loss(params, data, batch)
-                    return predicted, loss
-                return self.model.batch_predict(params, data, batch)
-            logits, _ = self._logits(params, data, batch, linear=linear)
             if with_loss:
-                return jnp.argmax(logits, -1), optax.softmax_cross_entropy_with_integer_labels(logits, batch["answer"])
-            return jnp.argmax(logits, -1)
+                loss, predicted = self.model.loss(params, data, batch, Phase(linear=linear, config=self.config))
+                return predicted, loss
+            return self.model.predict(params, data, batch).answer
 
         out = jax.lax.map(answer, chunks)
         return jax.tree.map(lambda a: a.reshape(-1)[:n], out)
@@ -616,7 +575,7 @@ class Trainer:
         return jax.device_put(states, state_sharding), jax.device_put(data, data_sharding)
 
     def _compiler_options(self) -> dict:
-        return compiler_options(self.devices[0].platform, getattr(self.model, "cpu_legacy_emitters", False))
+        return compiler_options(self.devices[0].platform, self.model.traits.cpu_legacy_emitters)
 
     def _seeds(self, seeds: list[int]) -> np.ndarray:
         """(datasets, seeds) int32 seeds, one per run: the init program makes each run's key from its seed

@@ -86,12 +86,11 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
         names = ", ".join(f"{o} ({cli.get(o, '--' + o.replace('_', '-'))})" for o in unknown)
         raise ValueError(f"--model {model} has no option {names}")
     given = default_stop(model, given)
-    if train_overrides.get("buckets") and not getattr(model_class, "length_buckets", False):
+    if train_overrides.get("buckets") and not model_class.traits.length_buckets:
         raise ValueError(f"--model {model} does not train in length buckets (--buckets): DMN+ does")
     if model != "memn2n":
         t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
-        if hasattr(model_class, "data_defaults"):  # settings read from the data (DMN: the decoder's words)
-            given = {**model_class.data_defaults(ds, given), **given}
+        given = {**model_class.data_defaults(ds, given), **given}  # read from the data (DMN: the decoder's words)
         return cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
     m = {**(JOINT_MODEL if joint else {}), **given}
     t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
@@ -370,14 +369,7 @@ def run_babi(
                 log(f"task {t}: test error {e['test_error']:.1f}% (valid {e['valid_error']:.1f}%, "
                     f"seed {e['selected_seed']} of {_seed_range(seed_list)})")
     results["tasks"] = {str(t): results["tasks"][str(t)] for t in tasks if str(t) in results["tasks"]}
-    test_errors = [v["test_error"] for v in results["tasks"].values()]
-    results["mean_test_error"] = float(np.mean(test_errors))
-    results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
-    ref = paper.reference(model, set_name, joint)
-    if ref is not None:
-        label, row, mean, failed = ref
-        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks}, "mean_test_error": mean,
-                            "failed_tasks": failed}
+    _summarise(results, model, set_name, joint, tasks)
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     if out is not None:
@@ -387,6 +379,18 @@ def run_babi(
             for row in history:
                 f.write(json.dumps(row) + "\n")
     return results
+
+
+def _summarise(results: dict, model: str, set_name: str, joint: bool, tasks: list[int]) -> None:
+    """Adds the mean test error, the failed tasks and the paper's row (where known) to ``results``."""
+    test_errors = [v["test_error"] for v in results["tasks"].values()]
+    results["mean_test_error"] = float(np.mean(test_errors))
+    results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
+    ref = paper.reference(model, set_name, joint)
+    if ref is not None:
+        label, row, mean, failed = ref
+        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks}, "mean_test_error": mean,
+                            "failed_tasks": failed}
 
 
 def format_table(results: dict) -> str:
@@ -413,28 +417,18 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _predictor(model, params: dict, sentence_bags: np.ndarray, chunk: int = 1000, vocab_words=None):
+def _predictor(model, params: dict, sentences: np.ndarray, chunk: int = 1000, vocab_words=None):
     """``predict(split)``: predicted answer ids of every question (no time noise), compiled once.
 
-    Questions go ``chunk`` at a time, the last chunk padded, so every split runs one program.
+    ``sentences``: the distinct sentences' word ids (U, L). Questions go ``chunk`` at a time, the last
+    chunk padded, so every split runs one program (:func:`memjax.infer.predictions`).
     """
-    if hasattr(model, "batch_predict"):  # DMN: decoded answers, mapped back to the vocabulary
-        extra = model.extra_data(vocab_words) if hasattr(model, "extra_data") else {}
-        tables = {"answers": jnp.ones((model.cfg.vocab_size,), bool), **jax.tree.map(jnp.asarray, extra)}
-        answer = jax.jit(lambda p, s, st, q: model.batch_predict(p, {"sentences": s, **tables},
-                                                                 {"story": st, "query": q}))
-    else:
-        answer = jax.jit(lambda p, s, st, q: jnp.argmax(model.batch_logits(p, s, st, q)[0], -1))
-    sentences = jnp.asarray(sentence_bags)
+    from memjax.infer import model_data, predictions
+
+    data = model_data(model, sentences, vocab_words)
 
     def predict(split) -> np.ndarray:
-        out = []
-        for i in range(0, len(split), chunk):
-            story, query = split.story[i:i + chunk], split.query[i:i + chunk]
-            pad = ((0, chunk - len(story)), (0, 0))
-            ids = answer(params, sentences, jnp.asarray(np.pad(story, pad)), jnp.asarray(model.query_inputs(np.pad(query, pad))))
-            out.append(np.asarray(ids)[: len(story)])
-        return np.concatenate(out) if out else np.zeros((0,), np.int32)
+        return predictions(model, params, data, split.story, split.query, chunk).answer
 
     return predict
 
@@ -484,7 +478,7 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
                 ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
                                memory_size=int(m["memory_size"]), vocab=vocab)
             model = model_for(m.get("family", "memn2n"), m["model"])
-            predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), model.bags(ds.sentences),
+            predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), ds.sentences,
                                  vocab_words=ds.vocab.words)
             answered[key] = (ds, {split: predict(getattr(ds, split)) for split in SPLITS})
         ds, predictions = answered[key]
@@ -499,14 +493,7 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
                                     "train_error": entry["train_error"], "n_train": entry["n_train"],
                                     "n_valid": entry["n_valid"], "n_test": entry["n_test"], "model": label}
         log(f"task {t}: test error {entry['test_error']:.1f}% (model {label})")
-    test_errors = [v["test_error"] for v in results["tasks"].values()]
-    results["mean_test_error"] = float(np.mean(test_errors))
-    results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
-    ref = paper.reference(results["model"], set_name, joint)
-    if ref is not None:
-        label, row, mean, failed = ref
-        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks}, "mean_test_error": mean,
-                            "failed_tasks": failed}
+    _summarise(results, results["model"], set_name, joint, tasks)
     results["seconds"] = {"total": round(time.perf_counter() - t_start, 3)}
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
