@@ -1,4 +1,6 @@
-"""Flax NNX modules over the pure single-example ops in :mod:`memjax.ops`: each ``__call__`` calls the op with the module's ``nnx.Param`` values, vmapped over leading batch axes.
+"""Flax NNX modules over the pure single-example ops in :mod:`memjax.ops`, with no second copy of their math.
+
+Each ``__call__`` calls its op with the module's ``nnx.Param`` values, vmapped over leading batch axes.
 
 MemN2N (Sukhbaatar et al. 2015): :class:`PositionEncoding`, :class:`TemporalEncoding`,
 :class:`MemoryHop`, :class:`MultiHopRead`. DMN+ (Xiong et al. 2016): :class:`GRU`,

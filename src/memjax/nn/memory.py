@@ -166,6 +166,16 @@ class MemoryHop(nnx.Module):
         """``{"H": (d, d)}`` (layer-wise) or ``{}``."""
         return param_values(self, ["H"]) if self.layerwise else {}
 
+    @classmethod
+    def from_params(cls, params: dict, dim: int | None = None) -> "MemoryHop":
+        """A layer-wise hop holding ``params["H"]`` (d, d), or an adjacent one (no parameters) for ``{}``
+        (then ``dim`` is d, which the hop does not depend on)."""
+        if "H" not in params:
+            return cls(dim or 0)
+        module = cls(jnp.shape(params["H"])[0], layerwise=True, rngs=nnx.Rngs(0))
+        load(module, params, ["H"])
+        return module
+
 
 class MultiHopRead(nnx.Module):
     """MemN2N's memory: K hops over a story, from the question's encoding u^1 to u^{K+1} (MemN2N section 2).
