@@ -1,0 +1,21 @@
+"""Flax NNX modules over the pure single-example ops in :mod:`memjax.ops`, with no second copy of their math.
+
+Each ``__call__`` calls its op with the module's ``nnx.Param`` values, vmapped over leading batch axes.
+
+MemN2N (Sukhbaatar et al. 2015): :class:`PositionEncoding`, :class:`TemporalEncoding`,
+:class:`MemoryHop`, :class:`MultiHopRead`. DMN+ (Xiong et al. 2016): :class:`GRU`,
+:class:`AttentionGRU`, :class:`InputFusion`, :class:`AttentionGate`, :class:`MemoryUpdate`,
+:class:`EpisodicMemory`, :class:`AnswerModule`.
+
+Every module takes sizes and ``rngs: nnx.Rngs`` (a ``params`` stream), initialises as the memjax
+models do (see each class), accepts any leading batch axes, and has ``params()`` (its parameters as
+the dict the op takes, in the models' layout) and ``from_params(dict)`` (a module holding given
+parameters). Importing this package changes no environment variable and no JAX configuration.
+"""
+
+from memjax.nn.memory import MemoryHop, MultiHopRead, PositionEncoding, TemporalEncoding
+from memjax.nn.recurrent import (GRU, AnswerModule, AttentionGate, AttentionGRU, EpisodicMemory, InputFusion,
+                                 MemoryUpdate)
+
+__all__ = ["PositionEncoding", "TemporalEncoding", "MemoryHop", "MultiHopRead", "GRU", "AttentionGRU", "InputFusion",
+           "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule"]
