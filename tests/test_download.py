@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import tarfile
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,8 @@ JUNK = b"this is not a tar archive at all\n" * 100
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = {"/archive.tar.gz": ARCHIVE, "/half.tar.gz": ARCHIVE, "/junk.tar.gz": JUNK}.get(self.path)
+        body = {"/archive.tar.gz": ARCHIVE, "/half.tar.gz": ARCHIVE, "/slow.tar.gz": ARCHIVE,
+                "/junk.tar.gz": JUNK}.get(self.path)
         if body is None:
             self.send_error(404)
             return
@@ -55,6 +58,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if self.path == "/slow.tar.gz":  # a little, then a long wait (the client is interrupted meanwhile)
+            self.wfile.write(body[:100])
+            self.wfile.flush()
+            time.sleep(10)
             return
         self.wfile.write(body)
 
@@ -162,12 +170,56 @@ def test_interrupted_transfer_leaves_nothing_and_the_next_run_succeeds(server, t
 def test_a_killed_download_is_cleaned_up_by_the_next(server, tmp_path, monkeypatch):
     home = tmp_path / "home"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = home / f".babi-download-{dead.stdout.strip()}-abc"
+    stale = home / f".babi-download-{download._host()}-{dead.stdout.strip()}-abc"
     (stale / "unpacked").mkdir(parents=True)
     (stale / "tasks_1-20_v1-2.tar.gz").write_bytes(ARCHIVE[:100])
+    elsewhere = home / f".babi-download-otherhost-{dead.stdout.strip()}-abc"  # another host's, still fresh
+    elsewhere.mkdir()
     r = memjax(["data", "download", "--url", f"{server}/archive.tar.gz", "--sha256", SHA], home)
     assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in home.iterdir()) == [elsewhere.name, "data"]
+    os.utime(elsewhere, (0, 0))  # a day old: stale wherever it came from
+    monkeypatch.setenv("MEMJAX_HOME", str(home))
+    with download._Staging():  # what the next download starts with
+        pass
     assert sorted(p.name for p in home.iterdir()) == ["data"]
+
+
+def test_ctrl_c_during_the_transfer_leaves_nothing(server, tmp_path):
+    home = tmp_path / "home"
+    e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA" and "proxy" not in k.lower()}
+    e["MEMJAX_HOME"] = str(home)
+    p = subprocess.Popen([sys.executable, "-m", "memjax", "data", "download", "--url", f"{server}/slow.tar.gz",
+                          "--sha256", SHA], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    for _ in range(200):  # until the transfer has started
+        if any(home.glob(".babi-download-*/tasks_1-20_v1-2.tar.gz*")) or any(home.glob(".babi-download-*/tmp*")):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "memjax: interrupted", err
+    assert listing(tmp_path) == []
+
+
+def test_the_next_url_is_tried_when_one_cannot_be_reached(server, tmp_path, monkeypatch, closed_port_url, capsys):
+    monkeypatch.setenv("MEMJAX_HOME", str(tmp_path))
+    monkeypatch.delenv("MEMJAX_BABI_URL", raising=False)
+    monkeypatch.setattr(download, "URLS", (closed_port_url, f"{server}/nope.tar.gz", f"{server}/archive.tar.gz"))
+    assert download.download(sha256=SHA) == tmp_path / "data" / "tasks_1-20_v1-2"
+    err = capsys.readouterr().err
+    assert f"memjax: {closed_port_url} failed (Connection refused); trying {server}/nope.tar.gz" in err
+    assert f"memjax: {server}/nope.tar.gz failed (HTTP 404 Not Found); trying {server}/archive.tar.gz" in err
+
+
+def test_serve_shows_the_data_homes_stories(server, tmp_path, monkeypatch):
+    from memjax.serve import story_source
+
+    monkeypatch.setenv("MEMJAX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEMJAX_DATA", raising=False)
+    assert story_source(tmp_path) == (None, "en")  # nothing there, and nothing downloaded for the page
+    assert listing(tmp_path) == []
+    download.download([f"{server}/archive.tar.gz"], SHA)
+    assert story_source(tmp_path) == (tmp_path / "home" / "data" / "tasks_1-20_v1-2", "en")
 
 
 def test_corrupt_archive_is_one_line(server, tmp_path):

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
@@ -348,7 +349,7 @@ class _Staging:
         self._made = _missing_parents(root)
         root.mkdir(parents=True, exist_ok=True)
         _remove_stale(root)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=root))
+        self.path = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{_host()}-{os.getpid()}-", dir=root))
         self._installed = False
         return self
 
@@ -396,11 +397,24 @@ def _remove_empty(folders: list[Path]) -> None:
             break
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
 def _remove_stale(root: Path) -> None:
-    """Removes the staging folders of downloads whose process is gone (killed before it could clean up)."""
+    """Removes the staging folders of downloads that were killed before they could clean up.
+
+    A folder is stale when its process (on this host) is gone, or when it is a day old (a home shared
+    between hosts: another host's process cannot be asked).
+    """
     for p in root.glob(f"{_STAGING}*"):
-        pid = p.name[len(_STAGING):].partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        host, _, rest = p.name[len(_STAGING):].rpartition("-")[0].rpartition("-")
+        pid = int(rest) if rest.isdigit() else None
+        try:
+            old = time.time() - p.stat().st_mtime > 86400
+        except OSError:
+            continue
+        if old or (host == _host() and pid is not None and pid != os.getpid() and not _alive(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
