@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -151,7 +152,11 @@ def test_bad_input_one_line_exit_2(data_root, tmp_path, args, expected):
 
 
 def test_missing_data_setting(tmp_path):
-    r = run(["train", "--tasks", "1"])
+    # no --data, no MEMJAX_DATA: the first-use download into an empty MEMJAX_HOME, from a closed local port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/tasks_1-20_v1-2.tar.gz"
+    r = run(["train", "--tasks", "1"], MEMJAX_HOME=str(tmp_path), MEMJAX_BABI_URL=url)
     assert r.returncode == 2 and "pass --data DIR or set MEMJAX_DATA" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -145,10 +145,16 @@ def parse_file(path: str | os.PathLike, task: int = 0) -> list[Question]:
 
 
 def data_root(flag: str | None = None) -> Path:
-    """The ``tasks_1-20_v1-2`` folder: ``flag`` if given, else ``$MEMJAX_DATA``."""
+    """The ``tasks_1-20_v1-2`` folder: ``flag`` if given, else ``$MEMJAX_DATA``, else the data home's (downloaded on first use).
+
+    Raises:
+        DataError: ``flag`` or ``$MEMJAX_DATA`` is not a folder, or the first-use download failed.
+    """
     value = flag or os.environ.get(ENV_VAR)
     if not value:
-        raise DataError(f"no data folder: pass --data DIR or set {ENV_VAR} to a bAbI tasks_1-20_v1-2 folder")
+        from memjax.data.download import ensure_release
+
+        return ensure_release()
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (expected a bAbI tasks_1-20_v1-2 folder)")

@@ -45,7 +45,8 @@ def story_source(checkpoint: str | Path, flag: str | None = None) -> tuple[Path 
     """Where the page's example stories come from: ``(bAbI folder or None, data set name)``.
 
     The folder is ``flag`` (``--data``; it must exist), else the training run's own data folder
-    (``run.json``), else ``$MEMJAX_DATA``; None when none of them is a folder. The set is the run's.
+    (``run.json``), else ``$MEMJAX_DATA``, else the data home's copy if there is one (the page's examples
+    download nothing); None when none of them is a folder. The set is the run's.
 
     Raises:
         DataError: when ``flag`` is given and is not a folder.
@@ -57,6 +58,10 @@ def story_source(checkpoint: str | Path, flag: str | None = None) -> tuple[Path 
     for candidate in (run.get("data"), os.environ.get(ENV_VAR)):
         if isinstance(candidate, str) and candidate and Path(candidate).expanduser().is_dir():
             return Path(candidate).expanduser(), set_name
+    from memjax.data.download import is_release, release_dir
+
+    if is_release(release_dir()):
+        return release_dir(), set_name
     return None, set_name
 
 
@@ -125,7 +130,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(qa, root, set_name)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     stories = f"example stories from {root / set_name}" if root else \
-        f"no bAbI data folder, so no example stories (pass --data DIR or set {ENV_VAR})"
+        f"no bAbI data folder, so no example stories (pass --data DIR, set {ENV_VAR} or run memjax data download)"
     print(f"memjax serve: model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
           f"from {args.checkpoint}; {stories}", flush=True)
     print(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)", flush=True)
