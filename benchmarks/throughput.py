@@ -144,7 +144,7 @@ def measure(model: str, batch: int, memory: int, runs: int, epochs: int, peak: f
 
 
 def dmn_data():
-    """bAbI-10k task 1 when the data are found ($MEMJAX_DATA or ../shared), else generated stories like it."""
+    """bAbI-10k task 1 when the data are found ($MEMJAX_DATA or beside the checkout: docs/data.md), else generated stories like it."""
     from memjax.data.babi import DataError
     from memjax.data.dataset import load_babi
 

@@ -25,7 +25,7 @@ download cannot be reached). Its results are dmn_babi1k_stop_glove.* (the suffix
 error is 7.12 with GloVe and 8.13 without (README).
 
 The paper reports that the strongly supervised DMN passes 18 of the 20 tasks (mean accuracy about
-93.6%, ../shared/docs/anchors.md); the table prints its per-task numbers (``memjax.paper.DMN_1K``)
+93.6%, docs/reproduction.md); the table prints its per-task numbers (``memjax.paper.DMN_1K``)
 beside ours. Issue 4 asks for at least 15 tasks below 5% error.
 
 ``--te`` adds memjax's extension that is not in the paper: a learned vector per memory slot added to

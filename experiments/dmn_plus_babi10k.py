@@ -8,7 +8,7 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/dmn_plus_babi10k.py --more-seeds 4 --more-above 1   # the second rule below
     python experiments/dmn_plus_babi10k.py --paper-repeats                 # the paper's rule for QA3, 17, 18
 
-Protocol: the DMN+ recipe of ../shared/docs/anchors.md (memjax's defaults for --model dmn+: d=80,
+Protocol: the DMN+ recipe of docs/reproduction.md (memjax's defaults for --model dmn+: d=80,
 3 episodes, Adam 0.001, batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after
 20 epochs without a better validation score), trained on the release's 9,000 training questions
 per task and selected on its 1,000 validation questions (en-valid-10k), never on the test set.

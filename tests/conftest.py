@@ -14,7 +14,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The bAbI folder: $MEMJAX_DATA (which must then exist: CI sets it), else ../shared beside the repo.
+    """The bAbI folder: $MEMJAX_DATA (which must then exist: CI sets it), else ../shared beside the repo,
+    else memjax's data home.
 
     Without either, the tests that read the real files are skipped, so that the rest of the suite
     still runs on a machine without the data.
@@ -24,6 +25,10 @@ def data_root() -> Path:
         if not (Path(value) / "en").is_dir():
             pytest.fail(f"MEMJAX_DATA={value} is not a bAbI tasks_1-20_v1-2 folder")
         return Path(value)
-    if not (DEFAULT_DATA / "en").is_dir():
-        pytest.skip("bAbI data not found: set MEMJAX_DATA to a tasks_1-20_v1-2 folder")
-    return DEFAULT_DATA
+    if (DEFAULT_DATA / "en").is_dir():
+        return DEFAULT_DATA
+    from memjax.data.download import is_release, release_dir
+
+    if is_release(release_dir()):  # what `memjax train` downloaded on first use
+        return release_dir()
+    pytest.skip("bAbI data not found: set MEMJAX_DATA to a tasks_1-20_v1-2 folder, or run memjax data download")

@@ -1,9 +1,10 @@
 """Answering with a trained model: load it from a run's folder, give it a story and a question.
 
->>> qa = Answerer.load("runs/task1")                                    # doctest: +SKIP
->>> a = qa.answer(["Mary went to the kitchen.", "Mary travelled to the office."], "Where is Mary?")
->>> a.answer, round(a.probability, 2), a.hops[0][0]                      # doctest: +SKIP
-('office', 0.98, (1, 'Mary travelled to the office.', 0.93))
+Examples:
+    >>> qa = Answerer.load("runs/task1")                                    # doctest: +SKIP
+    >>> a = qa.answer(["Mary went to the kitchen.", "Mary travelled to the office."], "Where is Mary?")
+    >>> a.answer, round(a.probability, 2), a.hops[0][0]                      # doctest: +SKIP
+    ('office', 0.98, (1, 'Mary travelled to the office.', 0.93))
 
 Words the model never saw are left out of its input and reported in ``Answer.unknown``.
 """

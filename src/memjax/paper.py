@@ -2,18 +2,18 @@
 
 Sources: Sukhbaatar et al. 2015, "End-To-End Memory Networks", Table 1 (bAbI 1k, 3 hops);
 Xiong et al. 2016, "Dynamic Memory Networks for Visual and Textual Question Answering" (bAbI 10k).
-The joint row is quoted in ../shared/docs/anchors.md. The strongly supervised MemNN row (Weston et al. 2015,
+The joint row is quoted in docs/reproduction.md. The strongly supervised MemNN row (Weston et al. 2015,
 "Towards AI-complete question answering", MemNN with adaptive memory, n-grams and non-linearity, as
 also printed in the MemN2N paper's Table 1) is per task from that table; its mean (6.65, printed 6.7)
-and its 4 failed tasks match ../shared/docs/anchors.md. The per-task "PE LS RN" row was taken from the
+and its 4 failed tasks match docs/reproduction.md. The per-task "PE LS RN" row was taken from the
 paper's Table 1; its mean (13.9) and number of failed tasks (11) match the paper's summary rows.
 The LSTM row (weakly supervised, bAbI 1k) is the LSTM column of the MemN2N paper's Table 1 (from Weston
-et al. 2015): its mean is 51.3 and all 20 tasks fail, as in ../shared/docs/anchors.md. Weston et al.'s
+et al. 2015): its mean is 51.3 and all 20 tasks fail, as in docs/reproduction.md. Weston et al.'s
 table, as the Keras bAbI RNN example quotes it, has the same numbers as accuracies except task 11
 (72% accuracy, 28 error).
 The strongly supervised DMN row (bAbI 1k) is Kumar et al. 2016, "Ask Me Anything", Table 1, printed there
 as accuracies (error = 100 - accuracy): its mean accuracy (93.6) and its 18 passed tasks match
-../shared/docs/anchors.md.
+docs/reproduction.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ MEMN2N_PE_LS_RN_JOINT = _per_task([
     0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5,
     0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0])
 
-# DMN+ on bAbI-10k (Xiong, Merity & Socher 2016, Table 2), as quoted in ../shared/docs/anchors.md.
+# DMN+ on bAbI-10k (Xiong, Merity & Socher 2016, Table 2), as quoted in docs/reproduction.md.
 DMN_PLUS_10K = {t: 0.0 for t in range(1, 21)}
 DMN_PLUS_10K.update({2: 0.3, 3: 1.1, 5: 0.5, 7: 2.4, 14: 0.2, 16: 45.3, 17: 4.2, 18: 2.1})
 

@@ -44,7 +44,7 @@ from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, att
 
 @dataclasses.dataclass(frozen=True)
 class DMNPlusConfig:
-    """DMN+ hyperparameters; the defaults are the bAbI-10k recipe of ../shared/docs/anchors.md.
+    """DMN+ hyperparameters; the defaults are the bAbI-10k recipe of docs/reproduction.md.
 
     ``dim`` is both the embedding and the hidden size (80 in the recipe). ``embed_init``: word
     embeddings are drawn from U(-a, a) with this a (sqrt(3): unit variance).

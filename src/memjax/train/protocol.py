@@ -31,7 +31,7 @@ RUN_FILE = "run.json"  # in a run's --out folder: the arguments that --resume re
 JOINT_MODEL = {"dim": 50}
 JOINT_TRAIN = {"epochs": 60, "decay_every": 15, "ls_epochs": 30}
 
-# DMN+ on bAbI-10k (../shared/docs/anchors.md): Adam 0.001, batch 100, up to 256 epochs with early
+# DMN+ on bAbI-10k (docs/reproduction.md, Recipes): Adam 0.001, batch 100, up to 256 epochs with early
 # stopping (patience 20), dropout 0.1 (keep 0.9), L2 0.001; no linear start, noise or clipping.
 DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.001,
                   "dropout": 0.1, "patience": 20, "linear_start": False, "random_noise": False,
