@@ -17,7 +17,7 @@ def data_root() -> Path:
     """The bAbI folder: $MEMJAX_DATA (which must then exist: CI sets it), else ../shared beside the repo,
     else memjax's data home.
 
-    Without either, the tests that read the real files are skipped, so that the rest of the suite
+    Without any of them, the tests that read the real files are skipped, so that the rest of the suite
     still runs on a machine without the data.
     """
     value = os.environ.get("MEMJAX_DATA")
