@@ -13,6 +13,7 @@ the median of the per-round ratios and the two compile times. The runs are the s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -29,7 +30,7 @@ from memjax.train.protocol import build_configs
 
 
 class PerStep(MemN2N):
-    epoch_batches = False
+    traits = dataclasses.replace(MemN2N.traits, epoch_batches=False)
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from memjax.data.dataset import load_babi
 from memjax.models import DMNPlus, DMNPlusConfig
+from memjax.train.buckets import bucketed_order
 from memjax.train.engine import Trainer, TrainConfig, length_plan, steps_per_epoch
 from memjax.train.protocol import DMN_PLUS_TRAIN
 
@@ -65,7 +66,7 @@ def test_bucketed_epochs_draw_rows_once_in_batches_of_their_length(task1):
     plan = trainer.plan
     assert plan.lengths == (2, 4, 6, 8, 10)  # bAbI task 1: a question after every 2 statements
     count = (trainer.data["train"]["story"][0] != 0).sum(1)
-    draw = jax.jit(jax.vmap(trainer._bucketed_order, in_axes=(0, None)))
+    draw = jax.jit(jax.vmap(lambda key, epoch: bucketed_order(plan, trainer.batch_size, key, epoch), in_axes=(0, None)))
     keys = jax.random.split(jax.random.key(1), 2)
     (order, buckets), (_, buckets2) = draw(keys, 0), draw(keys, 1)
     order, buckets = np.asarray(order), np.asarray(buckets)

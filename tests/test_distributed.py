@@ -22,7 +22,7 @@ WORKER = textwrap.dedent("""
     trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6)), TrainConfig(epochs=6, ls_epochs=2), ds)
     fit = trainer.fit([0])
     digest = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(fit.params))).hexdigest()
-    local = [d.process_index for d in trainer._batch_sharding.mesh.devices.flat]
+    local = [d.process_index for d in trainer.placement.batch.mesh.devices.flat]
     print(json.dumps({"process": jax.process_index(), "processes": jax.process_count(), "digest": digest,
                       "mesh_processes": local, "test_error": float(fit.errors["test"][0])}))
 """)

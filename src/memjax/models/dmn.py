@@ -36,7 +36,7 @@ import optax
 
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 from memjax.ops.addressing import masked_softmax
-from memjax.ops.encoding import encode_sentence, padding_row_mask, weighted_bags
+from memjax.ops.encoding import encode_sentence, weighted_bags
 from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, dropout, episode,
                                   gate_init, gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
                                   memory_update_init)

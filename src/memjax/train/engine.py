@@ -8,17 +8,17 @@ many bytes, each device computes its runs a group at a time (:meth:`Trainer.grou
 only calls the compiled chunk a few times per training, to report progress: there is no host round
 trip per step, and the program is compiled once per family.
 
-Where the data allow it, everything that is the same for every example is done once on the host:
-sentences and questions become weighted bags of words (:meth:`MemN2N.bags`), memory is cut to the
-slots that some story can fill (the empty slots beyond are counted, not stored), and vocabularies of
-different tasks are padded to one size with the padding words masked out of the answers. The runs
-are spread over the local devices (see :mod:`memjax`: on a CPU, one device per core).
+The engine knows a model only through the interface of :mod:`memjax.models.base` (its inputs, loss,
+predictions, traits and sizes). What is the same for every example is prepared once on the host
+(:mod:`memjax.train.arrays`: the model's inputs, memory cut to the slots some story fills, the
+vocabularies of tasks trained together padded to one size with the padding words masked out of the
+answers). Where the runs live is :mod:`memjax.train.placement`'s (on a CPU, :func:`memjax.configure_xla`
+makes one device per core); length buckets are :mod:`memjax.train.buckets`'.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -27,86 +27,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from memjax.data.dataset import Dataset
 from memjax.models.base import Phase
-from memjax.train.optim import adam_recipe, rmsprop_recipe, sgd_recipe, step_decay_schedule
+from memjax.train import optim, placement
+from memjax.train.arrays import SPLITS, family_arrays, occupancy  # noqa: F401 (occupancy: public here)
+from memjax.train.config import TrainConfig
+from memjax.train.buckets import bucketed_order, length_plan  # noqa: F401 (length_plan: public here)
+from memjax.train.placement import compiler_options, fetch  # noqa: F401 (compiler_options: public here)
 
-SPLITS = ("train", "valid", "test")
 # A device computes at once (vmapped) only as many runs as keep the bytes their training steps stream
 # under this (models with ``step_bytes``; see Trainer.group_size), and loops over such groups: MemN2N's
 # bags then stay in cache. Measured, one device: joint bAbI (2.2 MB a run) 5.6 s an epoch with 5 runs at
 # once, 4.5 s one at a time; 5 tasks with 50 slots (0.6 MB a run) 0.59 s with 25 at once, 0.33 s with 5.
 RUN_GROUP_BYTES = 3 * 2**20
-
-
-def compiler_options(platform: str, legacy_emitters: bool = False) -> dict:
-    """XLA options for the programs the engine compiles.
-
-    On a CPU, LLVM's optimisation level 1 instead of XLA's default: these programs compile about
-    a quarter faster with it and train as fast (measured in benchmarks/throughput.py, README
-    "Speed"). ``MEMJAX_XLA_OPT_LEVEL`` sets another level (0-3; ``default``: XLA's own choice).
-
-    ``legacy_emitters`` (a model's ``cpu_legacy_emitters``): on a CPU, XLA's older fusion code
-    generators instead of its newer ones. MemNN trains 2.4x faster with them at level 1 (measured;
-    the cause is not traced); the other models train 5-19% slower with them, and every program
-    compiles 10-40% faster. ``MEMJAX_XLA_FUSION_EMITTERS`` overrides the model's choice for every
-    program: ``legacy`` or ``new`` (unset or ``model``: the model's choice).
-    """
-    level = os.environ.get("MEMJAX_XLA_OPT_LEVEL", "1" if platform == "cpu" else "default").strip()
-    if level not in ("", "default", "0", "1", "2", "3"):
-        raise ValueError(f"MEMJAX_XLA_OPT_LEVEL={level!r}: give 0, 1, 2, 3 or default")
-    emitters = os.environ.get("MEMJAX_XLA_FUSION_EMITTERS", "model").strip()
-    if emitters not in ("", "model", "new", "legacy"):
-        raise ValueError(f"MEMJAX_XLA_FUSION_EMITTERS={emitters!r}: give legacy, new or model")
-    options = {} if level in ("", "default") else {"xla_backend_optimization_level": int(level)}
-    if platform == "cpu" and (emitters == "legacy" or (emitters in ("", "model") and legacy_emitters)):
-        options["xla_cpu_use_fusion_emitters"] = False
-    return options
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Training hyperparameters; defaults are the MemN2N per-task bAbI recipe.
-
-    ``epochs`` counts the main schedule; with linear start, ``ls_epochs`` more epochs come first.
-    """
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.01
-    decay_every: int = 25
-    decay: float = 0.5
-    max_grad_norm: float = 40.0
-    linear_start: bool = True
-    ls_epochs: int = 20
-    ls_lr: float = 0.005
-    random_noise: bool = True
-    noise: float = 0.1
-    loss: str = "sum"  # "sum" over the batch, as the authors' code; or "mean"
-    optimizer: str = "sgd"  # "sgd": the MemN2N recipe above; "adam" or "rmsprop": at ``lr``, no schedule
-    weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
-    dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
-    patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
-    # validation error; it keeps the parameters of its best epoch (lowest validation error, then loss)
-    buckets: int = 0  # length buckets (models with ``length_buckets``, one dataset per family): 0 = off;
-    # K > 0: every training batch holds stories of at most one of K story lengths and is computed at that
-    # length instead of the whole memory's (see :func:`length_plan`)
-
-    def __post_init__(self):
-        if self.optimizer not in ("sgd", "adam", "rmsprop"):
-            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'rmsprop', got {self.optimizer!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be at least 1, got {self.patience}")
-        if self.buckets < 0:
-            raise ValueError(f"buckets must be at least 0, got {self.buckets}")
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + (self.ls_epochs if self.linear_start else 0)
 
 
 @dataclasses.dataclass
@@ -148,84 +82,6 @@ def _chunk_size(total: int, target_calls: int = 10) -> int:
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Minibatch steps in one epoch: whole batches of ``min(batch_size, n_train)`` examples."""
     return n_train // min(batch_size, n_train)
-
-
-@dataclasses.dataclass(frozen=True)
-class LengthPlan:
-    """How an epoch's batches are drawn by story length (:func:`length_plan`).
-
-    ``lengths``: the K bucket lengths, increasing, the last the whole memory's width; ``members``:
-    per bucket, the training rows whose story fits its length and not the one before; ``batches``:
-    per bucket, the whole batches drawn from its own rows each epoch; the rows left over in every
-    bucket make ``pooled`` more batches at the length ``lengths[pool]`` (the longest bucket with
-    rows left over).
-    """
-
-    lengths: tuple[int, ...]
-    members: tuple[np.ndarray, ...]
-    batches: tuple[int, ...]
-    pooled: int
-    pool: int
-
-    @property
-    def steps(self) -> np.ndarray:
-        """The bucket of each step of an epoch, in bucket order (the epoch shuffles them)."""
-        return np.repeat(list(range(len(self.lengths))) + [self.pool], list(self.batches) + [self.pooled]).astype(np.int32)
-
-
-def length_plan(story: np.ndarray, batch_size: int, buckets: int) -> LengthPlan:
-    """Length buckets for the training stories ``story`` (N, M) (slot 0 the most recent; a story of
-    n statements fills slots 0..n-1).
-
-    The bucket lengths are the stories' distinct lengths when there are at most ``buckets`` of them,
-    else the lengths at the quantiles 1/K, 2/K, ..., 1 of the training stories; the last is always M.
-    Each epoch, every bucket's rows are shuffled and cut into whole batches, and the rows left over
-    in all buckets are shuffled together into batches at the longest of their lengths, so that an
-    epoch still has N // batch_size steps and drops fewer than a batch of rows, as without buckets.
-    """
-    n, m = story.shape
-    count = (story != 0).sum(1)
-    distinct = np.unique(count)
-    if len(distinct) <= buckets:
-        lengths = distinct
-    else:
-        lengths = np.unique(np.quantile(count, np.arange(1, buckets + 1) / buckets, method="higher"))
-    lengths = np.unique(np.maximum(np.append(lengths[:-1], m), 1))
-    which = np.searchsorted(lengths, np.maximum(count, 1))  # the smallest bucket length >= the story's
-    members = tuple(np.flatnonzero(which == k).astype(np.int32) for k in range(len(lengths)))
-    batches = tuple(len(r) // batch_size for r in members)
-    left = [len(r) - k * batch_size for r, k in zip(members, batches)]
-    pooled = sum(left) // batch_size
-    pool = max((k for k, r in enumerate(left) if r), default=len(lengths) - 1)
-    return LengthPlan(tuple(int(v) for v in lengths), members, batches, pooled, pool)
-
-
-def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.pad(a, [(0, t - s) for s, t in zip(a.shape, shape)])
-
-
-def occupancy(ds: Dataset) -> int:
-    """The most statements any story of ``ds`` holds in memory (at least 1)."""
-    return max(1, max(int((s.story != 0).sum(1).max(initial=0)) for s in (ds.train, ds.valid, ds.test)))
-
-
-def _fetch(tree):
-    """Host copies of device arrays; with several processes, the whole (gathered) arrays."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    from jax.experimental import multihost_utils
-
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
-
-
-def _layout(tasks: int, seeds: int, devices: int) -> tuple[int, int]:
-    """(axis, number of devices) to spread the (tasks, seeds) runs over; (-1, 1) for one device."""
-    for n in range(devices, 1, -1):
-        if tasks % n == 0:
-            return 0, n
-        if seeds % n == 0:
-            return 1, n
-    return -1, 1
 
 
 class Trainer:
@@ -270,7 +126,7 @@ class Trainer:
         vocab = max(m.cfg.vocab_size for m in models)
         self.model = type(models[0])(dataclasses.replace(models[0].cfg, vocab_size=vocab))
         self.memory = max(occupancy(ds) for ds in self.datasets)
-        self.data = self._device_data(models)
+        self.data = family_arrays(models, self.datasets, self.memory, vocab, pretrained, freeze)
         self.plan = None
         if c.buckets:
             if not traits.length_buckets:
@@ -280,8 +136,6 @@ class Trainer:
                 raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks "
                                  "one by one, or jointly")
             self.plan = length_plan(self.data["train"]["story"][0], self.batch_size, c.buckets)
-        schedule = step_decay_schedule(c.lr, self.steps_per_epoch, c.decay_every, c.decay,
-                                       c.ls_epochs if c.linear_start else 0, c.ls_lr)
         template = jax.eval_shape(lambda: self.model.init(jax.random.key(0)))  # no eager key (a compile)
         if pretrained is not None:
             embed = template.get("embed") if isinstance(template, dict) else None
@@ -289,20 +143,14 @@ class Trainer:
                 raise ValueError("pretrained word vectors need a model with one embedding matrix (DMN, DMN+)")
             if len(pretrained) != len(self.datasets):
                 raise ValueError("give pretrained word vectors for every dataset")
-        if c.optimizer == "adam":
-            self.tx = adam_recipe(c.lr, c.max_grad_norm, self.model.padding_mask(template))
-        elif c.optimizer == "rmsprop":
-            self.tx = rmsprop_recipe(c.lr, c.max_grad_norm, self.model.padding_mask(template))
-        else:
-            self.tx = sgd_recipe(schedule, c.max_grad_norm, self.model.padding_mask(template))
+        self.tx = optim.recipe(c, self.steps_per_epoch, self.model.padding_mask(template))
         self._decay = self.model.decay_mask(template) if c.weight_decay else None
         self.chunk = _chunk_size(c.total_epochs)
         if c.patience:  # look at the runs often enough to stop soon after their patience runs out
             self.chunk = max(d for d in range(1, self.chunk + 1) if c.total_epochs % d == 0 and d <= max(1, c.patience // 2))
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
-        self._batch_sharding = None
-        self._runs_layout = (-1, 1)  # (axis, devices) the runs are spread over (see _shardings)
+        self.placement = None  # where the runs live (placement.Placement), set before the programs are traced
         self._chunk_fns = {False: jax.jit(self._runs_chunk, donate_argnums=0),
                            True: jax.jit(_one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
@@ -310,32 +158,6 @@ class Trainer:
                              True: jax.jit(_one_run(self._predict, (2, 1, 1)))}
         self._init_runs = jax.vmap(jax.vmap(lambda seed: self._init(jax.random.key(seed))))
         self._init_fn = jax.jit(self._init_runs)
-
-    # ---- data ----------------------------------------------------------------------------------
-    def _device_data(self, models) -> dict:
-        """The datasets as stacked, padded host arrays: leading axis = dataset."""
-        m = self.memory
-        per = []
-        for model, ds in zip(models, self.datasets):
-            entry = {**model.inputs(ds.sentences, ds.vocab.words),
-                     "answers": np.arange(self.model.cfg.vocab_size) < model.cfg.vocab_size}
-            if self.pretrained is not None:
-                rows, covered = self.pretrained[len(per)]
-                entry.update(pretrained=np.asarray(rows, np.float32), covered=np.asarray(covered, bool))
-                if self.freeze:
-                    entry["frozen"] = np.asarray(covered, bool)
-            for name in SPLITS:
-                split = getattr(ds, name)
-                entry[name] = {"story": split.story[:, :m], "query": model.query_inputs(split.query),
-                               "answer": split.answer, "n": np.int32(len(split))}
-                if model.traits.uses_support:  # supporting facts' slots (strong supervision)
-                    entry[name]["supporting"] = np.where(split.supporting < m, split.supporting, -1)
-            per.append(entry)
-        data = jax.tree.map(lambda *xs: np.stack([_pad(x, tuple(np.max([y.shape for y in xs], axis=0))) for x in xs])
-                            if np.ndim(xs[0]) else np.array(xs), *per)
-        # every split in one array, so that the final evaluation is one compiled program
-        data["eval"] = {k: np.concatenate([data[name][k] for name in SPLITS], axis=1) for k in ("story", "query")}
-        return data
 
     # ---- one run -------------------------------------------------------------------------------
     def _init(self, key):
@@ -360,26 +182,55 @@ class Trainer:
         return loss, (jnp.sum(ce), wrong)
 
     def _epoch(self, state, epoch, data):
+        """One epoch of one run: its steps in a ``lax.scan``, then its validation error (and early stopping)."""
         c, b, steps = self.config, self.batch_size, self.steps_per_epoch
         train = data["train"]
         key, k_perm, k_noise, k_drop = jax.random.split(state["key"], 4)
-        if self.plan is None:
-            size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
-            scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(k_perm, (size,)), 2.0)
-            order = jnp.argsort(scores)[: steps * b].reshape(steps, b)
-            lengths = jnp.zeros((steps,), jnp.int32)
-        else:
-            order, lengths = self._bucketed_order(k_perm, epoch)
-        # the whole epoch's noise in one draw (a random call per step costs more than the step's math)
-        draws = self.model.noise_draws(train["story"].shape[1], c)
+        order, lengths = self._epoch_rows(k_perm, epoch, train)
+        draws, noise, drops = self._epoch_draws(k_noise, k_drop, train["story"].shape[1])
+        linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
+        rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
+        # Models with ``epoch_batches`` (MemN2N) get the epoch's batches gathered at once, each step its
+        # slice: gathered in a short step, a few rows of a large table (en-10k's 9,000 questions) were
+        # split over both cores as if the table were the work (benchmarks/paired_steps.py). The others
+        # gather in the step: DMN+ trained as fast either way and compiled 0.3-0.45 s slower.
+        gathered = self.model.traits.epoch_batches
+        batches = jax.tree.map(lambda a: a[order], rows) if gathered else order
+        step = self._step(data, linear, draws, None if gathered else rows)
+        (params, opt), (ce, wrong) = jax.lax.scan(
+            step, (state["params"], state["opt"]), (batches, noise, drops, lengths))
+        seen = steps * b
+        valid, valid_loss = self._error(params, data, data["valid"], linear, with_loss=True)  # linear in LS
+        metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
+        new = {"params": params, "opt": opt, "key": key}
+        if c.patience:
+            new.update(self._keep_best(state, params, valid, valid_loss))
+        return new, metrics
+
+    def _epoch_rows(self, key, epoch, train):
+        """(steps, B) training rows of one epoch's batches, and (steps,) each step's length bucket."""
+        b, steps = self.batch_size, self.steps_per_epoch
+        if self.plan is not None:
+            return bucketed_order(self.plan, b, key, epoch)
+        size = train["answer"].shape[0]  # padded; the first n rows are this dataset's
+        scores = jnp.where(jnp.arange(size) < train["n"], jax.random.uniform(key, (size,)), 2.0)
+        return jnp.argsort(scores)[: steps * b].reshape(steps, b), jnp.zeros((steps,), jnp.int32)
+
+    def _epoch_draws(self, k_noise, k_drop, memory: int):
+        """(draws, noise, drops): the whole epoch's uniforms in one draw each (a random call per step costs
+        more than the step's math): the model's own noise (``draws`` per example; 0: none) and the dropout
+        (or random-input) uniforms."""
+        steps, b = self.steps_per_epoch, self.batch_size
+        draws = self.model.noise_draws(memory, self.config)
         noise = jax.random.uniform(k_noise, (steps, b, max(1, draws)))
         if self._draws:
-            drops = jax.random.uniform(k_drop, (steps, b) + self.model.dropout_shape(train["story"].shape[1]))
-        else:
-            drops = jnp.zeros((steps,))
-        linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
+            return draws, noise, jax.random.uniform(k_drop, (steps, b) + self.model.dropout_shape(memory))
+        return draws, noise, jnp.zeros((steps,))
+
+    def _step(self, data, linear, draws: int, rows=None):
+        """The scan body of an epoch: one optimiser step on a batch (its rows gathered from ``rows`` when
+        given, else given), at its length bucket's memory width with ``--buckets``."""
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
-        rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
 
         def update(params, opt, batch, u, dr):
             (_, (ce, wrong)), grads = grad_fn(params, data, batch, u if draws else None, linear,
@@ -398,61 +249,31 @@ class Trainer:
         def step(carry, xs):
             params, opt = carry
             batch, u, dr, length = xs
-            if not gathered:
+            if rows is not None:
                 batch = jax.tree.map(lambda a: a[batch], rows)
-            if self._batch_sharding is not None:  # data parallel: each device takes a part of the batch
-                batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
-                u = jax.lax.with_sharding_constraint(u, self._batch_sharding)
+            if self.placement.batch is not None:  # data parallel: each device takes a part of the batch
+                batch = jax.lax.with_sharding_constraint(batch, self.placement.batch)
+                u = jax.lax.with_sharding_constraint(u, self.placement.batch)
             if self.plan is None:
                 return update(params, opt, batch, u, dr)
-            # ``length`` is the same for every run of the program (see _bucketed_order), so that under
-            # vmap this stays a branch rather than every length computed and one selected
+            # ``length`` is the same for every run of the program (see buckets.bucketed_order), so that
+            # under vmap this stays a branch rather than every length computed and one selected
             return jax.lax.switch(length, [at_length(m) for m in self.plan.lengths], params, opt, batch, u, dr)
 
-        # Models with ``epoch_batches`` (MemN2N) get the epoch's batches gathered at once, each step its
-        # slice: gathered in a short step, a few rows of a large table (en-10k's 9,000 questions) were
-        # split over both cores as if the table were the work (measured, one en-10k task-1 run, the two
-        # programs' calls alternated: 0.71-0.82x the time a step; the per-task families' runs, 0.99-1.03x).
-        # The others gather in the step: DMN+ trained as fast either way and compiled 0.3-0.45 s slower.
-        gathered = self.model.traits.epoch_batches
-        batches = jax.tree.map(lambda a: a[order], rows) if gathered else order
-        (params, opt), (ce, wrong) = jax.lax.scan(
-            step, (state["params"], state["opt"]), (batches, noise, drops, lengths))
-        seen = steps * b
-        valid, valid_loss = self._error(params, data, data["valid"], linear, with_loss=True)  # linear in LS
-        metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
-        new = {"params": params, "opt": opt, "key": key}
-        if c.patience:  # a stopped run (patience spent) keeps its best; the host ends when all have stopped
-            # patience counts the epochs since the validation error last went down; the parameters kept
-            # are those of the lowest validation error, the lowest validation loss among equal errors
-            running = state["waited"] < c.patience
-            score = jnp.stack([valid, valid_loss])
-            best = state["best_valid"]
-            lower = score[0] < best[0]
-            better = running & (lower | ((score[0] == best[0]) & (score[1] < best[1])))
-            new["best"] = jax.tree.map(lambda p, q: jnp.where(better, p, q), params, state["best"])
-            new["best_valid"] = jnp.where(better, score, best)
-            new["waited"] = jnp.where(running & lower, 0, state["waited"] + running.astype(jnp.int32))
-        return new, metrics
+        return step
 
-    def _bucketed_order(self, key, epoch):
-        """(steps, B) training rows and (steps,) bucket per step of one epoch (see :func:`length_plan`).
-
-        The rows are the run's own (shuffled with its ``key``); the order of the steps' buckets comes
-        from the epoch number alone, the same for every run trained in the program (runs of one dataset:
-        every run has the same number of batches per bucket)."""
-        plan, b = self.plan, self.batch_size
-        keys = jax.random.split(key, len(plan.lengths) + 1)
-        batches, left = [], []
-        for k, rows in enumerate(plan.members):
-            rows = jnp.asarray(rows)[jax.random.permutation(keys[k], len(rows))]
-            batches.append(rows[: plan.batches[k] * b].reshape(plan.batches[k], b))
-            left.append(rows[plan.batches[k] * b:])
-        pool = jnp.concatenate(left)
-        pool = pool[jax.random.permutation(keys[-1], pool.shape[0])][: plan.pooled * b]
-        order = jnp.concatenate(batches + [pool.reshape(plan.pooled, b)])
-        shuffle = jax.random.permutation(jax.random.fold_in(jax.random.key(0x6275636B), epoch), order.shape[0])
-        return order[shuffle], jnp.asarray(plan.steps)[shuffle]
+    def _keep_best(self, state, params, valid, valid_loss) -> dict:
+        """Early stopping: patience counts the epochs since the validation error last went down; the
+        parameters kept are those of the lowest validation error, the lowest validation loss among equal
+        errors. A stopped run (patience spent) keeps its best; the host ends when all have stopped."""
+        running = state["waited"] < self.config.patience
+        score = jnp.stack([valid, valid_loss])
+        best = state["best_valid"]
+        lower = score[0] < best[0]
+        better = running & (lower | ((score[0] == best[0]) & (score[1] < best[1])))
+        return {"best": jax.tree.map(lambda p, q: jnp.where(better, p, q), params, state["best"]),
+                "best_valid": jnp.where(better, score, best),
+                "waited": jnp.where(running & lower, 0, state["waited"] + running.astype(jnp.int32))}
 
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)
@@ -473,12 +294,12 @@ class Trainer:
     def _runs_chunk(self, states, epoch0, data):
         """A chunk of epochs of (tasks, seeds)-stacked runs (``data``: tasks-stacked).
 
-        The runs are vmapped over the devices they are spread on (see :meth:`_shardings`); on each
+        The runs are vmapped over the devices they are spread on (see :mod:`memjax.train.placement`); on each
         device, :meth:`group_size` of them at a time: whole tasks' seeds when a group holds them, else
         groups of one task's seeds. A run computes the same in any group.
         """
         t, s = jax.tree.leaves(states)[0].shape[:2]
-        axis, n = self._runs_layout
+        axis, n = self.placement.runs
         nt, ns = (n, 1) if axis == 0 else (1, n) if axis == 1 else (1, 1)
         tl, sl = t // nt, s // ns  # a device's tasks and seeds
         group = self.group_size(tl * sl)
@@ -541,36 +362,16 @@ class Trainer:
 
     # ---- many runs -----------------------------------------------------------------------------
     def _shardings(self, seeds: int):
-        """(states' sharding, data's sharding) for ``seeds`` runs per dataset: the runs spread over the
-        devices along the tasks or the seeds axis (data follow tasks).
-
-        When the runs cannot be spread (one run, say) and several devices are given, each batch is
-        split over the devices instead (data parallel): states and data are replicated and every
-        step's batch is constrained to be sharded along its batch axis (``_batch_sharding``, which
-        the training program reads when it is traced), so XLA computes each part on its own device
-        and sums the gradients across them.
-        """
-        self._batch_sharding = None
-        axis, n = _layout(len(self.datasets), seeds, len(self.devices))
-        self._runs_layout = (axis, n) if n > 1 else (-1, 1)
-        if n == 1:
-            parts = max((k for k in range(1, len(self.devices) + 1) if self.batch_size % k == 0), default=1)
-            if parts > 1 and self.data_parallel:
-                mesh = Mesh(np.array(self.devices[:parts]), ("batch",))
-                self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
-                everywhere = NamedSharding(mesh, PartitionSpec())
-                return everywhere, everywhere
-            one = jax.sharding.SingleDeviceSharding(self.devices[0])
-            return one, one
-        mesh = Mesh(np.array(self.devices[:n]), ("runs",))
-        runs = NamedSharding(mesh, PartitionSpec(*([None] * axis), "runs"))
-        per_task = NamedSharding(mesh, PartitionSpec("runs") if axis == 0 else PartitionSpec())
-        return runs, per_task
+        """(states' sharding, data's sharding) for ``seeds`` runs per dataset on this process's devices
+        (:func:`memjax.train.placement.plan`)."""
+        self.placement = placement.plan(self.devices, len(self.datasets), seeds, self.batch_size, self.data_parallel)
+        return self.placement.states, self.placement.data
 
     def _place(self, states, data):
-        """States and data on the devices (see :meth:`_shardings`; several processes: one mesh)."""
+        """States and data on the devices (several processes: one mesh over all of theirs)."""
         if jax.process_count() > 1:
-            return self._place_processes(states, data)
+            self.placement = placement.plan_processes(self.batch_size)
+            return placement.put_processes(states, data, self.placement)
         state_sharding, data_sharding = self._shardings(jax.tree.leaves(states)[0].shape[1])
         return jax.device_put(states, state_sharding), jax.device_put(data, data_sharding)
 
@@ -611,41 +412,6 @@ class Trainer:
                 states = jax.device_put(states, sharding)
         return states
 
-    def _place_processes(self, states, data):
-        """Several processes: one mesh over every process's devices, each batch split over all of them.
-
-        Each process feeds only its shard of the training questions (rows split evenly over the
-        devices); everything else is replicated. Every process computes the same permutation, so
-        the batches are the same as on one device; XLA moves the rows each device needs.
-        """
-        devices = jax.devices()
-        self._runs_layout = (-1, 1)
-        if self.batch_size % len(devices):
-            raise ValueError(f"the batch size ({self.batch_size}) must be a multiple of the {len(devices)} devices "
-                             "of all processes")
-        mesh = Mesh(np.array(devices), ("batch",))
-        self._batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
-        everywhere = NamedSharding(mesh, PartitionSpec())
-        rows = NamedSharding(mesh, PartitionSpec(None, "batch"))  # (datasets, questions, ...)
-        mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
-
-        def put(x, sharding=everywhere):
-            return jax.make_array_from_process_local_data(sharding, np.asarray(x))
-
-        def put_rows(x):  # pad the questions to a multiple of the devices, then keep this process's rows
-            x = np.asarray(x)
-            per = -(-x.shape[1] // len(devices))
-            x = np.pad(x, [(0, 0), (0, per * len(devices) - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
-            local = np.concatenate([x[:, i * per:(i + 1) * per] for i in mine], axis=1)
-            return jax.make_array_from_process_local_data(rows, local, x.shape)
-
-        states = jax.device_get({**states, "key": jax.random.key_data(states["key"])})
-        states = jax.tree.map(put, states)
-        states["key"] = jax.random.wrap_key_data(states["key"])
-        placed = {k: jax.tree.map(put, v) for k, v in data.items() if k != "train"}
-        placed["train"] = {k: (put(v) if k == "n" else put_rows(v)) for k, v in data["train"].items()}
-        return states, placed
-
     def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None,
             resume: tuple[int, dict, dict] | None = None,
             on_chunk: Callable[[int, dict, dict], None] | None = None) -> Fit | list[Fit]:
@@ -664,49 +430,17 @@ class Trainer:
             a :class:`Fit` (one dataset) or a list with one per dataset.
         """
         t0 = time.perf_counter()
-        total = self.config.total_epochs
-        start, history = 0, []
-        options = self._compiler_options()
-        one = len(self.datasets) == 1 and len(seeds) == 1
-        chunk_program, predict_program = self._chunk_fns[one], self._predict_fns[one]
-        overlap = resume is None and jax.process_count() == 1
-        if overlap:
-            # The programs are traced from the states' shapes, so that the runs' initial states are made
-            # (their program compiled and run) on a second thread while the training program is traced
-            # here. Tracing threads would only take turns at the GIL.
-            state_sharding, data_sharding = self._shardings(len(seeds))
-            data = jax.device_put(self.data, data_sharding)
-            states = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
-                                  jax.eval_shape(self._init_fn, self._seeds(seeds)))
-        else:
-            if resume is None:
-                states = self.initial_states(seeds)
-            else:
-                start, states, saved = resume
-                if start % self.chunk or not 0 <= start <= total:
-                    raise ValueError(f"cannot resume after {start} epochs: not a chunk boundary of this training")
-                if start:
-                    history.append(saved)
-            states, data = self._place(states, self.data)
-        with ThreadPoolExecutor(1) as pool:
-            made = pool.submit(lambda: self.initial_states(seeds, sharding=state_sharding)) if overlap else None
-            lowered = chunk_program.lower(states, 0, data)
-            # the evaluation program is traced next and compiles beside the training program (XLA
-            # compiles without the GIL)
-            predict = pool.submit(lambda: predict_program.lower(states["params"], data, data["eval"]).compile(options))
-            chunk_fn = lowered.compile(options)
-            predict_fn = predict.result()
-            if made is not None:
-                states = made.result()
-        self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
+        start, states, data, history = self._start(seeds, resume)
+        chunk_fn, predict_fn, states = self._compile(seeds, states, data)
         compile_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
+        total = self.config.total_epochs
         for epoch0 in range(start, total, self.chunk):
-            if self.config.patience and bool(np.all(_fetch(states["waited"]) >= self.config.patience)):
+            if self.config.patience and bool(np.all(fetch(states["waited"]) >= self.config.patience)):
                 break  # early stopping: every run has spent its patience
             states, metrics = chunk_fn(states, epoch0, data)
-            history.append(_fetch(metrics))
+            history.append(fetch(metrics))
             if on_chunk:
                 so_far = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
                 on_chunk(epoch0 + self.chunk, states, so_far)
@@ -717,17 +451,61 @@ class Trainer:
         final = states["best"] if self.config.patience else states["params"]
 
         t2 = time.perf_counter()
-        everything = _fetch(predict_fn(final, data, data["eval"]))  # (tasks, seeds, N)
-        bounds = np.cumsum([0] + [data[name]["answer"].shape[1] for name in SPLITS])
-        predictions = {name: everything[:, :, bounds[i]:bounds[i + 1]] for i, name in enumerate(SPLITS)}
+        everything = fetch(predict_fn(final, data, data["eval"]))  # (tasks, seeds, N)
         eval_s = time.perf_counter() - t2
-        seconds = {"compile": compile_s, "train": train_s, "eval": eval_s}
         hist = {k: np.concatenate([h[k] for h in history], axis=2) for k in history[0]}
-        params = _fetch(final)
+        return self._fits(seeds, fetch(final), hist, everything, {"compile": compile_s, "train": train_s, "eval": eval_s})
+
+    def _start(self, seeds: list[int], resume):
+        """(first epoch, states, data, history so far) of a training. Without ``resume``, the states are
+        only their shapes here (:meth:`_compile` makes them while the training program is traced)."""
+        if resume is None and jax.process_count() == 1:
+            state_sharding, data_sharding = self._shardings(len(seeds))
+            states = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=state_sharding),
+                                  jax.eval_shape(self._init_fn, self._seeds(seeds)))
+            return 0, states, jax.device_put(self.data, data_sharding), []
+        start, history = 0, []
+        if resume is None:
+            states = self.initial_states(seeds)
+        else:
+            start, states, saved = resume
+            if start % self.chunk or not 0 <= start <= self.config.total_epochs:
+                raise ValueError(f"cannot resume after {start} epochs: not a chunk boundary of this training")
+            if start:
+                history.append(saved)
+        states, data = self._place(states, self.data)
+        return start, states, data, history
+
+    def _compile(self, seeds: list[int], states, data):
+        """(training program, evaluation program, states), compiled for these states' shapes.
+
+        Where ``states`` are only shapes (:meth:`_start`), the runs' initial states are made (their program
+        compiled and run) on a second thread while the training program is traced here (tracing threads
+        would only take turns at the GIL); the evaluation program is traced next and compiles beside the
+        training program (XLA compiles without the GIL)."""
+        options = self._compiler_options()
+        one = len(self.datasets) == 1 and len(seeds) == 1
+        chunk_program, predict_program = self._chunk_fns[one], self._predict_fns[one]
+        shapes_only = isinstance(jax.tree.leaves(states)[0], jax.ShapeDtypeStruct)
+        with ThreadPoolExecutor(1) as pool:
+            made = pool.submit(lambda: self.initial_states(seeds, sharding=self.placement.states)) if shapes_only else None
+            lowered = chunk_program.lower(states, 0, data)
+            predict = pool.submit(lambda: predict_program.lower(states["params"], data, data["eval"]).compile(options))
+            chunk_fn = lowered.compile(options)
+            predict_fn = predict.result()
+            if made is not None:
+                states = made.result()
+        self.programs = {"train": chunk_fn, "predict": predict_fn}  # the compiled programs, for inspection
+        return chunk_fn, predict_fn, states
+
+    def _fits(self, seeds: list[int], params, history: dict, everything: np.ndarray, seconds: dict):
+        """The :class:`Fit` of each dataset from the family's (datasets, seeds)-stacked results."""
+        bounds = np.cumsum([0] + [self.data[name]["answer"].shape[1] for name in SPLITS])
         fits = []
         for i, ds in enumerate(self.datasets):
-            pred = {name: predictions[name][i][:, : len(getattr(ds, name))] for name in SPLITS}
+            pred = {name: everything[i][:, bounds[k]:bounds[k + 1]][:, : len(getattr(ds, name))]
+                    for k, name in enumerate(SPLITS)}
             errors = {name: 100.0 * np.mean(pred[name] != getattr(ds, name).answer[None], axis=1) for name in SPLITS}
-            fits.append(Fit(list(seeds), jax.tree.map(lambda a: a[i], params), {k: v[i] for k, v in hist.items()},
+            fits.append(Fit(list(seeds), jax.tree.map(lambda a: a[i], params), {k: v[i] for k, v in history.items()},
                             pred, errors, seconds))
         return fits[0] if self.single else fits

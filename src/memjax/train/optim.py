@@ -74,3 +74,16 @@ def rmsprop_recipe(lr: float, max_grad_norm: float | None, padding_mask, decay: 
     parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
     return optax.chain(*parts, multiply_by(padding_mask),
                        optax.rmsprop(lr, decay=decay, eps=eps, eps_in_sqrt=False))
+
+
+def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransformation:
+    """The optimiser of a :class:`memjax.train.engine.TrainConfig`: ``sgd`` (the MemN2N recipe: lr halved
+    every ``decay_every`` epochs after linear start, per-matrix clipping), ``adam`` or ``rmsprop`` at ``lr``."""
+    c = config
+    if c.optimizer == "adam":
+        return adam_recipe(c.lr, c.max_grad_norm, padding_mask)
+    if c.optimizer == "rmsprop":
+        return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)
+    schedule = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay,
+                                   c.ls_epochs if c.linear_start else 0, c.ls_lr)
+    return sgd_recipe(schedule, c.max_grad_norm, padding_mask)
