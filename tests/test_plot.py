@@ -165,3 +165,18 @@ def test_a_story_without_a_question_gives_one_line(trained, tmp_path):
     story.write_text("\n\n")
     _one_line_error(run(["plot", "--run", str(trained), "--story", str(story)]), "empty")
     assert not (trained / "plots").exists()  # nothing drawn before the story was read
+
+
+def test_attention_is_named_by_the_kind_the_model_reports(tmp_path):
+    from memjax.infer import Answer
+    from memjax.plot import _caption
+
+    statements = ["mary went to the kitchen", "mary travelled to the office"]
+    hops = [[(1, statements[1], 0.6), (0, statements[0], 0.2)]] * 2  # 0.2 of each row to empty slots
+    passes = Answer("office", 0.9, hops, ["zanzibar"], [("office", 0.9)], attention="pass", reads_unknown=True)
+    caption = _caption(passes, attention_matrix(passes)[1], 0, 50)
+    assert "each pass's attention goes to empty memory slots" in caption and "read by their context" in caption
+    _assert_png(plot_attention(passes, statements, "where is mary?", tmp_path / "p.png"))
+    reader = Answer("office", 0.9, [], [], [("office", 0.9)], attention=None)
+    with pytest.raises(ValueError, match="attends to nothing"):
+        plot_attention(reader, statements, "where is mary?", tmp_path / "r.png")

@@ -1,5 +1,6 @@
 """memjax serve: the JSON API (Starlette's TestClient), a real server over HTTP, and the page in headless Chromium."""
 
+import contextlib
 import logging
 import os
 import shutil
@@ -80,7 +81,7 @@ def test_health_names_the_model(client):
 
 def test_answer_gives_the_answer_and_the_attention_per_hop(client):
     body = assert_answers_mary(client)
-    assert set(body) == {"answer", "probability", "unknown_words", "top", "hops", "attention"}
+    assert set(body) == {"answer", "probability", "unknown_words", "top", "hops", "attention", "unknown_words_read"}
     assert body["attention"] == "hop"  # MemN2N: one row of weights per hop
     assert 0.5 < body["probability"] <= 1.0 and body["top"][0] == {"word": "office", "probability": body["probability"]}
     assert body["unknown_words"] == []
@@ -196,14 +197,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained, data_root, tmp_path_factory):
-    """``memjax serve`` in a subprocess; stopped with SIGTERM, after which it must exit with status 0."""
+@contextlib.contextmanager
+def serving(checkpoint: Path, data_root: Path, log_dir: Path):
+    """``memjax serve`` of ``checkpoint`` in a subprocess, its URL; stopped with SIGTERM, after which it must
+    exit with status 0."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = log_dir / "serve.log"
     env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(trained), "--port", str(port)],
+        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -219,6 +221,12 @@ def server(trained, data_root, tmp_path_factory):
             raise
     assert status == 0, log_path.read_text()[-3000:]
     assert "Finished server process" in log_path.read_text() and "memjax serve: stopped" in log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def server(trained, data_root, tmp_path_factory):
+    with serving(trained, data_root, tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 def wait_for_health(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 120.0) -> None:
@@ -348,3 +356,29 @@ def background(cell) -> tuple[int, int, int, float]:
     text = cell.value_of_css_property("background-color")  # rgba(r, g, b, a), or rgb(r, g, b) when opaque
     parts = [p.strip() for p in text[text.index("(") + 1: text.rindex(")")].split(",")]
     return int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]) if len(parts) == 4 else 1.0
+
+
+def test_the_page_shows_a_second_familys_attention_as_its_passes(data_root, browser, tmp_path_factory):
+    """DMN+ through the same page: its gates per episodic pass, in columns named Pass k."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    out = tmp_path_factory.mktemp("dmn_plus") / "run"
+    r = run(["train", "--model", "dmn+", "--tasks", "1", "--epochs", "2", "--dim", "12", "--quiet", "--out", str(out)],
+            env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    with serving(out, data_root, out.parent) as url:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example optgroup"))
+        browser.find_element(By.ID, "story").send_keys("\n".join(STORY))
+        browser.find_element(By.ID, "question").send_keys(QUESTION)
+        browser.find_element(By.ID, "ask").click()
+        wait.until(lambda d: d.find_element(By.ID, "answer").text)
+        heads = browser.find_elements(By.CSS_SELECTOR, "#heatmap thead th")
+        assert [h.text for h in heads] == ["#", "Statement", "Pass 1", "Pass 2", "Pass 3"]
+        rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr")
+        assert len(rows) == len(STORY)
+        for p in range(3):  # each pass's gates are a softmax over the statements
+            column = [float(r.find_elements(By.CSS_SELECTOR, "td.weight")[p].get_attribute("data-weight")) for r in rows]
+            assert sum(column) == pytest.approx(1.0, abs=1e-4)

@@ -45,6 +45,8 @@ class Answer:
         top: the five most probable answers as (word, probability) (the answer alone for a decoder).
         attention: what ``hops`` holds (:attr:`memjax.models.base.Traits.attention`): ``"hop"``,
             ``"pass"``, ``"chosen"``, ``"words"``, or None.
+        reads_unknown: the model read the unknown words (as the unknown word, by their context)
+            rather than leaving them out.
     """
 
     answer: str
@@ -53,6 +55,7 @@ class Answer:
     unknown: list[str]
     top: list[tuple[str, float]]
     attention: str | None = "hop"
+    reads_unknown: bool = False
 
     @property
     def row_name(self) -> str:
@@ -62,6 +65,7 @@ class Answer:
     def to_dict(self) -> dict:
         return {"answer": self.answer, "probability": self.probability, "unknown_words": self.unknown,
                 "top": [{"word": w, "probability": p} for w, p in self.top], "attention": self.attention,
+                "unknown_words_read": self.reads_unknown,
                 "hops": [[{"index": i, "sentence": s, "weight": w} for i, s, w in hop] for hop in self.hops]}
 
 
@@ -216,7 +220,7 @@ class Answerer:
             top = [(self.vocab.words[int(i)], float(pred.scores[0][int(i)])) for i in order[:5]]
         else:
             top = [(text, probability)]
-        return Answer(text, probability, hops, unknown, top, self.model.traits.attention)
+        return Answer(text, probability, hops, unknown, top, self.model.traits.attention, self.keeps_unknown)
 
 
 def _order(label: str):

@@ -349,14 +349,15 @@ def _caption(answer: "Answer", weights: list[list[float]], hidden: int, memory: 
     """Notes under the heat map: unknown words, statements outside the memory, empty slots' share."""
     notes = []
     if answer.unknown:
-        notes.append(f"unknown words, ignored by the model: {', '.join(answer.unknown)}")
+        how = "read by their context" if answer.reads_unknown else "ignored by the model"
+        notes.append(f"unknown words, {how}: {', '.join(answer.unknown)}")
     if hidden:
         size = f" ({memory} sentences)" if memory else ""
         notes.append(f"the first {hidden} statement(s) lie outside the model's memory{size} and are not shown")
     sums = [sum(col) for col in zip(*weights)] if weights else []
     if sums and min(sums) < 0.99:
         rest = ", ".join(f"{100 * (1 - s):.0f}%" for s in sums)
-        notes.append(f"the rest of each hop's attention goes to empty memory slots ({rest})")
+        notes.append(f"the rest of each {answer.row_name}'s attention goes to empty memory slots ({rest})")
     return "\n".join(textwrap.fill(_plain(n), 100) for n in notes)
 
 
@@ -377,6 +378,8 @@ def plot_attention(answer: "Answer", statements: Sequence[str], question: str, p
     Raises:
         ValueError: no statement in the answer's hops, or matplotlib missing.
     """
+    if answer.attention is None:
+        raise ValueError("this model attends to nothing (the LSTM reader): there is no attention to draw")
     indices, weights = attention_matrix(answer)
     if not indices:
         raise ValueError("the answer attends to no statement (empty story?)")
@@ -388,7 +391,7 @@ def plot_attention(answer: "Answer", statements: Sequence[str], question: str, p
     for r, row in enumerate(weights):
         for h, w in enumerate(row):
             ax.text(h, r, f"{w:.2f}", ha="center", va="center", fontsize=9, color="white" if w > 0.6 else "black")
-    ax.set_xticks(range(hops), [f"hop {h + 1}" for h in range(hops)])
+    ax.set_xticks(range(hops), [f"{answer.row_name} {h + 1}" for h in range(hops)])
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(indices)), labels)
     ax.tick_params(length=0)
@@ -437,6 +440,9 @@ def plot(args) -> int:
         from memjax.infer import Answerer
 
         qa = Answerer.load(args.run, args.task)
+        if qa.model.traits.attention is None:
+            raise ValueError(f"--story: the {qa.model.traits.name} model attends to nothing, so there is no "
+                             "attention to draw (memjax ask answers with it)")
     written = plot_run_curves(args.run, out, args.task)
     if qa is not None:
         statements, question = story

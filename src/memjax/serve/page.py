@@ -187,7 +187,8 @@ function showAnswer(statements, result, example) {
   const others = result.top.slice(1).map((t) => t.word + " " + t.probability.toFixed(2));
   byId("top").textContent = others.length ? "Next most likely: " + others.join(", ") : "";
   const unknown = byId("unknown");
-  unknown.textContent = "Words the model has never seen (ignored): " + result.unknown_words.join(", ");
+  unknown.textContent = "Words the model has never seen (" + (result.unknown_words_read ? "read by their context" : "ignored") +
+    "): " + result.unknown_words.join(", ");
   unknown.hidden = result.unknown_words.length === 0;
   drawHeatmap(statements, result.hops, example ? example.supporting : [], result.attention);
   byId("result").hidden = false;
