@@ -10,12 +10,14 @@ MemN2N (Sukhbaatar et al. 2015): :class:`PositionEncoding`, :class:`TemporalEnco
 Every module takes sizes and ``rngs: nnx.Rngs`` (a ``params`` stream), initialises as the memjax
 models do (see each class), accepts any leading batch axes, and has ``params()`` (its parameters as
 the dict the op takes, in the models' layout) and ``from_params(dict)`` (a module holding given
-parameters). Importing this package changes no environment variable and no JAX configuration.
+parameters). :class:`NNXModel` trains a module of yours through memjax's engine
+(:mod:`memjax.nn.adapter`). Importing this package changes no environment variable and no JAX configuration.
 """
 
+from memjax.nn.adapter import NNXConfig, NNXModel
 from memjax.nn.memory import MemoryHop, MultiHopRead, PositionEncoding, TemporalEncoding
 from memjax.nn.recurrent import (GRU, AnswerModule, AttentionGate, AttentionGRU, EpisodicMemory, InputFusion,
                                  MemoryUpdate)
 
 __all__ = ["PositionEncoding", "TemporalEncoding", "MemoryHop", "MultiHopRead", "GRU", "AttentionGRU", "InputFusion",
-           "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule"]
+           "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule", "NNXConfig", "NNXModel"]
