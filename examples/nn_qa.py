@@ -24,6 +24,7 @@ from memjax.nn.adapter import NNXConfig, NNXModel
 from memjax.train.engine import Trainer, TrainConfig
 
 
+# --8<-- [start:models]
 class MemN2NQA(nnx.Module):
     """End-to-end memory network: position-encoded memories, K adjacent-tied hops, answer W u."""
 
@@ -56,6 +57,10 @@ class DMNPlusQA(nnx.Module):
         return self.answer(m, q), gates[..., ::-1]  # the gates per pass, back in slot order
 
 
+# --8<-- [end:models]
+
+
+# --8<-- [start:engine]
 def model_for(name: str, ds) -> NNXModel:
     """The example's model of ``name`` for the dataset ``ds``, as a model of memjax's engine."""
     build, attention = (MemN2NQA, "hop") if name == "memn2n" else (DMNPlusQA, "pass")
@@ -65,6 +70,7 @@ def model_for(name: str, ds) -> NNXModel:
 # Adam with per-matrix clipping at 40, no linear start or time noise: the example's recipe
 RECIPE = TrainConfig(epochs=60, batch_size=32, lr=0.01, optimizer="adam", max_grad_norm=40.0, linear_start=False,
                      random_noise=False, decay_every=1_000_000)
+# --8<-- [end:engine]
 
 
 def main(argv=None) -> None:
