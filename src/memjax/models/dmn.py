@@ -38,7 +38,8 @@ from memjax.models.base import Model, Phase, Prediction, Traits, softmax_predict
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, weighted_bags
 from memjax.ops.recurrent import (affine, answer_logits, attention_gru_init, attention_gru_sequence, bigru, dropout, episode,
-                                  gate_init, gated_gru_sequence, gru_cell, gru_init, gru_scan, gru_sequence, memory_update,
+                                  gate_blocks, gate_init, gate_question_part, gate_scores_given, gated_gru_sequence, gru_cell, gru_init,
+                                  gru_scan, gru_sequence, memory_update,
                                   memory_update_init)
 
 
@@ -214,14 +215,12 @@ class DMNPlus(Model):
         q = gru_sequence(qp["U"], qx, (query != 0).T, jnp.zeros((b, d)), c.unroll)[-1]
 
         # episodes: the question's part of the gate features once, the facts' input products once
-        gp, ap = params["gate"], params["attention"]
-        W1 = gp["W1"].reshape(4, d, -1)
-        fixed = (facts * q[:, None]) @ W1[0] + jnp.abs(facts - q[:, None]) @ W1[2] + gp["b1"]  # (B, M, h)
+        gp, ap = gate_blocks(params["gate"], d), params["attention"]
+        fixed = gate_question_part(gp, facts, q)  # (B, M, h)
         attn_x = jnp.moveaxis(_gru_inputs(ap, facts), 1, 0)[::-1]  # (M, B, 2d) in story order
         mem, attention = q, []
         for t in range(c.hops):
-            z = jnp.tanh(fixed + (facts * mem[:, None]) @ W1[1] + jnp.abs(facts - mem[:, None]) @ W1[3])
-            scores = z @ gp["W2"] + gp["b2"]  # (B, M)
+            scores = gate_scores_given(gp, fixed, facts, mem)  # (B, M)
             gates = jax.vmap(masked_softmax)(scores, occupied)  # 0 at empty slots: the GRU skips them
             ctx = attention_gru_sequence(ap["U"], attn_x, gates.T[::-1], jnp.zeros((b, d)), unroll)
             up = params["memory"][t]

@@ -212,7 +212,10 @@ def gate_features(f: jnp.ndarray, q: jnp.ndarray, m: jnp.ndarray) -> jnp.ndarray
 
 
 def gate_scores(params: dict, facts: jnp.ndarray, q: jnp.ndarray, m: jnp.ndarray) -> jnp.ndarray:
-    """Z_t = W2 tanh(W1 z_t + b1) + b2 for every fact (DMN+ eq. 9).
+    """Z_t = W2 tanh(W1 z_t + b1) + b2 for every fact (DMN+ eq. 9), z_t = :func:`gate_features`.
+
+    Computed as :func:`gate_question_part` (the same in every pass) plus the memory's part
+    (:func:`gate_scores_given`): W1 z is the sum of its four blocks' products.
 
     Args:
         params: from ``gate_init``.
@@ -223,8 +226,51 @@ def gate_scores(params: dict, facts: jnp.ndarray, q: jnp.ndarray, m: jnp.ndarray
     Returns:
         (T,) unnormalised scores.
     """
-    z = jax.vmap(gate_features, in_axes=(0, None, None))(facts, q, m)
-    return jnp.tanh(z @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
+    return gate_scores_given(params, gate_question_part(params, facts, q), facts, m)
+
+
+def _w1_blocks(W1: jnp.ndarray, d: int) -> jnp.ndarray:
+    """W1 (4 d, hidden) as its four (d, hidden) blocks, one per feature of z (already split: as it is)."""
+    return W1 if W1.ndim == 3 else W1.reshape(4, d, -1)
+
+
+def gate_blocks(params: dict, d: int) -> dict:
+    """The gate parameters with W1 split into its blocks once (4, d, hidden), for a model that scores
+    several passes: :func:`gate_question_part` and :func:`gate_scores_given` take either form."""
+    return {**params, "W1": _w1_blocks(params["W1"], d)}
+
+
+def gate_question_part(params: dict, facts: jnp.ndarray, q: jnp.ndarray) -> jnp.ndarray:
+    """The question's share of the gate network's first layer, W1[f * q] + W1[|f - q|] + b1 (the first
+    and third blocks of W1 z), for every fact: the same in every pass, so computed once.
+
+    Args:
+        params: from ``gate_init``.
+        facts: (..., T, d).
+        q: (..., d) question.
+
+    Returns:
+        (..., T, hidden).
+    """
+    W1 = _w1_blocks(params["W1"], facts.shape[-1])
+    return (facts * q[..., None, :]) @ W1[0] + jnp.abs(facts - q[..., None, :]) @ W1[2] + params["b1"]
+
+
+def gate_scores_given(params: dict, question_part: jnp.ndarray, facts: jnp.ndarray, m: jnp.ndarray) -> jnp.ndarray:
+    """Z_t = W2 tanh(question_part + W1[f * m] + W1[|f - m|]) + b2: the scores of a pass with memory ``m``.
+
+    Args:
+        params: from ``gate_init``.
+        question_part: (..., T, hidden) from :func:`gate_question_part`.
+        facts: (..., T, d).
+        m: (..., d) previous memory.
+
+    Returns:
+        (..., T) unnormalised scores.
+    """
+    W1 = _w1_blocks(params["W1"], facts.shape[-1])
+    z = jnp.tanh(question_part + (facts * m[..., None, :]) @ W1[1] + jnp.abs(facts - m[..., None, :]) @ W1[3])
+    return z @ params["W2"] + params["b2"]
 
 
 def fact_attention(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
