@@ -32,3 +32,15 @@ def data_root() -> Path:
     if is_release(release_dir()):  # what `memjax train` downloaded on first use
         return release_dir()
     pytest.skip("bAbI data not found: set MEMJAX_DATA to a tasks_1-20_v1-2 folder, or run memjax data download")
+
+
+@pytest.fixture(scope="session")
+def task1_run(data_root, tmp_path_factory) -> Path:
+    """One run of MemN2N's default recipe on bAbI-1k task 1, saved with --out (about 8 s), shared by the
+    tests that read a trained run (checkpoints, ask, serve, plot): they must not change it."""
+    from test_cli import run
+
+    out = tmp_path_factory.mktemp("task1") / "run"
+    r = run(["train", "--tasks", "1", "--seeds", "1", "--quiet", "--out", str(out)], env_data=data_root)
+    assert r.returncode == 0, r.stderr
+    return out

@@ -84,6 +84,7 @@ def test_bucketed_epochs_draw_rows_once_in_batches_of_their_length(task1):
     assert not np.array_equal(np.asarray(buckets2)[0], buckets[0])  # another epoch, another order
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_bucketed_training_branches_per_step_and_learns(data_root):
     """A real run: DMN+ (d=32) on bAbI-10k task 1, 2 runs at once, 2 epochs with --buckets 3. The
     compiled program branches on the step's length (a conditional), rather than computing every

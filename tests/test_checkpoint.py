@@ -18,12 +18,9 @@ RESUME_ARGS = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "290", "--ls
 
 
 @pytest.fixture(scope="module")
-def trained(data_root, tmp_path_factory):
-    """bAbI-1k task 1, one run of the default recipe, with --out."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    r = run(["train", "--tasks", "1", "--seeds", "1", "--quiet", "--out", str(out)], env_data=data_root)
-    assert r.returncode == 0, r.stderr
-    return out
+def trained(task1_run):
+    """bAbI-1k task 1, one run of the default recipe, with --out (shared by the session: see conftest)."""
+    return task1_run
 
 
 def test_ask_answers_a_new_story_with_the_attended_sentences(trained):
@@ -59,10 +56,10 @@ def test_answerer_matches_the_training_evaluation(trained, data_root):
     assert wrong / 200 * 100 <= results["tasks"]["1"]["test_error"] + 2.0
 
 
-def test_eval_reproduces_the_training_table(trained):
-    r = run(["eval", "--checkpoint", str(trained), "--out", str(trained / "eval")])
+def test_eval_reproduces_the_training_table(trained, tmp_path):
+    r = run(["eval", "--checkpoint", str(trained), "--out", str(tmp_path / "eval")])
     assert r.returncode == 0, r.stderr
-    ours = json.loads((trained / "eval" / "results.json").read_text())["tasks"]["1"]
+    ours = json.loads((tmp_path / "eval" / "results.json").read_text())["tasks"]["1"]
     theirs = json.loads((trained / "results.json").read_text())["tasks"]["1"]
     for key in ("test_error", "valid_error", "train_error", "n_test"):
         assert ours[key] == theirs[key]

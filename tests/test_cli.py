@@ -39,6 +39,7 @@ def test_train_end_to_end_writes_results(data_root, tmp_path):
     assert len(rows) == 2 * 4 and {"loss", "train_error", "valid_error", "epoch", "seed"} <= set(rows[0])
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_first_seed_trains_the_same_runs(data_root, tmp_path):
     """--first-seed K trains seeds K, K+1, ...: --seeds 2 --first-seed 2 gives the runs of seeds 2 and 3
     that --seeds 4 trains beside seeds 0 and 1 (a run depends on its seed, not on the runs beside it),
@@ -58,6 +59,7 @@ def test_first_seed_trains_the_same_runs(data_root, tmp_path):
     assert r.returncode == 2 and "must be at least 0" in r.stderr
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_quick_exit_loses_nothing(data_root, tmp_path):
     """The command ends without tearing the interpreter down (memjax.cli.run): its output, results,
     metrics, checkpoints and saved models are the same as with the usual exit (MEMJAX_FAST_EXIT=off),
@@ -83,6 +85,7 @@ def test_quick_exit_loses_nothing(data_root, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("memjax: error:")
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_compilation_cache_is_written_and_changes_no_result(data_root, tmp_path):
     cache = tmp_path / "cache"
     args = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "2", "--ls-epochs", "1", "--quiet"]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from test_cli import MEMJAX
 
 WORKER = textwrap.dedent("""
@@ -68,6 +70,7 @@ def test_two_processes_train_together_and_agree_on_the_parameters():
     assert results[0]["test_error"] == results[1]["test_error"]
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_two_processes_from_the_command_line(data_root, tmp_path):
     address = f"127.0.0.1:{_port()}"
     common = ["train", "--tasks", "1", "--epochs", "3", "--ls-epochs", "1", "--quiet", "--out", str(tmp_path / "run"),

@@ -137,6 +137,7 @@ def _batch(ds, n=6, width=None):
     return ds.train.story[:n, :m], ds.train.query[:n], ds.train.answer[:n]
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_batched_path_equals_the_ops_per_example_with_gradients(task2):
     model = _model(task2)
     params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0)))
@@ -165,6 +166,7 @@ def test_batched_path_equals_the_ops_per_example_with_gradients(task2):
     _tree_close(jax.grad(loss(batched))(params), jax.grad(loss(per_example))(params), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_empty_slots_and_vocabulary_padding_change_nothing(task2):
     model = _model(task2)
     params = model.init(jax.random.key(3))
@@ -229,6 +231,7 @@ def test_dropout_at_sentences_drops_the_encodings_before_fusion(task2):
         DMNPlusConfig(vocab_size=10, dropout_at="answer")
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_early_stopping_ends_when_patience_is_spent(data_root):
     """With a zero learning rate nothing improves after the first epoch: 1 + patience epochs, then stop."""
     ds = load_babi([1], "en", str(data_root))[0]
@@ -239,6 +242,7 @@ def test_early_stopping_ends_when_patience_is_spent(data_root):
     assert trainer.chunk == 1 and fit.history["valid_error"].shape == (2, 3)
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_short_training_run_reaches_low_error(data_root):
     """A real run: DMN+ (d=32) on bAbI-10k task 1 for 3 epochs; the best epoch's parameters are kept."""
     ds = load_babi([1], "en-10k", str(data_root))[0]
@@ -249,6 +253,7 @@ def test_short_training_run_reaches_low_error(data_root):
     assert fit.errors["test"][0] <= 1.0, fit.errors  # measured: 0.0 (valid 0.1)
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     out = tmp_path / "run"
     r = run(["train", "--model", "dmn+", "--tasks", "1", "--epochs", "3", "--dim", "12", "--out", str(out)],
@@ -363,6 +368,7 @@ def test_wink_json_converts_to_the_glove_text_format(tmp_path):
         wink_to_glove(tmp_path / "w.json", tmp_path / "no" / "g.txt")
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 @pytest.mark.parametrize("freeze", [False, True])
 def test_glove_vectors_start_the_embeddings_and_can_be_frozen(data_root, tmp_path, freeze):
     from memjax.data.glove import load_glove
@@ -384,6 +390,7 @@ def test_glove_vectors_start_the_embeddings_and_can_be_frozen(data_root, tmp_pat
     assert np.all(moved[covered] == 0) if freeze else np.all(moved[covered] > 0)
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_cli_glove_sets_the_dimension_and_is_refused_for_memn2n(data_root, tmp_path):
     _write_glove(tmp_path / "g.txt", ["mary", "john", "kitchen"], 6)
     out = tmp_path / "run"
@@ -446,6 +453,7 @@ def test_dmn_answers_are_word_sequences_mapped_back_to_the_vocabulary():
     assert got.tolist() == [3, 2, 4, -1, -1]  # words after the end token do not matter; unknown -> -1
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_dmn_strong_supervision_adds_the_gates_cross_entropy(task2):
     model = _dmn(words=tuple(sorted({task2.vocab.words[a] for a in task2.train.answer})), vocab=len(task2.vocab),
                  max_answer=1, dim=8)
@@ -518,6 +526,7 @@ def _stop_case(ds, hops=4, dim=8, seed=0):
     return model, params, data, batch
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_dmn_stop_freezes_the_memory_after_its_passes(task2):
     """--stop: the end-of-passes vector is one more candidate of the gates (the last column); with
     ``passes`` the memory changes in the first passes only, and at test time it stops changing at
@@ -583,6 +592,7 @@ def test_dmn_stop_sets_the_passes_from_the_data_and_needs_supervision(data_root)
     assert default_stop("dmn+", {"dim": 8}) == {"dim": 8} and default_stop("memn2n", None) == {}
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_dmn_short_training_run(data_root):
     """DMN, strongly supervised, on bAbI-1k task 1 (measured: 0.2% test error after 30 epochs at d=80)."""
     from memjax.models import DMN
@@ -596,6 +606,7 @@ def test_dmn_short_training_run(data_root):
     assert fit.errors["test"][0] <= 5.0, fit.errors
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_dmn_cli_train_eval_and_ask_with_decoded_words(data_root, tmp_path):
     out = tmp_path / "run"
     r = run(["train", "--model", "dmn", "--tasks", "8", "--epochs", "2", "--dim", "8", "--embed-init", "0.25",

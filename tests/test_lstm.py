@@ -211,6 +211,7 @@ def test_lstm_short_run_learns_task_1(data_root):
     assert res["paper"] == {"row": "LSTM (paper)", "tasks": {"1": 50.0}, "mean_test_error": 51.3, "failed_tasks": 20}
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_cli_trains_evaluates_and_asks_an_lstm(data_root, tmp_path):
     out = tmp_path / "run"
     r = run(["train", "--model", "lstm", "--tasks", "1", "--epochs", "3", "--dim", "16", "--seeds", "2",

@@ -162,6 +162,7 @@ def test_margin_loss_by_hand_with_zero_parameters(adaptive):
     assert predicted.shape == (2,)
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_loss_gradients_match_finite_differences():
     with jax.enable_x64(True):
         m = _model(hops=2, adaptive=True, nonlinear=True, unseen=True)
@@ -257,6 +258,7 @@ def test_memnn_programs_use_the_older_cpu_fusion_emitters(data_root, monkeypatch
         assert options["memnn"] == options["memn2n"] == {}
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_unseen_name_is_answered_by_context_and_matches(data_root):
     """Questions about a name never seen (replaced by the unknown word everywhere): a model trained
     with ``unseen`` answers them; without it, it cannot tell whom the question is about."""
@@ -278,6 +280,7 @@ def test_unseen_name_is_answered_by_context_and_matches(data_root):
     assert errors[False] >= 20.0, errors
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_cli_train_then_ask_about_a_new_name(tmp_path, data_root):
     out = tmp_path / "run"
     r = run(["train", "--model", "memnn", "--tasks", "1", "--unseen", "--out", str(out), "--quiet"], env_data=data_root)

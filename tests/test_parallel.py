@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from test_cli import run
 
 INSPECT = textwrap.dedent("""
@@ -48,6 +50,7 @@ def test_the_batch_is_split_over_four_devices():
     assert out["all_reduce"]  # the gradients are summed across the devices
 
 
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_four_devices_reach_the_error_of_one(data_root, tmp_path):
     errors = {}
     for n in (1, 4):

@@ -127,13 +127,9 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def trained(data_root, tmp_path_factory):
-    """A tiny model of bAbI-1k task 1 (10 + 5 epochs), with --out."""
-    out = tmp_path_factory.mktemp("plot") / "run"
-    r = run(["train", "--tasks", "1", "--seeds", "1", "--epochs", "10", "--ls-epochs", "5", "--quiet",
-             "--out", str(out)], env_data=data_root)
-    assert r.returncode == 0, r.stderr
-    return out
+def trained(task1_run):
+    """bAbI-1k task 1, one run of the default recipe, with --out (shared by the session: see conftest)."""
+    return task1_run
 
 
 def test_attention_heat_map_of_a_story(trained, tmp_path):
