@@ -36,13 +36,16 @@ class _FromDict(nnx.Module):
         for name in self._names:
             setattr(self, name, nnx.Param(jnp.asarray(params[name])))
 
+    @classmethod
+    def _holding(cls, params: dict, *sizes):
+        """``cls(*sizes)`` holding ``params`` instead of its drawn parameters."""
+        module = cls(*sizes, rngs=nnx.Rngs(0))
+        load(module, params, cls._names)
+        return module
 
-class GRU(_FromDict):
-    """Gated recurrent unit (DMN+ eq. 2-5), gate blocks [update u, reset r, candidate].
 
-    Wraps :func:`memjax.ops.gru_cell` (:meth:`cell`) and :func:`memjax.ops.gru_scan` (``__call__``).
-    Parameters ``W`` (d_in, 3H), ``U`` (H, 3H), ``b`` (3H,) from :func:`memjax.ops.gru_init`:
-    Glorot-uniform per block, zero bias.
+class _Gated(_FromDict):
+    """A gated recurrent unit of parameters ``W`` (d_in, nH), ``U`` (H, nH), ``b`` (nH,) drawn by ``_init``.
 
     Args:
         in_features: d_in.
@@ -51,9 +54,26 @@ class GRU(_FromDict):
     """
 
     _names = _GATED
+    _init = staticmethod(gru_init)
 
     def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
-        self._set(gru_init(rngs.params(), in_features, hidden))
+        self._set(self._init(rngs.params(), in_features, hidden))
+
+    @classmethod
+    def from_params(cls, params: dict):
+        """A module holding ``{"W", "U", "b"}`` (the layout of its op's init)."""
+        return cls._holding(params, jnp.shape(params["W"])[0], jnp.shape(params["U"])[0])
+
+
+class GRU(_Gated):
+    """Gated recurrent unit (DMN+ eq. 2-5), gate blocks [update u, reset r, candidate].
+
+    Wraps :func:`memjax.ops.gru_cell` (:meth:`cell`) and :func:`memjax.ops.gru_scan` (``__call__``).
+    Parameters ``W`` (d_in, 3H), ``U`` (H, 3H), ``b`` (3H,) from :func:`memjax.ops.gru_init`:
+    Glorot-uniform per block, zero bias. Constructed as ``GRU(in_features, hidden, rngs=...)``.
+    """
+
+    _init = staticmethod(gru_init)
 
     def cell(self, h: Array, x: Array) -> Array:
         """One step: (..., H) state and (..., d_in) input -> (..., H) new state."""
@@ -78,31 +98,17 @@ class GRU(_FromDict):
             return over_batch(lambda x, m: gru_scan(p, x, m, None, reverse), (2, 1), xs, mask)
         return over_batch(lambda x, m, h: gru_scan(p, x, m, h, reverse), (2, 1, 1), xs, mask, h0)
 
-    @classmethod
-    def from_params(cls, params: dict) -> "GRU":
-        """A GRU holding ``{"W", "U", "b"}`` (the layout of :func:`memjax.ops.gru_init`)."""
-        module = cls(jnp.shape(params["W"])[0], jnp.shape(params["U"])[0], rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
-        return module
 
-
-class AttentionGRU(_FromDict):
+class AttentionGRU(_Gated):
     """Attention GRU (DMN+ eq. 12-13): a GRU whose update gate is a given scalar attention gate g_t.
 
     Wraps :func:`memjax.ops.attention_gru_cell` (:meth:`cell`) and :func:`memjax.ops.attention_gru_scan`
     (``__call__``). Parameters ``W`` (d_in, 2H), ``U`` (H, 2H), ``b`` (2H,), blocks [reset, candidate],
-    from :func:`memjax.ops.attention_gru_init` (Glorot-uniform, zero bias).
-
-    Args:
-        in_features: d_in.
-        hidden: H.
-        rngs: ``nnx.Rngs`` with a ``params`` stream.
+    from :func:`memjax.ops.attention_gru_init` (Glorot-uniform, zero bias). Constructed as
+    ``AttentionGRU(in_features, hidden, rngs=...)``.
     """
 
-    _names = _GATED
-
-    def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
-        self._set(attention_gru_init(rngs.params(), in_features, hidden))
+    _init = staticmethod(attention_gru_init)
 
     def cell(self, h: Array, x: Array, g: Array) -> Array:
         """One step: (..., H) state, (..., d_in) fact, (...) gate -> (..., H) new state."""
@@ -127,13 +133,6 @@ class AttentionGRU(_FromDict):
         if h0 is None:
             return over_batch(lambda f, g, m: attention_gru_scan(p, f, g, m), (2, 1, 1), facts, gates, mask)
         return over_batch(lambda f, g, m, h: attention_gru_scan(p, f, g, m, h), (2, 1, 1, 1), facts, gates, mask, h0)
-
-    @classmethod
-    def from_params(cls, params: dict) -> "AttentionGRU":
-        """An attention GRU holding ``{"W", "U", "b"}`` (the layout of :func:`memjax.ops.attention_gru_init`)."""
-        module = cls(jnp.shape(params["W"])[0], jnp.shape(params["U"])[0], rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
-        return module
 
 
 class InputFusion(nnx.Module):
@@ -228,9 +227,7 @@ class AttentionGate(_FromDict):
     def from_params(cls, params: dict) -> "AttentionGate":
         """A gate network holding ``{"W1", "b1", "W2", "b2"}``."""
         four_d, hidden = jnp.shape(params["W1"])
-        module = cls(four_d // 4, hidden, rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
-        return module
+        return cls._holding(params, four_d // 4, hidden)
 
 
 class MemoryUpdate(_FromDict):
@@ -257,9 +254,7 @@ class MemoryUpdate(_FromDict):
     @classmethod
     def from_params(cls, params: dict) -> "MemoryUpdate":
         """A memory update holding ``{"W", "b"}``."""
-        module = cls(jnp.shape(params["b"])[0], rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
-        return module
+        return cls._holding(params, jnp.shape(params["b"])[0])
 
 
 class EpisodicMemory(nnx.Module):
@@ -374,6 +369,4 @@ class AnswerModule(_FromDict):
     def from_params(cls, params: dict) -> "AnswerModule":
         """An answer layer holding ``{"W": (2d, V), "b": (V,)}``."""
         two_d, v = jnp.shape(params["W"])
-        module = cls(two_d // 2, v, rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
-        return module
+        return cls._holding(params, two_d // 2, v)
