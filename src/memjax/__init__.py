@@ -37,7 +37,7 @@ _LAZY = {
     "run_babi": "memjax.train.protocol",
     "Answerer": "memjax.infer", "Answer": "memjax.infer",
 }
-_SUBMODULES = ("data", "models", "ops", "train", "infer", "paper", "runtime")
+_SUBMODULES = ("data", "models", "nn", "ops", "train", "infer", "paper", "runtime")
 
 __all__ = ["__version__", "MODEL_NAMES", "configure_xla", "enable_compilation_cache", "xla_flags",
            *sorted(_LAZY), *_SUBMODULES]
