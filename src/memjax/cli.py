@@ -59,10 +59,16 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train and evaluate on bAbI. Defaults are the paper's recipe "
                                    "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
                                    "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
-                                   "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
+                                   "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20). "
+                                   "--config FILE reads these flags from a TOML file; the flags given win.")
     # the flags added to t itself are the data and output ones (argparse's own group, retitled), the others
     # are grouped by the model families they act on
     t._optionals.title = "data and output"
+    t.add_argument("--config", metavar="FILE",
+                   help="read the flags' values from a TOML file: its keys are the flags' names (batch_size or "
+                        "batch-size) or the config fields they set (temporal, linear_start, ...), flat or in "
+                        "[model] and [train] tables; flags given on the command line override it (see the "
+                        "docs, Command line, 'Config files')")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
@@ -253,6 +259,125 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# memjax train --config FILE: a TOML file whose keys are the flags' names (dashes or underscores) or the
+# config fields they set, at the top level; or, in a [model] table, the model's config fields (results.json's
+# config.model; family: the --model) and, in a [train] table, TrainConfig's (config.train). Each key maps to
+# the flag's dest: its value becomes that flag's default, so that the flags given still win.
+_MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding": "encoding",
+               "pe_formula": "pe_formula", "temporal": "te", "attend_empty": "attend_empty", "tying": "tying",
+               "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
+               "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
+               "margin": "margin", "negatives": "negatives"}
+_TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
+               "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
+               "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
+_NOT_IN_FILES = ("help", "config", "resume")  # --resume repeats a run's own arguments
+
+
+def _read_config(path: str, train: argparse.ArgumentParser) -> dict:
+    """The values a ``--config`` TOML file gives the flags of ``train``, by dest, checked as the flags
+    would be. Raises ValueError (one line naming the file, and the key) for a missing, unreadable or
+    malformed file, an unknown key, a key given twice or a value of the wrong type."""
+    import difflib
+    import re
+    import tomllib
+
+    try:
+        text = Path(path).read_bytes().decode()
+        table = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a valid TOML file (not UTF-8: {e})") from None
+    except tomllib.TOMLDecodeError as e:
+        hint = ""
+        if re.search(r"(?m)^\s*model\s*=", text) and re.search(r"(?m)^\s*\[\s*model\s*\]", text):
+            hint = " (the top-level model = ... and the [model] table are one key: write family = ... in [model])"
+        raise ValueError(f"{path}: not a valid TOML file: {e}{hint}") from None
+    actions = {a.dest: a for a in train._actions if a.dest not in _NOT_IN_FILES}
+    top = {**{dest: dest for dest in actions}, **_MODEL_KEYS, **_TRAIN_KEYS}
+    tables = {"model": {**_MODEL_KEYS, "family": "model"}, "train": _TRAIN_KEYS}
+    values, given = {}, {}
+
+    def put(name: str, key: str, value, keys: dict):
+        norm = key.replace("-", "_")
+        dest = keys.get(norm)
+        if dest is None:
+            close = difflib.get_close_matches(norm, list(keys), n=1)
+            if keys is not top and norm in top:
+                hint = f" ({key} is a top-level key)"
+            elif norm == "family":
+                hint = " (at the top level: model)"
+            elif norm in _NOT_IN_FILES:
+                hint = f" (--{key} is for the command line only)"
+            else:
+                hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"{path}: unknown key {name}{hint}")
+        if dest in given:
+            raise ValueError(f"{path}: {given[dest]} and {name} set the same flag, {actions[dest].option_strings[0]}")
+        given[dest] = name
+        values[dest] = _config_value(path, name, value, actions[dest])
+
+    for key, value in table.items():
+        if key in tables and isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{key}.{k}", k, v, tables[key])
+        else:
+            put(key, key, value, top)
+    return values
+
+
+def _config_value(path: str, name: str, value, action: argparse.Action):
+    """A config file's value for ``action``'s flag, as parsing the flag would give it."""
+    shown = json.dumps(value, default=str)
+
+    def expected(what: str) -> ValueError:
+        return ValueError(f"{path}: {name}: expected {what}, got {shown}")
+
+    if action.nargs == 0:  # --joint, --te/--no-te, --no-supervise, ...
+        if not isinstance(value, bool):
+            raise expected("true or false")
+        return value
+    if action.type is not None:  # numbers
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise expected("a number")
+        try:
+            action.type("0.5")
+            whole = False
+        except (ValueError, argparse.ArgumentTypeError):
+            whole = True
+        if whole and not isinstance(value, int):
+            raise expected("a whole number")
+        try:
+            return action.type(str(value))
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"{path}: {name}: {e}") from None
+    if action.dest == "tasks":  # also a number or an array of numbers: tasks = [1, 2, 5]
+        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            value = ",".join(map(str, value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        elif not isinstance(value, str):
+            raise expected("a task list: 1, \"1,2,5-7\", \"all\" or [1, 2, 5]")
+        try:
+            parse_tasks(value)
+        except DataError as e:
+            raise ValueError(f"{path}: {name}: {e}") from None
+        return value
+    if not isinstance(value, str):
+        raise expected("a string")
+    if action.choices is not None and value not in action.choices:
+        raise expected("one of " + ", ".join(f'"{c}"' for c in action.choices))
+    return value
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
 def _sha256(text):
     if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
         raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits, got {text!r}")
@@ -417,7 +542,16 @@ def _ask(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:  # memjax train --config FILE
+        train = _subcommand(parser, "train")
+        try:
+            train.set_defaults(**_read_config(args.config, train))
+        except ValueError as e:
+            print(f"memjax: error: {e}", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)  # again: the file's values are the defaults, the flags given win
     configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
         if args.command == "train":
