@@ -59,94 +59,121 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train and evaluate on bAbI. Defaults are the paper's recipe "
                                    "(MemN2N per task: d=20, 3 hops, PE, TE, LS, RN, adjacent tying, 100+20 "
                                    "epochs; joint: d=50, 60+30 epochs. DMN+: d=80, 3 episodes, Adam 0.001, "
-                                   "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20).")
-    t.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
-                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
-                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example)")
+                                   "batch 100, dropout 0.1, L2 0.001, up to 256 epochs, early stopping after 20). "
+                                   "--config FILE reads these flags from a TOML file; the flags given win.")
+    # the flags added to t itself are the data and output ones (argparse's own group, retitled), the others
+    # are grouped by the model families they act on
+    t._optionals.title = "data and output"
+    t.add_argument("--config", metavar="FILE",
+                   help="read the flags' values from a TOML file: its keys are the flags' names (batch_size or "
+                        "batch-size) or the config fields they set (temporal, linear_start, ...), flat or in "
+                        "[model] and [train] tables; flags given on the command line override it (see the "
+                        "docs, Command line, 'Config files')")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
     t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
-    t.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
-    t.add_argument("--seeds", type=_positive(), default=1,
+    t.add_argument("--valid", default="release", choices=["release", "holdout"],
+                   help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
+
+    r = t.add_argument_group("training recipe (all models)",
+                             "defaults: each family's recipe (see the model pages of the docs)")
+    r.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
+                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
+                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example)")
+    r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
+    r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
-    t.add_argument("--first-seed", type=_nonnegative, default=0, metavar="K",
+    r.add_argument("--first-seed", type=_nonnegative, default=0, metavar="K",
                    help="the runs' seeds are K, K+1, ... (default 0); a run depends on its seed, not on the "
                         "runs beside it, so --seeds 2 --first-seed 2 trains the runs that --seeds 4 adds to "
                         "--seeds 2 (one run alone is compiled differently: it can differ by rounding)")
-    t.add_argument("--valid", default="release", choices=["release", "holdout"],
-                   help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
-    t.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (MemN2N default 100, joint 60; DMN/DMN+: at most 256)")
-    t.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32; DMN+ 100)")
-    t.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01; DMN/DMN+ Adam 0.001)")
-    t.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
-    t.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
-    t.add_argument("--hops", type=_positive(), help="memory hops, or DMN/DMN+ passes (default 3; DMN: from the "
-                                                    "data, see --stop)")
-    t.add_argument("--glove", metavar="FILE",
-                   help="start the word embeddings of --model dmn or dmn+ from a GloVe text file (the words it covers; "
-                        "--dim defaults to its vectors' size)")
-    t.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,
-                   help="DMN: train without the supporting facts (default: strongly supervised gates)")
-    t.add_argument("--glove-freeze", action="store_true", help="keep the GloVe vectors fixed during training")
-    t.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
-                   help="MemNN: adaptive memory, a STOP memory ends the hops (then --hops is the most hops; default off)")
-    t.add_argument("--ngrams", type=_positive(), metavar="N",
-                   help="MemNN: features of the 2..N-grams as well as the words (default 1: bag of words)")
-    t.add_argument("--nonlinear", action=argparse.BooleanOptionalAction, default=None,
-                   help="MemNN: a tanh layer on the input's embedding in the O and R modules (default off)")
-    t.add_argument("--unseen", action=argparse.BooleanOptionalAction, default=None,
-                   help="MemNN: model words never seen in training by their context and exact matches (default off)")
-    t.add_argument("--margin", type=_positive(float), help="MemNN: the ranking loss's margin gamma (default 0.1)")
-    t.add_argument("--negatives", type=_positive(), metavar="K",
-                   help="MemNN: sample K wrong memories and words per example and step (default: all of them)")
-    t.add_argument("--embed-init", type=_positive(float), metavar="A",
-                   help="DMN, DMN+, LSTM: word embeddings start uniform in (-A, A) (defaults: DMN and DMN+ "
-                        "sqrt(3), LSTM 1, attn-lstm 0.05)")
-    t.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
+    r.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (MemN2N default 100, joint 60; DMN/DMN+: at most 256)")
+    r.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32; DMN+ 100)")
+    r.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01; DMN/DMN+ Adam 0.001)")
+    r.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
                    help="sgd (MemN2N's recipe), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
-    t.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
-    t.add_argument("--dropout-at", choices=["facts", "sentences"],
-                   help="DMN+: where dropout acts before the episodes: the fused facts (default) or the "
-                        "position-encoded sentences before fusion (the paper's text); the final memory in both")
-    t.add_argument("--weight-decay", type=_fraction, metavar="L2",
+    r.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
+    r.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
-    t.add_argument("--patience", type=_positive(),
+    r.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
+    r.add_argument("--patience", type=_positive(),
                    help="early stopping: stop a run after N epochs without a lower validation error and keep "
                         "its best epoch (DMN+ default 20; MemN2N: off)")
-    t.add_argument("--buckets", type=_positive(), metavar="K",
+    r.add_argument("--dim", type=_positive(), help="embedding size (MemN2N default 20, joint 50; DMN+ 80, also its hidden size)")
+    r.add_argument("--hops", type=_positive(), help="memory hops, or DMN/DMN+ passes (default 3; DMN: from the "
+                                                    "data, see --stop)")
+    r.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
+
+    m = t.add_argument_group("MemN2N", "--model memn2n (Sukhbaatar et al. 2015)")
+    m.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
+    m.add_argument("--pe-formula", choices=["paper", "official"],
+                   help="position encoding: the authors' code (official, fixed J; default) or the paper's text "
+                        "(DMN+: the paper's, its default)")
+    m.add_argument("--attend-empty", action=argparse.BooleanOptionalAction, default=None,
+                   help="empty memory slots take a share of the attention as zero vectors, as in the "
+                        "authors' code (default on); --no-attend-empty masks them out")
+    m.add_argument("--te", action=argparse.BooleanOptionalAction, default=None,
+                   help="temporal encoding (MemN2N: default on; DMN: a learned vector per slot added to the "
+                        "facts, an extension of the paper, default off)")
+    m.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
+    m.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
+    m.add_argument("--ls-epochs", type=_positive(), help="linear-start epochs (default 20; joint 30)")
+    m.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
+
+    d = t.add_argument_group("DMN+ and DMN", "--model dmn+ (Xiong et al. 2016) and --model dmn (Kumar et al. 2016)")
+    d.add_argument("--dropout-at", choices=["facts", "sentences"],
+                   help="DMN+: where dropout acts before the episodes: the fused facts (default) or the "
+                        "position-encoded sentences before fusion (the paper's text); the final memory in both")
+    d.add_argument("--buckets", type=_positive(), metavar="K",
                    help="DMN+: draw each training batch from stories of similar length (at most K lengths) and "
                         "compute it at its own length instead of the whole memory's: faster on tasks whose "
                         "stories vary in length (default: off)")
-    t.add_argument("--dim", type=_positive(), help="embedding size (MemN2N default 20, joint 50; DMN+ 80, also its hidden size)")
-    t.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
-    t.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
-    t.add_argument("--pe-formula", choices=["paper", "official"],
-                   help="position encoding: the authors' code (official, fixed J; default) or the paper's text")
-    t.add_argument("--attend-empty", action=argparse.BooleanOptionalAction, default=None,
-                   help="empty memory slots take a share of the attention as zero vectors, as in the "
-                        "authors' code (default on); --no-attend-empty masks them out")
-    t.add_argument("--te", action=argparse.BooleanOptionalAction, default=None,
-                   help="temporal encoding (MemN2N: default on; DMN: a learned vector per slot added to the "
-                        "facts, an extension of the paper, default off)")
-    t.add_argument("--stop", action=argparse.BooleanOptionalAction, default=None,
+    d.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,
+                   help="DMN: train without the supporting facts (default: strongly supervised gates)")
+    d.add_argument("--stop", action=argparse.BooleanOptionalAction, default=None,
                    help="DMN: the paper's criterion for stopping, a learned end-of-passes candidate of the gates "
                         "(passes: the most supporting facts plus one, unless --hops; default on where the gates "
                         "are supervised; --no-stop: --hops fixed passes, default 3)")
-    t.add_argument("--ls", action=argparse.BooleanOptionalAction, default=None, help="linear start (default on)")
-    t.add_argument("--rn", action=argparse.BooleanOptionalAction, default=None, help="random noise (default on)")
-    t.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
-    t.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep compiled programs on disk, so that a repeated command skips compilation "
-                        "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
-    t.add_argument("--devices", type=_positive(), metavar="N",
+    d.add_argument("--embed-init", type=_positive(float), metavar="A",
+                   help="DMN, DMN+, LSTM: word embeddings start uniform in (-A, A) (defaults: DMN and DMN+ "
+                        "sqrt(3), LSTM 1, attn-lstm 0.05)")
+    d.add_argument("--glove", metavar="FILE",
+                   help="start the word embeddings of --model dmn or dmn+ from a GloVe text file (the words it covers; "
+                        "--dim defaults to its vectors' size)")
+    d.add_argument("--glove-freeze", action="store_true", help="keep the GloVe vectors fixed during training")
+
+    n = t.add_argument_group("MemNN", "--model memnn (Weston et al. 2015), strongly supervised")
+    n.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: adaptive memory, a STOP memory ends the hops (then --hops is the most hops; default off)")
+    n.add_argument("--ngrams", type=_positive(), metavar="N",
+                   help="MemNN: features of the 2..N-grams as well as the words (default 1: bag of words)")
+    n.add_argument("--nonlinear", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: a tanh layer on the input's embedding in the O and R modules (default off)")
+    n.add_argument("--unseen", action=argparse.BooleanOptionalAction, default=None,
+                   help="MemNN: model words never seen in training by their context and exact matches (default off)")
+    n.add_argument("--margin", type=_positive(float), help="MemNN: the ranking loss's margin gamma (default 0.1)")
+    n.add_argument("--negatives", type=_positive(), metavar="K",
+                   help="MemNN: sample K wrong memories and words per example and step (default: all of them)")
+
+    t.add_argument_group("LSTM baselines",  # no flags of their own: a title and a line in the help
+                         "--model lstm and attn-lstm (no flags of their own: the recipe's flags act on them, "
+                         "and --embed-init)")
+
+    g = t.add_argument_group("devices, processes and compilation")
+    g.add_argument("--devices", type=_positive(), metavar="N",
                    help="use the first N devices (default: all): runs are split over them, or, when the runs "
                         "cannot be split (one run), each batch is (data parallel). On a CPU, memjax makes one "
                         "device per core; MEMJAX_CPU_DEVICES=N makes N")
-    t.add_argument("--coordinator", metavar="HOST:PORT",
+    g.add_argument("--coordinator", metavar="HOST:PORT",
                    help="train with several processes through jax.distributed: process 0's address "
                         "(or $MEMJAX_COORDINATOR); with --num-processes and --process-id")
-    t.add_argument("--num-processes", type=_positive(), metavar="N", help="processes in all ($MEMJAX_NUM_PROCESSES)")
-    t.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 ($MEMJAX_PROCESS_ID)")
+    g.add_argument("--num-processes", type=_positive(), metavar="N", help="processes in all ($MEMJAX_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 ($MEMJAX_PROCESS_ID)")
+    g.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep compiled programs on disk, so that a repeated command skips compilation "
+                        "(default on; folder $MEMJAX_CACHE, else ~/.cache/memjax/xla)")
+
+    # the data and output flags again (t's own group)
     t.add_argument("--train-file", metavar="FILE",
                    help="train on your own data instead of bAbI: a JSON-lines (.jsonl) or bAbI-format text file "
                         "(see README, 'Your own data'); needs --test-file")
@@ -230,6 +257,125 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("--sha256", type=_sha256, metavar="HEX", help="the archive's sha256 (default: the official one)")
     dsub.add_parser("list", help="show which bAbI variants are in the data home, and where")
     return p
+
+
+# memjax train --config FILE: a TOML file whose keys are the flags' names (dashes or underscores) or the
+# config fields they set, at the top level; or, in a [model] table, the model's config fields (results.json's
+# config.model; family: the --model) and, in a [train] table, TrainConfig's (config.train). Each key maps to
+# the flag's dest: its value becomes that flag's default, so that the flags given still win.
+_MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding": "encoding",
+               "pe_formula": "pe_formula", "temporal": "te", "attend_empty": "attend_empty", "tying": "tying",
+               "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
+               "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
+               "margin": "margin", "negatives": "negatives"}
+_TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
+               "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
+               "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
+_NOT_IN_FILES = ("help", "config", "resume")  # --resume repeats a run's own arguments
+
+
+def _read_config(path: str, train: argparse.ArgumentParser) -> dict:
+    """The values a ``--config`` TOML file gives the flags of ``train``, by dest, checked as the flags
+    would be. Raises ValueError (one line naming the file, and the key) for a missing, unreadable or
+    malformed file, an unknown key, a key given twice or a value of the wrong type."""
+    import difflib
+    import re
+    import tomllib
+
+    try:
+        text = Path(path).read_bytes().decode()
+        table = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a valid TOML file (not UTF-8: {e})") from None
+    except tomllib.TOMLDecodeError as e:
+        hint = ""
+        if re.search(r"(?m)^\s*model\s*=", text) and re.search(r"(?m)^\s*\[\s*model\s*\]", text):
+            hint = " (the top-level model = ... and the [model] table are one key: write family = ... in [model])"
+        raise ValueError(f"{path}: not a valid TOML file: {e}{hint}") from None
+    actions = {a.dest: a for a in train._actions if a.dest not in _NOT_IN_FILES}
+    top = {**{dest: dest for dest in actions}, **_MODEL_KEYS, **_TRAIN_KEYS}
+    tables = {"model": {**_MODEL_KEYS, "family": "model"}, "train": _TRAIN_KEYS}
+    values, given = {}, {}
+
+    def put(name: str, key: str, value, keys: dict):
+        norm = key.replace("-", "_")
+        dest = keys.get(norm)
+        if dest is None:
+            close = difflib.get_close_matches(norm, list(keys), n=1)
+            if keys is not top and norm in top:
+                hint = f" ({key} is a top-level key)"
+            elif norm == "family":
+                hint = " (at the top level: model)"
+            elif norm in _NOT_IN_FILES:
+                hint = f" (--{key} is for the command line only)"
+            else:
+                hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"{path}: unknown key {name}{hint}")
+        if dest in given:
+            raise ValueError(f"{path}: {given[dest]} and {name} set the same flag, {actions[dest].option_strings[0]}")
+        given[dest] = name
+        values[dest] = _config_value(path, name, value, actions[dest])
+
+    for key, value in table.items():
+        if key in tables and isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{key}.{k}", k, v, tables[key])
+        else:
+            put(key, key, value, top)
+    return values
+
+
+def _config_value(path: str, name: str, value, action: argparse.Action):
+    """A config file's value for ``action``'s flag, as parsing the flag would give it."""
+    shown = json.dumps(value, default=str)
+
+    def expected(what: str) -> ValueError:
+        return ValueError(f"{path}: {name}: expected {what}, got {shown}")
+
+    if action.nargs == 0:  # --joint, --te/--no-te, --no-supervise, ...
+        if not isinstance(value, bool):
+            raise expected("true or false")
+        return value
+    if action.type is not None:  # numbers
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise expected("a number")
+        try:
+            action.type("0.5")
+            whole = False
+        except (ValueError, argparse.ArgumentTypeError):
+            whole = True
+        if whole and not isinstance(value, int):
+            raise expected("a whole number")
+        try:
+            return action.type(str(value))
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"{path}: {name}: {e}") from None
+    if action.dest == "tasks":  # also a number or an array of numbers: tasks = [1, 2, 5]
+        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            value = ",".join(map(str, value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        elif not isinstance(value, str):
+            raise expected("a task list: 1, \"1,2,5-7\", \"all\" or [1, 2, 5]")
+        try:
+            parse_tasks(value)
+        except DataError as e:
+            raise ValueError(f"{path}: {name}: {e}") from None
+        return value
+    if not isinstance(value, str):
+        raise expected("a string")
+    if action.choices is not None and value not in action.choices:
+        raise expected("one of " + ", ".join(f'"{c}"' for c in action.choices))
+    return value
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
 
 
 def _sha256(text):
@@ -396,7 +542,16 @@ def _ask(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:  # memjax train --config FILE
+        train = _subcommand(parser, "train")
+        try:
+            train.set_defaults(**_read_config(args.config, train))
+        except ValueError as e:
+            print(f"memjax: error: {e}", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)  # again: the file's values are the defaults, the flags given win
     configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
         if args.command == "train":
