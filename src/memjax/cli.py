@@ -6,6 +6,7 @@ import argparse
 import atexit
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -181,11 +182,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--valid-file", metavar="FILE",
                    help="your own validation questions (default: a seeded 10%% of --train-file)")
     t.add_argument("--out", help="write results.json, metrics.jsonl, checkpoints and the selected models to this "
-                                 "folder (a fresh run replaces the checkpoints it held)")
+                                 "folder (a fresh run replaces the checkpoints it held); metrics.jsonl grows as "
+                                 "the training goes")
+    t.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard event files to DIR as the training goes (loss, train and validation "
+                        "error per epoch; a run per task and seed); needs pip install 'memjax[tensorboard]'")
     t.add_argument("--resume", metavar="DIR",
                    help="continue the interrupted run whose --out folder is DIR, with its own arguments "
                         "(only --data may change)")
-    t.add_argument("--quiet", action="store_true", help="print only the table")
+    t.add_argument("--quiet", action="store_true", help="print only the table (no progress)")
 
     e = sub.add_parser("eval", help="evaluate a trained model on bAbI tasks",
                        description="Evaluate the models a run saved (memjax train --out DIR) and print the same "
@@ -384,23 +389,57 @@ def _sha256(text):
     return text.lower()
 
 
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m07s``, ``2h05m``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s // 60 % 60:02d}m"
+
+
 class _Progress:
-    """One status line on a terminal (stderr); nothing when stderr is not a terminal."""
+    """The training's progress on stderr, after each chunk of epochs of each family of runs: epoch / total,
+    time left, training examples per second, the latest loss and validation error. On a terminal one status
+    line, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no control characters; nothing when
+    disabled (--quiet)."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.terminal = enabled and sys.stderr.isatty()
         self.t0 = time.perf_counter()
 
-    def __call__(self, label: str, done: int, total: int):
-        if self.enabled:
-            width = 24
-            bar = "#" * (width * done // total) + "." * (width - width * done // total)
-            what = "joint" if label == "joint" else (f"tasks {label}" if "," in label else f"task {label}")
-            sys.stderr.write(f"\r{what[:30]:>8} [{bar}] epoch {done}/{total}  {time.perf_counter() - self.t0:6.1f}s")
+    def __call__(self, report):  # a memjax.train.watch.ChunkReport
+        if not self.enabled:
+            return
+        label = report.family
+        what = "joint" if label == "joint" else (f"tasks {label}" if "," in label else f"task {label}")
+        eta, rate = report.eta, report.examples_per_second
+        if self.terminal:  # short words, the bar only where the line has room for it
+            parts = [f"epoch {report.epoch}/{report.total}", f"ETA {_duration(eta)}" if eta is not None else "",
+                     f"{rate:,.0f} ex/s" if rate is not None else "", f"loss {report.loss:.4g}",
+                     f"valid {report.valid_error:.1f}%", f"{time.perf_counter() - self.t0:.0f}s"]
+            text = "  ".join(p for p in parts if p)
+            columns = shutil.get_terminal_size().columns - 1
+            width = 20
+            done = width * report.epoch // report.total
+            line = f"{what[:30]} [{'#' * done}{'.' * (width - done)}] {text}"
+            if len(line) > columns:
+                line = f"{what[:30]}  {text}"
+            sys.stderr.write("\r\033[K" + line[: max(20, columns)])
             sys.stderr.flush()
+        else:
+            parts = [f"epoch {report.epoch}/{report.total}"]
+            if eta is not None:
+                parts.append(f"ETA {_duration(eta)}")
+            if rate is not None:
+                parts.append(f"{rate:,.0f} examples/s")
+            parts += [f"loss {report.loss:.4g}", f"valid error {report.valid_error:.1f}%"]
+            print(f"{what}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
     def log(self, line: str):
-        if self.enabled:
+        if self.terminal:
             sys.stderr.write("\r\033[K")
         print(line, file=sys.stderr, flush=True)
 
@@ -426,7 +465,7 @@ def _train(args) -> int:
         if args.resume:
             raise ValueError("--resume is for one process: resume a multi-process run's checkpoints in one process")
         if jax.process_index() != 0:  # one process writes and prints; the others only train
-            args.out, args.quiet = None, True
+            args.out, args.quiet, args.tensorboard = None, True, None
     elif args.compile_cache:
         enable_compilation_cache()
     progress = _Progress(not args.quiet)
@@ -445,13 +484,14 @@ def _train(args) -> int:
     if args.resume:
         from memjax.train.protocol import resume_babi
 
-        results = resume_babi(args.resume, data=args.data, log=log, progress=progress)
+        results = resume_babi(args.resume, data=args.data, log=log, report=progress, tensorboard=args.tensorboard)
         args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
             results["config"]["seeds"]
         args.joint = results["config"]["joint"]
     else:
         results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
-                           args.valid, model_overrides, train_overrides, args.out, log=log, progress=progress,
+                           args.valid, model_overrides, train_overrides, args.out, log=log, report=progress,
+                           tensorboard=args.tensorboard,
                            files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
                            first_seed=args.first_seed)
         args.set = results["set"]

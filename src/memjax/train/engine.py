@@ -414,7 +414,8 @@ class Trainer:
 
     def fit(self, seeds: list[int], progress: Callable[[int, int], None] | None = None,
             resume: tuple[int, dict, dict] | None = None,
-            on_chunk: Callable[[int, dict, dict], None] | None = None) -> Fit | list[Fit]:
+            on_chunk: Callable[[int, dict, dict], None] | None = None,
+            on_start: Callable[[int], None] | None = None) -> Fit | list[Fit]:
         """Trains one run per seed and dataset, and evaluates every run on every split.
 
         Args:
@@ -425,6 +426,8 @@ class Trainer:
                 training continues from there and ends exactly where an uninterrupted run ends.
             on_chunk: called as ``on_chunk(epochs_done, states, history)`` after each chunk of
                 epochs, before the next one starts (e.g. to save a checkpoint).
+            on_start: called as ``on_start(first_epoch)`` once the programs are compiled, just before the
+                first chunk of epochs starts (e.g. to time the training apart from the compilation).
 
         Returns:
             a :class:`Fit` (one dataset) or a list with one per dataset.
@@ -434,6 +437,8 @@ class Trainer:
         chunk_fn, predict_fn, states = self._compile(seeds, states, data)
         compile_s = time.perf_counter() - t0
 
+        if on_start:
+            on_start(start)
         t1 = time.perf_counter()
         total = self.config.total_epochs
         for epoch0 in range(start, total, self.chunk):

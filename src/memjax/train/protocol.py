@@ -23,6 +23,7 @@ from memjax.models import FAMILIES, model_for
 from memjax.models.memn2n import MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
+from memjax.train.watch import ChunkReport, FamilyWatch, TensorBoard, Watch, history_rows
 
 FAIL_THRESHOLD = 5.0  # a task fails when its test error is above 5%
 RUN_FILE = "run.json"  # in a run's --out folder: the arguments that --resume repeats
@@ -136,8 +137,9 @@ def _label(ds: Dataset, joint: bool) -> str:
 
 
 def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Path, model_configs, tcfg,
-                          tasks: list[int], joint: bool, resume: bool, log) -> list[Fit]:
-    """:meth:`Trainer.fit` with a checkpoint after every chunk of epochs, resuming from the latest."""
+                          tasks: list[int], joint: bool, resume: bool, log, watch: FamilyWatch | None = None) -> list[Fit]:
+    """:meth:`Trainer.fit` with a checkpoint after every chunk of epochs, resuming from the latest; ``watch``
+    is told where the training starts and what each chunk added (after its checkpoint)."""
     meta = {"tasks": tasks, "seeds": seeds, "model": [dataclasses.asdict(m) for m in model_configs],
             "train": dataclasses.asdict(tcfg)}
     checkpoints = TrainingCheckpoints(out / "checkpoints" / family_name(tasks, joint))
@@ -154,10 +156,22 @@ def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Pat
             start = checkpoints.latest(template, meta)
             if start is not None:
                 log(f"{family_name(tasks, joint)}: resuming after epoch {start[0]} of {tcfg.total_epochs}")
-        fits = trainer.fit(seeds, progress, resume=start,
-                           on_chunk=lambda epoch, states, history: checkpoints.save(epoch, states, history, meta))
+
+        def on_chunk(epoch, states, history):
+            checkpoints.save(epoch, states, history, meta)
+            if watch is not None:
+                watch.on_chunk(epoch, states, history)
+
+        if watch is not None and start is not None:
+            watch.begin(start[0], start[2])  # the checkpoint's epochs and history
+        elif watch is not None:
+            watch.begin()
+        fits = trainer.fit(seeds, progress, resume=start, on_chunk=on_chunk,
+                           on_start=watch.started if watch is not None else None)
     finally:
         checkpoints.close()
+        if watch is not None:
+            watch.end()
     return fits if isinstance(fits, list) else [fits]
 
 
@@ -215,13 +229,7 @@ def _task_entry(fit: Fit, ds: Dataset, task: int, best: int) -> dict:
 
 
 def _history_rows(fit: Fit, label) -> list[dict]:
-    rows = []
-    n_epochs = next(iter(fit.history.values())).shape[1]
-    for i, seed in enumerate(fit.seeds):
-        for e in range(n_epochs):
-            rows.append({"task": label, "seed": int(seed), "epoch": e + 1,
-                         **{k: round(float(v[i, e]), 6) for k, v in fit.history.items()}})
-    return rows
+    return history_rows(fit.seeds, fit.history, label)
 
 
 def run_babi(
@@ -244,6 +252,8 @@ def run_babi(
     glove: str | Path | None = None,
     glove_freeze: bool = False,
     first_seed: int = 0,
+    report: Callable[[ChunkReport], None] | None = None,
+    tensorboard: str | Path | None = None,
 ) -> dict:
     """Trains and evaluates on bAbI; returns (and with ``out`` writes) the results dictionary.
 
@@ -270,6 +280,12 @@ def run_babi(
     a new ``first_seed`` are the runs a larger ``seeds`` would have trained (checked: 2 + 2 DMN runs
     against 4 at once, identical errors). One run alone is laid out on one device and compiled as a
     program of its own, which can round differently (and training amplifies that).
+
+    While it trains (:mod:`memjax.train.watch`): ``out``'s ``metrics.jsonl`` grows by each chunk of
+    epochs' rows (a resumed run replaces the rows after its checkpoints'), ``tensorboard`` (a folder)
+    gets TensorBoard event files (needs tensorboardX), and ``report`` is called with a
+    :class:`memjax.train.watch.ChunkReport` after each chunk. ``progress(label, done, total)``, also
+    called after each chunk, is the older, shorter report.
     """
     t_start = time.perf_counter()
     if seeds < 1:
@@ -278,6 +294,8 @@ def run_babi(
         raise ValueError(f"--first-seed must be at least 0, got {first_seed}")
     if resume and out is None:
         raise ValueError("resuming needs the run's folder")
+    if tensorboard is not None:
+        TensorBoard(tensorboard)  # without tensorboardX: one line now, before anything is read or written
     if files:
         files = {k: (str(Path(v).absolute()) if v else None) for k, v in files.items()}
         own = load_files(files["train"], files["test"], files.get("valid"), memory)
@@ -303,6 +321,7 @@ def run_babi(
             for old in ("checkpoints", "model"):
                 shutil.rmtree(out / old, ignore_errors=True)
             (out / RUN_FILE).write_text(json.dumps({**arguments, "memjax_version": memjax.__version__}, indent=2) + "\n")
+    watch = Watch(out, resume, tensorboard, report)
     if not files:
         datasets = load_babi(list(tasks), set_name, data, memory, joint=joint, valid=valid)
     seed_list = list(range(first_seed, first_seed + seeds))
@@ -345,11 +364,21 @@ def run_babi(
                           data_parallel=True if devices else None,
                           pretrained=[pretrained[i] for i in group] if pretrained else None, freeze=glove_freeze)
         cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
+        family = watch.family(label, [_label(ds, joint) for ds in sets], seed_list, tcfg.total_epochs,
+                              len(sets) * len(seed_list) * trainer.steps_per_epoch * trainer.batch_size
+                              ) if watch.active else None
         if out is None or jax.process_count() > 1:  # several processes: no checkpoints (see README)
-            fits = trainer.fit(seed_list, cb)
+            if family is not None:
+                family.begin()
+            try:
+                fits = trainer.fit(seed_list, cb, on_chunk=family.on_chunk if family else None,
+                                   on_start=family.started if family else None)
+            finally:
+                if family is not None:
+                    family.end()
         else:
             fits = _fit_with_checkpoints(trainer, seed_list, cb, out, [configs[i][0] for i in group], tcfg,
-                                         [t for ds in sets for t in ds.tasks], joint, resume, log)
+                                         [t for ds in sets for t in ds.tasks], joint, resume, log, family)
         for k in seconds:
             seconds[k] += fits[0].seconds[k]
         for i, fit in zip(group, fits):
@@ -375,9 +404,7 @@ def run_babi(
     if out is not None:
         save_model(out / "model", trained)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        with open(out / "metrics.jsonl", "w") as f:
-            for row in history:
-                f.write(json.dumps(row) + "\n")
+        watch.finish(history)  # metrics.jsonl: the rows in their usual order
     return results
 
 
