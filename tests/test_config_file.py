@@ -174,7 +174,7 @@ def test_unreadable_and_non_utf8_config_files(tmp_path):
 
 GROUPS = {  # each group's flags, in order
     "data and output": ["-h", "--config", "--data", "--set", "--tasks", "--valid", "--train-file", "--test-file",
-                        "--valid-file", "--out", "--resume", "--quiet"],
+                        "--valid-file", "--out", "--tensorboard", "--resume", "--quiet"],
     "training recipe (all models)": ["--model", "--joint", "--seeds", "--first-seed", "--epochs", "--batch-size",
                                      "--lr", "--optimizer", "--decay-every", "--weight-decay", "--dropout",
                                      "--patience", "--dim", "--hops", "--memory"],
