@@ -53,7 +53,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import memjax
 from memjax.data.generate import single_fact
 from memjax.models import FAMILIES, MemN2N
-from memjax.models.memn2n import noise_draws
 from memjax.train.engine import Trainer, occupancy
 from memjax.train.protocol import build_configs
 
@@ -101,8 +100,8 @@ def _step_flops(trainer: Trainer) -> float:
     batch = {k: train[k][:b] for k in ("story", "query", "answer")}
     params = trainer.model.init(jax.random.key(0))
     opt = trainer.tx.init(params)
-    draws = noise_draws(train["story"].shape[1], trainer.config.noise) if trainer._noisy() else 1
-    uniforms = jnp.full((b, draws), 0.5) if trainer._noisy() else None
+    draws = trainer.model.noise_draws(train["story"].shape[1], trainer.config)  # 0: no time noise
+    uniforms = jnp.full((b, draws), 0.5) if draws else None
 
     def step(params, opt):
         grads, _ = jax.grad(trainer._loss, has_aux=True)(params, data, batch, uniforms, False)
