@@ -128,9 +128,10 @@ def predictions(model, params: dict, data: dict, story: np.ndarray, query: np.nd
         out = program(params, data, jnp.asarray(np.pad(story[i:i + chunk], pad)),
                       jnp.asarray(model.query_inputs(np.pad(query[i:i + chunk], pad))))
         parts.append({k: np.asarray(v)[: len(story[i:i + chunk])] for k, v in out.items()})
-    fields = {k: (np.concatenate([p[k] for p in parts]) if parts else np.zeros((0,), np.int32))
-              for k in (parts[0] if parts else {"answer": None})}
-    return Prediction(**{f: fields.get(f) for f in Prediction._fields})
+    if not parts:  # no question: empty answers
+        return Prediction(np.zeros((0,), np.int32), np.zeros((0,), np.float32))
+    return Prediction(**{f: np.concatenate([p[f] for p in parts]) if f in parts[0] else None
+                         for f in Prediction._fields})
 
 
 class Answerer:

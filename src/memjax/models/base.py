@@ -24,7 +24,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from memjax.ops.encoding import padding_row_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,9 +148,7 @@ class Model:
 
     def padding_mask(self, params: dict) -> dict:
         """Gradient multipliers (a pytree like ``params``): 0 on the padding word's row of each embedding."""
-        from memjax.ops.encoding import padding_row_mask
-
-        mask = _tree_map(lambda _: 1.0, params)
+        mask = jax.tree.map(lambda _: 1.0, params)
         for name in self.embeddings:
             if name in mask:
                 mask[name] = padding_row_mask(self.cfg.vocab_size)
@@ -154,7 +156,7 @@ class Model:
 
     def decay_mask(self, params: dict) -> dict:
         """1 on the weights L2 regularisation applies to (matrices and embeddings), 0 on biases."""
-        return _tree_map(lambda a: 1.0 if len(a.shape) >= 2 else 0.0, params)
+        return jax.tree.map(lambda a: 1.0 if len(a.shape) >= 2 else 0.0, params)
 
     def unpad(self, params: dict) -> dict:
         """Parameters trained with a padded vocabulary (tasks trained together), cut to this model's."""
@@ -187,17 +189,8 @@ class Model:
         raise NotImplementedError
 
 
-def _tree_map(fn, tree):
-    import jax
-
-    return jax.tree.map(fn, tree)
-
-
 def softmax_prediction(logits, attention=None) -> Prediction:
     """A :class:`Prediction` from answer logits (B, V): the most probable word and the softmax."""
-    import jax
-    import jax.numpy as jnp
-
     scores = jax.nn.softmax(logits, axis=-1)
     answer = jnp.argmax(logits, -1)
     return Prediction(answer, jnp.take_along_axis(scores, answer[:, None], axis=1)[:, 0], scores, attention)
