@@ -28,8 +28,9 @@ def test_parse_keeps_supporting_facts_and_resets_stories():
     assert qs[0].query == ("where", "is", "mary") and qs[0].answer == "bathroom" and qs[0].supporting == (0,)
     # the question line does not become a memory: fact 4 is the third statement
     assert len(qs[1].story) == 3 and qs[1].supporting == (2,)
-    # a new story starts at line number 1; multi-word answers stay one token
+    # a new story starts at line number 1; a multi-word answer keeps its text and its words
     assert len(qs[2].story) == 2 and qs[2].answer == "apple,football" and qs[2].supporting == (0, 1)
+    assert qs[2].answer_words == ("apple", "football") and qs[0].answer_words == ("bathroom",)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -37,7 +38,7 @@ def test_parse_keeps_supporting_facts_and_resets_stories():
     ("1 Mary went home.\n2 Where is Mary?\t\t1\n", "f.txt:2: question line without an answer"),
     ("1 Mary went home.\n2 Where is Mary?\thome\t7\n", "f.txt:2: supporting fact '7'"),
     ("1 Mary went home.\n3 John left.\n2 Where?\thome\t1\n", "f.txt:3: line number 2"),
-    ("1 Mary went home.\n2 Where is Mary?\tthe home\t1\n", "f.txt:2: the answer must be one token"),
+    ("1 Mary went home.\n2 Where is Mary?\t , \t1\n", "f.txt:2: the answer has no words"),
     ("1 Mary went home.\n2 Where is Mary? home 1\n", "f.txt:2: a question needs a tab-separated answer"),
 ])
 def test_malformed_lines_name_file_and_line(bad, message):

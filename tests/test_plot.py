@@ -101,6 +101,18 @@ def test_missing_or_broken_metrics_give_one_line(tmp_path):
     assert not (folder / "plots").exists()
 
 
+def test_a_half_written_last_line_of_a_run_in_progress_is_skipped(tmp_path):
+    folder = _write_run(tmp_path / "running")
+    whole = read_metrics(folder)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write('{"task": 1, "seed": 0, "epo')  # the writer is mid-line
+    assert read_metrics(folder) == whole
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write("\n")  # a finished line that is not JSON is an error
+    with pytest.raises(ValueError, match="not JSON"):
+        read_metrics(folder)
+
+
 def test_parse_story_reads_plain_and_babi_lines():
     assert parse_story(STORY.splitlines()) == (STORY.splitlines()[:3], "Where is Mary?")
     babi = ["1 Bill went home.", "2 Where is Bill? \thome\t1", "1 Mary went to the kitchen.", "",

@@ -529,7 +529,7 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
-    from memjax.data.babi import line_number
+    from memjax.data.babi import line_number, normalize_answer
     from memjax.data.own import parse_record
     from memjax.infer import Answerer
 
@@ -568,7 +568,7 @@ def _ask(args) -> int:
             continue
         note = ""
         if expected.strip():
-            truth = expected.split("\t")[0].strip().lower()
+            truth = normalize_answer(expected.split("\t")[0])
             note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
         print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
         if a.unknown:

@@ -36,7 +36,8 @@ class Answer:
     """What the model says about one question.
 
     Attributes:
-        answer: the predicted answer (words of several are joined by commas, as bAbI writes them).
+        answer: the predicted answer, all its words (as the training data wrote them: "office",
+            "apple,football", "living room").
         probability: the model's probability of it.
         hops: per hop (or episodic pass, or attention row), the story's statements as (index in the
             story, text, weight), highest weight first; statements outside the memory window are left

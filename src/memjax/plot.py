@@ -67,7 +67,8 @@ def read_metrics(run: str | Path) -> list[dict]:
 
     Raises:
         ValueError: the folder or the file is missing, or a line is not a JSON object with the
-            expected fields.
+            expected fields (an unfinished last line, which a run still training may be writing, is
+            skipped).
     """
     run = Path(run)
     path = run / "metrics.jsonl"
@@ -77,12 +78,16 @@ def read_metrics(run: str | Path) -> list[dict]:
         raise ValueError(f"{path}: no such file (is {run} the --out folder of memjax train?)")
     rows = []
     needed = {"task", "seed", "epoch", "loss", "train_error", "valid_error"}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    text = path.read_text()
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            if n == len(lines) and not text.endswith("\n"):
+                break  # a run still training is writing this line: plot the rows before it
             raise ValueError(f"{path}, line {n}: not JSON") from None
         if not isinstance(row, dict) or not needed <= set(row):
             raise ValueError(f"{path}, line {n}: expected the fields {', '.join(sorted(needed))}")

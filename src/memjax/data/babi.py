@@ -2,8 +2,11 @@
 
 A bAbI file is a sequence of numbered lines. Numbering restarts at 1 with each new story.
 A statement line is ``"<id> <sentence>"``; a question line is
-``"<id> <question>\\t<answer>\\t<supporting ids>"``. Answers with several words (tasks 8 and 19,
-e.g. ``"apple,football"`` or ``"n,w"``) are kept as one token, as the memory-network papers do.
+``"<id> <question>\\t<answer>\\t<supporting ids>"``. An answer may have several words, joined by
+commas as bAbI writes them (tasks 8 and 19: ``"apple,football"``, ``"n,w"``) or by spaces (your own
+data: ``"living room"``). A question keeps its answer's text and its words; families that answer
+with one symbol treat each distinct answer text as one symbol, as the memory-network papers do,
+and the DMN decoder emits the words.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ENV_VAR = "MEMJAX_DATA"
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PUNCT = re.compile(r"^[^\w]+$")
+_ANSWER_SEP = re.compile(r"[,\s]+")
 
 
 class DataError(Exception):
@@ -48,6 +52,24 @@ def words(text: str) -> list[str]:
     return [t for t in tokenize(text) if not _PUNCT.match(t)]
 
 
+def normalize_answer(text: str) -> str:
+    """An answer's canonical text: lower case, runs of spaces as one, no spaces around commas.
+
+    >>> normalize_answer(" Living  Room "), normalize_answer("Apple, football")
+    ('living room', 'apple,football')
+    """
+    return re.sub(r"\s*,\s*", ",", " ".join(text.lower().split()))
+
+
+def answer_words(answer: str) -> tuple[str, ...]:
+    """The words of an answer, split at commas and spaces.
+
+    >>> answer_words("apple,football"), answer_words("living room"), answer_words("office")
+    (('apple', 'football'), ('living', 'room'), ('office',))
+    """
+    return tuple(w for w in _ANSWER_SEP.split(answer) if w)
+
+
 @dataclasses.dataclass(frozen=True)
 class Question:
     """One question with the story that precedes it.
@@ -55,7 +77,8 @@ class Question:
     Attributes:
         story: the statements before the question, oldest first, each a list of words.
         query: the question's words.
-        answer: the answer as one token (multi-word answers joined by commas).
+        answer: the answer's text (:func:`normalize_answer`): one symbol for the families that answer
+            with one; its words are :attr:`answer_words`.
         supporting: indices into ``story`` of the supporting facts.
         task: the bAbI task number (0 for data that is not from a numbered task).
     """
@@ -65,6 +88,11 @@ class Question:
     answer: str
     supporting: tuple[int, ...]
     task: int = 0
+
+    @property
+    def answer_words(self) -> tuple[str, ...]:
+        """The answer's words (``("apple", "football")`` for ``"apple,football"``)."""
+        return answer_words(self.answer)
 
 
 def line_number(line: str) -> tuple[int | None, str]:
@@ -111,9 +139,9 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
             query = words(parts[0])
             if not query:
                 raise DataError(f"{where}: empty question")
-            answer = parts[1].strip().lower()
-            if not answer or any(c.isspace() for c in answer):
-                raise DataError(f"{where}: the answer must be one token, got {parts[1]!r}")
+            answer = normalize_answer(parts[1])
+            if not answer_words(answer):
+                raise DataError(f"{where}: the answer has no words, got {parts[1]!r}")
             ids = parts[2].split() if len(parts) > 2 else []
             supporting = []
             for s in ids:

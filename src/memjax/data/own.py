@@ -5,8 +5,8 @@ JSON lines: one question per line, a JSON object with
 - ``"story"``: the statements before the question, oldest first: a list of strings, or one string
   with one statement per line;
 - ``"question"``: the question (a string);
-- ``"answer"``: the answer, one word (several answers joined by commas without spaces, as bAbI's
-  ``apple,football``);
+- ``"answer"``: the answer, a string of one or more words (``"office"``, ``"living room"``, or
+  joined by commas as bAbI's ``"apple,football"``);
 - ``"supporting"`` (optional): indices (from 0) into ``story`` of the statements that support the
   answer;
 - ``"task"`` (optional): a task number (an integer, default 0) to report errors per task.
@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from memjax.data.babi import DataError, Question, parse_file, words
+from memjax.data.babi import DataError, Question, answer_words, normalize_answer, parse_file, words
 from memjax.data.dataset import Dataset, holdout, vectorize, Vocab
 
 
@@ -69,15 +69,15 @@ def parse_record(line: str, where: str = "<input>") -> Question:
     question, answer = record["question"], record["answer"]
     if not isinstance(question, str) or not words(question):
         raise DataError(f"{where}: 'question' must be a string with words")
-    if not isinstance(answer, str) or not answer.strip() or any(c.isspace() for c in answer.strip()):
-        raise DataError(f"{where}: 'answer' must be one word (join several with commas: 'apple,football')")
+    if not isinstance(answer, str) or not answer_words(normalize_answer(answer)):
+        raise DataError(f"{where}: 'answer' must be a string with words")
     supporting = record.get("supporting", [])
     if not isinstance(supporting, list) or not all(isinstance(i, int) and 0 <= i < len(story) for i in supporting):
         raise DataError(f"{where}: 'supporting' must list indices of the story's statements (0 to {len(story) - 1})")
     task = record.get("task", 0)
     if not isinstance(task, int) or isinstance(task, bool) or task < 0:
         raise DataError(f"{where}: 'task' must be a non-negative integer")
-    return Question(tuple(statements), tuple(words(question)), answer.strip().lower(), tuple(supporting), task)
+    return Question(tuple(statements), tuple(words(question)), normalize_answer(answer), tuple(supporting), task)
 
 
 def read_questions(path: str | os.PathLike) -> list[Question]:

@@ -11,7 +11,7 @@ them, and each episode updates the memory:
   W2 tanh(W1 [f*q; f*m; |f-q|; |f-m|] + b1) + b2, an attention GRU over the facts (its update gate
   replaced by g) gives the context c^t, and m^t = ReLU(W_t [m^{t-1}; c^t; q] + b_t) with untied
   W_t per pass; the gate network and the attention GRU are shared by the passes;
-- answer: logits = W_a [m^T; q] + b_a (one word; a multi-word bAbI answer is one token).
+- answer: logits = W_a [m^T; q] + b_a (one symbol per distinct answer, a multi-word one included).
 
 :meth:`DMNPlus.apply` answers one question with the ops of :mod:`memjax.ops.recurrent`;
 :meth:`DMNPlus.batch_logits` is the same function for a batch, organised for speed (the path the
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memjax.data.babi import answer_words
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 from memjax.ops.addressing import masked_softmax
 from memjax.ops.encoding import encode_sentence, weighted_bags
@@ -277,10 +278,12 @@ class DMNConfig:
 
     ``answer_words``: the decoder's output words besides the end token (index 0): the pieces of
     the training answers, "apple,football" being the two words "apple" and "football" (set from
-    the data by :func:`memjax.train.protocol.build_configs`). ``max_answer``: the most words an
-    answer has. ``supervise``: strong supervision, a cross-entropy on each pass's gates with the
-    supporting facts (pass i is pointed at supporting fact i, the last one for passes beyond them),
-    weighted by ``gate_weight``.
+    the data by :meth:`DMN.data_defaults`). ``max_answer``: the most words an answer has.
+    ``answer_join``: what joins the decoded words into the answer's text: "," as bAbI writes
+    answers of several words, " " where the training answers are written with spaces.
+    ``supervise``: strong supervision, a cross-entropy on each pass's gates with the supporting
+    facts (pass i is pointed at supporting fact i, the last one for passes beyond them), weighted
+    by ``gate_weight``.
 
     ``stop``: the paper's criterion for stopping (strongly supervised only): a learned
     end-of-passes vector joins the facts as one more candidate of every pass's gates (it takes no
@@ -296,6 +299,7 @@ class DMNConfig:
     hops: int = 3
     answer_words: tuple = ()
     max_answer: int = 1
+    answer_join: str = ","
     supervise: bool = True
     gate_weight: float = 1.0
     embed_init: float = math.sqrt(3.0)
@@ -369,11 +373,13 @@ class DMN(Model):
     # ---- host-side inputs ------------------------------------------------------------------------
     @staticmethod
     def data_defaults(ds, given: dict) -> dict:
-        """The decoder's words (the pieces of the training and validation answers) and answer length;
-        with ``stop``, the passes: the most supporting facts of a training question, plus one."""
+        """The decoder's words (the words of the training and validation answers), answer length and
+        joint (a space if any answer is written with spaces); with ``stop``, the passes: the most
+        supporting facts of a training question, plus one."""
         answers = {ds.vocab.words[a] for split in (ds.train, ds.valid) for a in split.answer}
-        pieces = sorted({p for a in answers for p in a.split(",")})
-        out = {"answer_words": tuple(pieces), "max_answer": max(len(a.split(",")) for a in answers)}
+        pieces = sorted({p for a in answers for p in answer_words(a)})
+        out = {"answer_words": tuple(pieces), "max_answer": max(len(answer_words(a)) for a in answers),
+               "answer_join": " " if any(" " in a for a in answers) else ","}
         if given.get("stop", DMNConfig.stop):
             out["hops"] = int(np.max(np.sum(ds.train.supporting >= 0, axis=1), initial=0)) + 1
         return out
@@ -392,7 +398,7 @@ class DMN(Model):
         index = {w: i + 1 for i, w in enumerate(c.answer_words)}
         table = np.full((c.vocab_size, c.max_answer + 1), -1, np.int32)
         for v, word in enumerate(vocab_words[: c.vocab_size]):
-            pieces = word.split(",")
+            pieces = answer_words(word)
             if v > 1 and len(pieces) <= c.max_answer and all(p in index for p in pieces):
                 table[v, : len(pieces)] = [index[p] for p in pieces]
                 table[v, len(pieces)] = END
@@ -528,13 +534,13 @@ class DMN(Model):
                           gates[:, :, : facts.shape[1]], jnp.where(ended, -1, seq))
 
     def answer_text(self, prediction: Prediction, row: int, vocab_words: list[str]) -> str:
-        """The decoded words, joined by commas as bAbI writes answers of several words."""
+        """The decoded words, joined as the training answers were (``cfg.answer_join``)."""
         pieces = []
         for w in np.asarray(prediction.words)[row]:
             if w <= END:
                 break
             pieces.append(self.cfg.answer_words[int(w) - 1])
-        return ",".join(pieces) if pieces else "?"
+        return self.cfg.answer_join.join(pieces) if pieces else "?"
 
     def attention(self, params, sentences, story, query):
         """Gates per pass (B, hops, M) for a batch (slot order; with ``stop``, M + 1: the last column
