@@ -28,6 +28,7 @@ nothing else running.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -42,8 +43,8 @@ import memjax
 from memjax.data.generate import single_fact
 from memjax.models.memnn import MemNN, MemNNConfig
 from memjax.ops.hashing import ClusterHash, WordHash
-from memjax.train.engine import Trainer, TrainConfig
-from memjax.train.protocol import MEMNN_TRAIN
+from memjax.train.engine import Trainer
+from memjax.train.recipes import MEMNN_1K
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,7 +52,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def train(seed: int = 0):
     ds = single_fact(2000, 200, 200, story_length=20, people=20, places=20, seed=seed)
     model = MemNN(MemNNConfig(vocab_size=len(ds.vocab), memory_size=20, hops=1))
-    fit = Trainer(model, TrainConfig(**{**MEMNN_TRAIN, "epochs": 20}), ds).fit([seed])
+    fit = Trainer(model, dataclasses.replace(MEMNN_1K, epochs=20), ds).fit([seed])
     params = jax.tree.map(lambda a: jnp.asarray(a[0]), fit.params)
     return ds, model, params, float(fit.errors["test"][0])
 

@@ -66,7 +66,7 @@ import numpy as np
 import memjax
 from memjax import paper
 from memjax.data.babi import parse_tasks
-from memjax.train.engine import TrainConfig
+from memjax.train.recipes import from_record
 from memjax.train.protocol import FAIL_THRESHOLD, FAMILIES, run_babi
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -145,8 +145,7 @@ def add_runs(old: dict, new: dict) -> dict:
                       if f.default is not dataclasses.MISSING} if old["model"] in FAMILIES else {}
     same = [{k: v for k, v in {**model_defaults, **r["config"]["model"]}.items() if k not in per_task}
             for r in (old, new)]
-    defaults = dataclasses.asdict(TrainConfig())
-    trains = [{**defaults, **r["config"]["train"]} for r in (old, new)]
+    trains = [from_record(old["model"], r["config"]["train"]) for r in (old, new)]  # older tables' records too
     if same[0] != same[1] or trains[0] != trains[1]:
         raise ValueError("cannot add runs: the model or training configuration differs from the saved one")
     if bool(old["config"].get("glove")) != bool(new["config"].get("glove")):

@@ -8,8 +8,8 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/lstm_babi1k.py --tasks 1,2                # some tasks; the table shows every task done
     python experiments/lstm_babi1k.py --table                    # only rewrite the table from the tasks done
 
-Protocol: memjax's recipe for each model (``protocol.LSTM_TRAIN``: Adam 0.001, batch 32, up to 100
-epochs with early stopping after 20 without a lower validation error; ``ATTN_LSTM_TRAIN``: RMSprop
+Protocol: memjax's recipe for each model (``recipes.LSTM_1K``: Adam 0.001, batch 32, up to 100
+epochs with early stopping after 20 without a lower validation error; ``ATTN_LSTM_1K``: RMSprop
 0.001, batch 32, 120 epochs, dropout 0.3, the best validation epoch kept), trained per task on the
 release's 900 training questions and selected on its 100 validation questions (en-valid), never
 on the test set: 2 runs per task (one per core), the run with the lowest validation error reported.

@@ -1,6 +1,8 @@
 """Length buckets (``--buckets``): each training batch holds stories of one length class and is
 computed at that length; the epochs still see every row at most once, in N // B batches."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from memjax.data.dataset import load_babi
 from memjax.models import DMNPlus, DMNPlusConfig
 from memjax.train.buckets import bucketed_order
 from memjax.train.engine import Trainer, TrainConfig, length_plan, steps_per_epoch
-from memjax.train.protocol import DMN_PLUS_TRAIN
+from memjax.train.recipes import DMN_PLUS_10K
 
 
 def _stories(counts, m):
@@ -61,7 +63,7 @@ def task1(data_root):
 
 
 def test_bucketed_epochs_draw_rows_once_in_batches_of_their_length(task1):
-    cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 2, "buckets": 5})
+    cfg = dataclasses.replace(DMN_PLUS_10K, epochs=2, buckets=5)
     trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(task1.vocab), dim=8)), cfg, task1)
     plan = trainer.plan
     assert plan.lengths == (2, 4, 6, 8, 10)  # bAbI task 1: a question after every 2 statements
@@ -90,7 +92,7 @@ def test_bucketed_training_branches_per_step_and_learns(data_root):
     compiled program branches on the step's length (a conditional), rather than computing every
     length and selecting one."""
     ds = load_babi([1], "en-10k", str(data_root))[0]
-    cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 2, "patience": 50, "buckets": 3})
+    cfg = dataclasses.replace(DMN_PLUS_10K, epochs=2, patience=50, buckets=3)
     trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=32)), cfg, ds)
     fit = trainer.fit([0, 1])
     assert "conditional" in trainer.programs["train"].as_text()
@@ -98,7 +100,7 @@ def test_bucketed_training_branches_per_step_and_learns(data_root):
 
 
 def test_buckets_need_one_dataset_per_family(task1):
-    cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 1, "buckets": 3})
+    cfg = dataclasses.replace(DMN_PLUS_10K, epochs=1, buckets=3)
     model = DMNPlus(DMNPlusConfig(vocab_size=len(task1.vocab), dim=8))
     with pytest.raises(ValueError, match="one dataset per family"):
         Trainer(model, cfg, [task1, task1])

@@ -18,10 +18,11 @@ WORKER = textwrap.dedent("""
     import jax, numpy as np
     from memjax.data.generate import single_fact
     from memjax.models import MemN2N, MemN2NConfig
-    from memjax.train.engine import Trainer, TrainConfig
+    from memjax.models.memn2n import MemN2NRecipe
+    from memjax.train.engine import Trainer
 
     ds = single_fact(256, 32, 64, story_length=6, seed=0)
-    trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6)), TrainConfig(epochs=6, ls_epochs=2), ds)
+    trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6)), MemN2NRecipe(epochs=6, ls_epochs=2), ds)
     fit = trainer.fit([0])
     digest = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(fit.params))).hexdigest()
     local = [d.process_index for d in trainer.placement.batch.mesh.devices.flat]

@@ -1,5 +1,6 @@
 """DMN+: the batched sequence ops and their hand-written gradients, the model, and training it."""
 
+import dataclasses
 import json
 import subprocess
 
@@ -13,8 +14,8 @@ from memjax.data.dataset import load_babi
 from memjax.models import DMNPlus, DMNPlusConfig
 from memjax.ops import attention_gru_init, attention_gru_scan, gru_init, gru_scan
 from memjax.ops.recurrent import affine, attention_gru_sequence, gru_sequence
-from memjax.train.engine import Trainer, TrainConfig
-from memjax.train.protocol import DMN_PLUS_TRAIN
+from memjax.train.engine import Trainer
+from memjax.train.recipes import DMN_PLUS_10K
 
 from test_cli import MEMJAX, run
 
@@ -236,7 +237,7 @@ def test_early_stopping_ends_when_patience_is_spent(data_root):
     """With a zero learning rate nothing improves after the first epoch: 1 + patience epochs, then stop."""
     ds = load_babi([1], "en", str(data_root))[0]
     with jax.enable_x64(False):
-        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 20, "patience": 2, "lr": 0.0})
+        cfg = dataclasses.replace(DMN_PLUS_10K, epochs=20, patience=2, lr=0.0)
         trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=8)), cfg, ds)
         fit = trainer.fit([0, 1])
     assert trainer.chunk == 1 and fit.history["valid_error"].shape == (2, 3)
@@ -247,7 +248,7 @@ def test_short_training_run_reaches_low_error(data_root):
     """A real run: DMN+ (d=32) on bAbI-10k task 1 for 3 epochs; the best epoch's parameters are kept."""
     ds = load_babi([1], "en-10k", str(data_root))[0]
     with jax.enable_x64(False):
-        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 3, "patience": 50})
+        cfg = dataclasses.replace(DMN_PLUS_10K, epochs=3, patience=50)
         fit = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=32)), cfg, ds).fit([0])
     assert fit.errors["valid"][0] == pytest.approx(float(fit.history["valid_error"].min()), abs=1e-4)
     assert fit.errors["test"][0] <= 1.0, fit.errors  # measured: 0.0 (valid 0.1)
@@ -378,7 +379,7 @@ def test_glove_vectors_start_the_embeddings_and_can_be_frozen(data_root, tmp_pat
     rows, covered = load_glove(tmp_path / "g.txt", ds.vocab.words, 8)
     assert covered.sum() == 5
     with jax.enable_x64(False):
-        cfg = TrainConfig(**{**DMN_PLUS_TRAIN, "epochs": 2, "patience": None})
+        cfg = dataclasses.replace(DMN_PLUS_10K, epochs=2, patience=None)
         trainer = Trainer(DMNPlus(DMNPlusConfig(vocab_size=len(ds.vocab), dim=8)), cfg, ds,
                           pretrained=[(rows, covered)], freeze=freeze)
         start = np.asarray(trainer.initial_states([0])["params"]["embed"][0, 0])

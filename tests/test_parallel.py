@@ -16,7 +16,8 @@ INSPECT = textwrap.dedent("""
     memjax.configure_xla()  # MEMJAX_CPU_DEVICES=4 devices (importing memjax alone changes nothing)
     from memjax.data.generate import single_fact
     from memjax.models import MemN2N, MemN2NConfig
-    from memjax.train.engine import Trainer, TrainConfig
+    from memjax.models.memn2n import MemN2NRecipe
+    from memjax.train.engine import Trainer
 
     seen = []
     original = Trainer._loss
@@ -28,7 +29,7 @@ INSPECT = textwrap.dedent("""
 
     Trainer._loss = loss
     ds = single_fact(64, 16, 16, story_length=6, seed=0)
-    cfg = TrainConfig(epochs=2, ls_epochs=1, batch_size=32)
+    cfg = MemN2NRecipe(epochs=2, ls_epochs=1, batch_size=32)
     trainer = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6)), cfg, ds,
                       devices=jax.local_devices()[:4], data_parallel=True)
     fit = trainer.fit([0])

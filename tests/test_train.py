@@ -9,7 +9,9 @@ from memjax.data.babi import parse_lines
 from memjax.data.dataset import load_babi, vectorize
 from memjax.models import MemN2N, MemN2NConfig
 from memjax.train import engine
-from memjax.train.engine import Trainer, TrainConfig
+from memjax.models.memn2n import MemN2NRecipe
+from memjax.train import evaluate, placement, stopping
+from memjax.train.engine import Trainer
 from memjax.train.optim import clip_each_by_norm, multiply_by, step_decay_schedule
 
 
@@ -71,7 +73,7 @@ def test_schedule_linear_start_then_halving():
 
 
 def small_config(**kw):
-    return TrainConfig(**{"epochs": 4, "ls_epochs": 2, "batch_size": 8, **kw})
+    return MemN2NRecipe(**{"epochs": 4, "ls_epochs": 2, "batch_size": 8, **kw})
 
 
 def test_vmapped_runs_equal_separate_runs():
@@ -116,14 +118,15 @@ def test_padding_rows_stay_zero_and_loss_falls():
 
 
 def test_chunk_size_divides_the_epochs():
-    assert engine._chunk_size(120) == 12 and engine._chunk_size(90) == 9
-    assert engine._chunk_size(7) == 1 and engine._chunk_size(1) == 1
+    assert stopping.chunk_size(120) == 12 and stopping.chunk_size(90) == 9
+    assert stopping.chunk_size(7) == 1 and stopping.chunk_size(1) == 1
+    assert stopping.chunk(120, None) == 12 and stopping.chunk(120, 20) == 10 and stopping.chunk(120, 9) == 4
 
 
 def test_short_real_training_reaches_stated_accuracy(data_root):
     """bAbI-1k task 1 with the paper's recipe (one run): test error at most 1%."""
     ds = load_babi([1], "en", str(data_root))[0]
-    fit = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab))), TrainConfig(), ds).fit([0])
+    fit = Trainer(MemN2N(MemN2NConfig(vocab_size=len(ds.vocab))), MemN2NRecipe(), ds).fit([0])
     assert fit.errors["test"][0] <= 1.0, fit.errors
     assert fit.errors["valid"][0] <= 2.0
 
@@ -151,7 +154,7 @@ def test_chunked_prediction_equals_direct_logits():
     split = data["train"]  # 30 examples: 4 full chunks of 7 and a padded one
     direct = jnp.argmax(model.logits(params, jnp.asarray(ds.sentences),
                                      {"story": jnp.asarray(ds.train.story), "query": jnp.asarray(ds.train.query)})[0], -1)
-    np.testing.assert_array_equal(trainer._predict(params, data, split, chunk=7), direct)
+    np.testing.assert_array_equal(evaluate.answers(model, trainer.config, params, data, split, chunk=7), direct)
 
 
 def test_tasks_trained_together_equal_tasks_trained_alone():
@@ -199,7 +202,7 @@ def test_runs_computed_in_groups_equal_runs_computed_at_once(monkeypatch, device
     def fit(group_runs):
         trainer = Trainer(models, small_config(), sets, devices=jax.local_devices()[:devices])
         step = trainer.model.step_bytes(trainer.batch_size, trainer.memory, trainer.config)
-        monkeypatch.setattr(engine, "RUN_GROUP_BYTES", step * group_runs)
+        monkeypatch.setattr(placement, "RUN_GROUP_BYTES", step * group_runs)
         per_device = len(sets) * len(seeds) // devices
         assert trainer.group_size(per_device) == min(group_runs, per_device)
         return trainer.fit(seeds)
@@ -270,3 +273,37 @@ def test_compiler_options_follow_the_environment(monkeypatch):
     monkeypatch.setenv("MEMJAX_XLA_FUSION_EMITTERS", "old")
     with pytest.raises(ValueError, match="MEMJAX_XLA_FUSION_EMITTERS='old'"):
         engine.compiler_options("cpu")
+
+
+def test_recipes_are_named_configs_and_the_train_config_knows_no_family():
+    from memjax.train import recipes
+    from memjax.train.config import TrainConfig
+
+    generic = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert not generic & {"linear_start", "ls_epochs", "ls_lr", "random_noise", "noise"}
+    assert TrainConfig().decay_every is None and TrainConfig().warmup_epochs == 0
+    constant = step_decay_schedule(0.01, steps_per_epoch=10, decay_every=None)
+    assert float(constant(0)) == float(constant(10_000)) == 0.01
+    assert recipes.recipe_for("memn2n") == (MemN2NRecipe(), {})
+    assert recipes.recipe_for("memn2n", joint=True) == (MemN2NRecipe(epochs=60, decay_every=15, ls_epochs=30), {"dim": 50})
+    assert MemN2NRecipe().total_epochs == 120 and MemN2NRecipe(linear_start=False).total_epochs == 100
+    assert recipes.recipe_for("dmn+")[0] == recipes.DMN_PLUS_10K and recipes.DMN_1K.batch_size == 32
+    assert recipes.recipe_for("dmn", joint=True)[0] == recipes.DMN_1K  # no joint recipe of its own
+    with pytest.raises(ValueError, match=r"--model dmn has no training option linear_start \(--ls\)"):
+        recipes.with_overrides(recipes.DMN_1K, "dmn", {"linear_start": True, "epochs": None})
+    assert recipes.with_overrides(recipes.DMN_1K, "dmn", {"epochs": 5, "lr": None}).epochs == 5
+
+
+def test_older_records_read_as_the_same_recipe():
+    """results.json keeps recording linear_start and random_noise for every family, and a record written before
+    the recipes were split by family (MemN2N's settings switched off with sentinels) reads as the same recipe."""
+    from memjax.train import recipes
+
+    old_dmn = {"epochs": 256, "batch_size": 32, "lr": 0.001, "decay_every": 1_000_000, "decay": 0.5, "max_grad_norm": None,
+               "linear_start": False, "ls_epochs": 20, "ls_lr": 0.005, "random_noise": False, "noise": 0.1, "loss": "sum",
+               "optimizer": "adam", "weight_decay": 0.001, "dropout": 0.1, "patience": 20, "buckets": 0}
+    assert recipes.from_record("dmn", old_dmn) == recipes.DMN_1K
+    record = recipes.DMN_1K.record()
+    assert record["linear_start"] is False and record["random_noise"] is False and record["decay_every"] is None
+    assert recipes.from_record("dmn", record) == recipes.DMN_1K
+    assert recipes.from_record("memn2n", MemN2NRecipe(ls_epochs=3).record()) == MemN2NRecipe(ls_epochs=3)

@@ -9,7 +9,7 @@ The public API is importable from here; JAX is imported only when one of its nam
 
     import memjax
     ds = memjax.load_babi(...)
-    trainer = memjax.Trainer(model, memjax.TrainConfig(), ds)
+    trainer = memjax.Trainer(model, memjax.MemN2NRecipe(), ds)   # MemN2N's per-task recipe
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ _LAZY = {
     "Dataset": "memjax.data", "Split": "memjax.data", "Vocab": "memjax.data", "DataError": "memjax.data",
     "load_babi": "memjax.data", "parse_file": "memjax.data", "vectorize": "memjax.data",
     "FAMILIES": "memjax.models", "model_for": "memjax.models",
-    "MemN2N": "memjax.models", "MemN2NConfig": "memjax.models", "DMN": "memjax.models", "DMNConfig": "memjax.models",
+    "MemN2N": "memjax.models", "MemN2NConfig": "memjax.models", "MemN2NRecipe": "memjax.models", "DMN": "memjax.models", "DMNConfig": "memjax.models",
     "DMNPlus": "memjax.models", "DMNPlusConfig": "memjax.models", "MemNN": "memjax.models",
     "MemNNConfig": "memjax.models", "LSTMReader": "memjax.models", "LSTMConfig": "memjax.models",
     "AttnLSTM": "memjax.models", "AttnLSTMConfig": "memjax.models",
     "Trainer": "memjax.train.engine", "TrainConfig": "memjax.train.engine", "Fit": "memjax.train.engine",
+    "recipe_for": "memjax.train.recipes",
     "run_babi": "memjax.train.protocol",
     "Answerer": "memjax.infer", "Answer": "memjax.infer",
 }

@@ -3,7 +3,7 @@
 from memjax.models.base import Model, Phase, Prediction, Traits
 from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
-from memjax.models.memn2n import MemN2N, MemN2NConfig
+from memjax.models.memn2n import MemN2N, MemN2NConfig, MemN2NRecipe
 from memjax.models.memnn import MemNN, MemNNConfig
 
 # --model name -> (model class, config class)
@@ -21,4 +21,4 @@ def model_for(name: str, config: dict):
 
 
 __all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
-           "LSTMReader", "MemN2N", "MemN2NConfig", "MemNN", "MemNNConfig", "model_for"]
+           "LSTMReader", "MemN2N", "MemN2NConfig", "MemN2NRecipe", "MemNN", "MemNNConfig", "model_for"]

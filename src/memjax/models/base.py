@@ -163,6 +163,25 @@ class Model:
         v = self.cfg.vocab_size
         return {**params, **{name: params[name][:v] for name in self.embeddings if name in params}}
 
+    # ---- pretrained word vectors (e.g. GloVe; ``data["pretrained"]``, ``["covered"]``, ``["frozen"]``) ----------
+    def takes_pretrained(self, params) -> bool:
+        """Whether pretrained word vectors can start this model: it has one (V, d) ``embed`` matrix
+        (``params``: the parameters or their shapes)."""
+        embed = params.get("embed") if isinstance(params, dict) else None
+        return embed is not None and not isinstance(embed, (list, dict)) and len(embed.shape) == 2
+
+    def start_from(self, params: dict, vectors, covered) -> dict:
+        """``params`` with the covered rows (V,) of ``embed`` replaced by the pretrained ``vectors`` (V, d)."""
+        return {**params, "embed": jnp.where(covered[:, None], vectors, params["embed"])}
+
+    def hold(self, params: dict, data: dict) -> dict:
+        """The parameters a training step differentiates: pretrained rows kept fixed (``data["frozen"]``,
+        with ``--glove-freeze``) behind ``stop_gradient``, so that no gradient (and no L2) reaches them."""
+        if "frozen" not in data:
+            return params
+        embed = params["embed"]
+        return {**params, "embed": jnp.where(data["frozen"][:, None], jax.lax.stop_gradient(embed), embed)}
+
     # ---- what the engine sizes ---------------------------------------------------------------------
     def noise_draws(self, memory: int, config) -> int:
         """Uniforms per example and training step for the model's own noise (:attr:`Phase.noise`); 0: none."""

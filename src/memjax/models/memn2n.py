@@ -27,6 +27,7 @@ import optax
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 from memjax.ops.addressing import address, hop, read, softmax_with_empty, streaming_read
 from memjax.ops.encoding import bags_of_words, encode_sentence, padding_row_mask, temporal_encoding, weighted_bags
+from memjax.train.config import TrainConfig
 
 VOCAB_PARAMS = ("embed", "A", "B", "C", "W")
 # Memory read by projection: with at most this many temporal rows in use, time joins the bags as words
@@ -77,6 +78,38 @@ class MemN2NConfig:
             raise ValueError("hops, dim and memory_size must be positive and the vocabulary non-trivial")
         if self.memory_reads not in ("auto", "encode", "project"):
             raise ValueError(f"memory_reads must be 'auto', 'encode' or 'project', got {self.memory_reads!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemN2NRecipe(TrainConfig):
+    """MemN2N's training recipe (Sukhbaatar et al. 2015, section 4.2): SGD at 0.01 halved every 25
+    epochs, each matrix's gradient clipped to norm 40, the batch's loss summed; defaults are the
+    per-task recipe (:data:`memjax.train.recipes.MEMN2N_PER_TASK`).
+
+    Its own settings, which MemN2N reads itself: ``linear_start`` (LS): the first ``ls_epochs``
+    epochs, at ``ls_lr``, train with the softmaxes of the memory reads removed (the model's warm-up
+    phase), and ``epochs`` more follow; ``random_noise`` (RN): in training, a fraction ``noise`` of
+    empty memories is inserted at random among a story's time indices.
+    """
+
+    decay_every: int | None = 25
+    max_grad_norm: float | None = 40.0
+    linear_start: bool = True
+    ls_epochs: int = 20
+    ls_lr: float = 0.005
+    random_noise: bool = True
+    noise: float = 0.1
+
+    @property
+    def warmup_epochs(self) -> int:
+        return self.ls_epochs if self.linear_start else 0
+
+    @property
+    def warmup_lr(self) -> float | None:
+        return self.ls_lr
+
+    def record(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def reads_by_projection(mode: str, batch: int, memory: int, distinct: int, width: int, dim: int, matrices: int,
@@ -227,7 +260,8 @@ class MemN2N(Model):
     # ---- training noise: random time (RN) ---------------------------------------------------------
     @staticmethod
     def _noisy(config) -> bool:
-        return config is not None and config.random_noise and config.noise > 0
+        """Whether the recipe adds random noise (a recipe other than :class:`MemN2NRecipe` has none)."""
+        return isinstance(config, MemN2NRecipe) and config.random_noise and config.noise > 0
 
     def noise_draws(self, memory: int, config) -> int:
         """Uniforms per example and step that make the random time of a memory of ``memory`` slots."""
@@ -260,7 +294,7 @@ class MemN2N(Model):
         m = story.shape[1]
         time = time_rows = None
         # Time noise needs a memory of more than 1 / noise slots; below that every time is the slot's own.
-        if phase.noise is not None and noise_spread(m, phase.config.noise) > 0:
+        if phase.noise is not None and self._noisy(phase.config) and noise_spread(m, phase.config.noise) > 0:
             occupied = jnp.sum(story != 0, axis=1)
             time = time_from_uniforms(phase.noise, occupied, m, phase.config.noise, table=self.cfg.memory_size)
             time_rows = self.time_rows(m, phase.config)

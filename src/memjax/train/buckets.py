@@ -10,6 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def plan_buckets(k: int, traits, stories, batch: int) -> "LengthPlan | None":
+    """The :class:`LengthPlan` of ``k`` buckets (None for 0) for a family's training ``stories``
+    (datasets, N, M); ValueError (one line) for a model without buckets or several datasets."""
+    if not k:
+        return None
+    if not traits.length_buckets:
+        raise ValueError(f"--model {traits.name} does not train in length buckets (--buckets): DMN+ does")
+    if len(stories) != 1:
+        raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks one by one, or jointly")
+    return length_plan(stories[0], batch, k)
+
+
 @dataclasses.dataclass(frozen=True)
 class LengthPlan:
     """How an epoch's batches are drawn by story length (:func:`length_plan`).

@@ -1,4 +1,9 @@
-"""The training recipe the engine runs: a frozen config whose defaults are the MemN2N per-task recipe."""
+"""The training recipe the engine runs: a frozen, model-agnostic config.
+
+A family's published recipes are named instances (:mod:`memjax.train.recipes`); a family whose recipe
+has settings of its own subclasses :class:`TrainConfig` (MemN2N's linear start and random noise:
+:class:`memjax.models.memn2n.MemN2NRecipe`) and reads them itself.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,38 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters; defaults are the MemN2N per-task bAbI recipe.
+    """Training hyperparameters of any family.
 
-    ``epochs`` counts the main schedule; with linear start, ``ls_epochs`` more epochs come first.
+    ``epochs`` counts the main schedule; a recipe with a warm-up phase (:attr:`warmup_epochs`) trains
+    that many epochs more before it.
     """
 
     epochs: int = 100
     batch_size: int = 32
     lr: float = 0.01
-    decay_every: int = 25
+    decay_every: int | None = None  # sgd: ``lr`` multiplied by ``decay`` every this many epochs (None: constant)
     decay: float = 0.5
-    max_grad_norm: float = 40.0
-    linear_start: bool = True
-    ls_epochs: int = 20
-    ls_lr: float = 0.005
-    random_noise: bool = True
-    noise: float = 0.1
-    loss: str = "sum"  # "sum" over the batch, as the authors' code; or "mean"
-    optimizer: str = "sgd"  # "sgd": the MemN2N recipe above; "adam" or "rmsprop": at ``lr``, no schedule
+    max_grad_norm: float | None = None  # sgd: each matrix's gradient clipped to this norm; adam, rmsprop:
+    # the whole gradient's (None: no clipping)
+    loss: str = "sum"  # "sum" over the batch, as the MemN2N authors' code; or "mean"
+    optimizer: str = "sgd"  # "sgd" (scheduled as above), "adam" or "rmsprop" (at ``lr``, no schedule)
     weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
     dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
     patience: int | None = None  # early stopping: a run stops after this many epochs without a lower
     # validation error; it keeps the parameters of its best epoch (lowest validation error, then loss)
     buckets: int = 0  # length buckets (models with ``length_buckets``, one dataset per family): 0 = off;
     # K > 0: every training batch holds stories of at most one of K story lengths and is computed at that
-    # length instead of the whole memory's (see :func:`length_plan`)
+    # length instead of the whole memory's (see :func:`memjax.train.buckets.length_plan`)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "rmsprop"):
             raise ValueError(f"optimizer must be 'sgd', 'adam' or 'rmsprop', got {self.optimizer!r}")
+        if self.loss not in ("sum", "mean"):
+            raise ValueError(f"loss must be 'sum' or 'mean', got {self.loss!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.decay_every is not None and self.decay_every < 1:
+            raise ValueError(f"decay_every must be at least 1 (or None: no decay), got {self.decay_every}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.patience is not None and self.patience < 1:
@@ -44,5 +52,22 @@ class TrainConfig:
             raise ValueError(f"buckets must be at least 0, got {self.buckets}")
 
     @property
+    def warmup_epochs(self) -> int:
+        """Epochs before the main schedule in which the model trains in its warm-up phase
+        (:attr:`memjax.models.base.Phase.linear`, at :attr:`warmup_lr`): none here."""
+        return 0
+
+    @property
+    def warmup_lr(self) -> float | None:
+        """The learning rate of the warm-up epochs (None: ``lr``)."""
+        return None
+
+    @property
     def total_epochs(self) -> int:
-        return self.epochs + (self.ls_epochs if self.linear_start else 0)
+        return self.epochs + self.warmup_epochs
+
+    def record(self) -> dict:
+        """The fields as ``results.json`` and checkpoints record them (``config.train``); with
+        ``linear_start`` and ``random_noise`` false where the recipe has neither, as every
+        ``results.json`` has recorded them."""
+        return {"linear_start": False, "random_noise": False, **dataclasses.asdict(self)}

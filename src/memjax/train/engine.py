@@ -30,17 +30,11 @@ import optax
 
 from memjax.data.dataset import Dataset
 from memjax.models.base import Phase
-from memjax.train import optim, placement
+from memjax.train import evaluate, optim, placement, stopping
 from memjax.train.arrays import SPLITS, family_arrays, occupancy  # noqa: F401 (occupancy: public here)
 from memjax.train.config import TrainConfig
-from memjax.train.buckets import bucketed_order, length_plan  # noqa: F401 (length_plan: public here)
+from memjax.train.buckets import bucketed_order, length_plan, plan_buckets  # noqa: F401 (length_plan: public here)
 from memjax.train.placement import compiler_options, fetch  # noqa: F401 (compiler_options: public here)
-
-# A device computes at once (vmapped) only as many runs as keep the bytes their training steps stream
-# under this (models with ``step_bytes``; see Trainer.group_size), and loops over such groups: MemN2N's
-# bags then stay in cache. Measured, one device: joint bAbI (2.2 MB a run) 5.6 s an epoch with 5 runs at
-# once, 4.5 s one at a time; 5 tasks with 50 slots (0.6 MB a run) 0.59 s with 25 at once, 0.33 s with 5.
-RUN_GROUP_BYTES = 3 * 2**20
 
 
 @dataclasses.dataclass
@@ -53,30 +47,6 @@ class Fit:
     predictions: dict[str, np.ndarray]  # split -> (runs, N) predicted answer ids
     errors: dict[str, np.ndarray]  # split -> (runs,) error in percent
     seconds: dict[str, float]  # of the whole family: compile (the training program), train, eval
-
-
-def _one_run(fn, axes: tuple):
-    """``fn`` of one run, called with (datasets, seeds)-stacked arguments holding a single run: each
-    argument loses its ``axes[i]`` leading axes of size 1 (None: as it is), and every output gains
-    two. The same computation as the twice-vmapped program, which takes about twice as long to trace
-    (1.0 against 0.5 s for a bAbI task-2 MemN2N on this project's CPU) and longer to compile."""
-    def first(tree, k):
-        return jax.tree.map(lambda a: a[(0,) * k], tree) if k else tree
-
-    def run(*args):
-        out = fn(*(first(a, k) for a, k in zip(args, axes)))
-        return jax.tree.map(lambda a: a[None, None], out)
-
-    return run
-
-
-def _chunk_size(total: int, target_calls: int = 10) -> int:
-    """The largest divisor of ``total`` that gives at least ``target_calls`` host calls (or 1)."""
-    best = 1
-    for c in range(1, total + 1):
-        if total % c == 0 and total // c >= min(target_calls, total):
-            best = c
-    return best
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -127,35 +97,23 @@ class Trainer:
         self.model = type(models[0])(dataclasses.replace(models[0].cfg, vocab_size=vocab))
         self.memory = max(occupancy(ds) for ds in self.datasets)
         self.data = family_arrays(models, self.datasets, self.memory, vocab, pretrained, freeze)
-        self.plan = None
-        if c.buckets:
-            if not traits.length_buckets:
-                raise ValueError(f"{type(self.model).__name__} does not train in length buckets (--buckets): "
-                                 "DMN+ does")
-            if len(self.datasets) != 1:
-                raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks "
-                                 "one by one, or jointly")
-            self.plan = length_plan(self.data["train"]["story"][0], self.batch_size, c.buckets)
+        self.plan = plan_buckets(c.buckets, traits, self.data["train"]["story"], self.batch_size)
         template = jax.eval_shape(lambda: self.model.init(jax.random.key(0)))  # no eager key (a compile)
-        if pretrained is not None:
-            embed = template.get("embed") if isinstance(template, dict) else None
-            if not isinstance(embed, jax.ShapeDtypeStruct) or embed.ndim != 2:
-                raise ValueError("pretrained word vectors need a model with one embedding matrix (DMN, DMN+)")
-            if len(pretrained) != len(self.datasets):
-                raise ValueError("give pretrained word vectors for every dataset")
+        if pretrained is not None and not self.model.takes_pretrained(template):
+            raise ValueError("pretrained word vectors need a model with one embedding matrix (DMN, DMN+)")
+        if pretrained is not None and len(pretrained) != len(self.datasets):
+            raise ValueError("give pretrained word vectors for every dataset")
         self.tx = optim.recipe(c, self.steps_per_epoch, self.model.padding_mask(template))
         self._decay = self.model.decay_mask(template) if c.weight_decay else None
-        self.chunk = _chunk_size(c.total_epochs)
-        if c.patience:  # look at the runs often enough to stop soon after their patience runs out
-            self.chunk = max(d for d in range(1, self.chunk + 1) if c.total_epochs % d == 0 and d <= max(1, c.patience // 2))
+        self.chunk = stopping.chunk(c.total_epochs, c.patience)
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self.data_parallel = (self.devices[0].platform != "cpu") if data_parallel is None else data_parallel
         self.placement = None  # where the runs live (placement.Placement), set before the programs are traced
         self._chunk_fns = {False: jax.jit(self._runs_chunk, donate_argnums=0),
-                           True: jax.jit(_one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
+                           True: jax.jit(placement.one_run(self._run_chunk, (2, None, 1)), donate_argnums=0)}
         predict = jax.vmap(self._predict, in_axes=(0, None, None))
         self._predict_fns = {False: jax.jit(jax.vmap(predict, in_axes=(0, 0, 0))),
-                             True: jax.jit(_one_run(self._predict, (2, 1, 1)))}
+                             True: jax.jit(placement.one_run(self._predict, (2, 1, 1)))}
         self._init_runs = jax.vmap(jax.vmap(lambda seed: self._init(jax.random.key(seed))))
         self._init_fn = jax.jit(self._init_runs)
 
@@ -164,14 +122,10 @@ class Trainer:
         k_params, k_run = jax.random.split(key)
         params = self.model.init(k_params)
         state = {"params": params, "opt": self.tx.init(params), "key": k_run}
-        if self.config.patience:  # early stopping: the best epoch's parameters, its error, epochs since
-            state.update(best=params, best_valid=jnp.full((2,), jnp.inf, jnp.float32), waited=jnp.array(0, jnp.int32))
-        return state
+        return {**state, **stopping.start(params)} if self.config.patience else state
 
     def _loss(self, params, data, batch, uniforms, linear, drop=None):
-        if "frozen" in data:  # pretrained rows kept as they are: no gradient (and so no L2) reaches them
-            embed = params["embed"]
-            params = {**params, "embed": jnp.where(data["frozen"][:, None], jax.lax.stop_gradient(embed), embed)}
+        params = self.model.hold(params, data)  # pretrained rows kept fixed (the model knows which)
         phase = Phase(linear, uniforms, drop, self.config.dropout if drop is not None else 0.0, self.config)
         ce, predicted = self.model.loss(params, data, batch, phase)
         wrong = jnp.sum(predicted != batch["answer"])
@@ -188,7 +142,7 @@ class Trainer:
         key, k_perm, k_noise, k_drop = jax.random.split(state["key"], 4)
         order, lengths = self._epoch_rows(k_perm, epoch, train)
         draws, noise, drops = self._epoch_draws(k_noise, k_drop, train["story"].shape[1])
-        linear = jnp.logical_and(c.linear_start, epoch < c.ls_epochs)
+        linear = epoch < c.warmup_epochs  # the recipe's warm-up (MemN2N: linear start)
         rows = {k: train[k] for k in ("story", "query", "answer", "supporting") if k in train}
         # Models with ``epoch_batches`` (MemN2N) get the epoch's batches gathered at once, each step its
         # slice: gathered in a short step, a few rows of a large table (en-10k's 9,000 questions) were
@@ -200,11 +154,11 @@ class Trainer:
         (params, opt), (ce, wrong) = jax.lax.scan(
             step, (state["params"], state["opt"]), (batches, noise, drops, lengths))
         seen = steps * b
-        valid, valid_loss = self._error(params, data, data["valid"], linear, with_loss=True)  # linear in LS
+        valid, valid_loss = evaluate.error(self.model, c, params, data, data["valid"], linear, with_loss=True)
         metrics = {"loss": jnp.sum(ce) / seen, "train_error": 100.0 * jnp.sum(wrong) / seen, "valid_error": valid}
         new = {"params": params, "opt": opt, "key": key}
         if c.patience:
-            new.update(self._keep_best(state, params, valid, valid_loss))
+            new.update(stopping.keep_best(state, params, valid, valid_loss, c.patience))
         return new, metrics
 
     def _epoch_rows(self, key, epoch, train):
@@ -262,103 +216,20 @@ class Trainer:
 
         return step
 
-    def _keep_best(self, state, params, valid, valid_loss) -> dict:
-        """Early stopping: patience counts the epochs since the validation error last went down; the
-        parameters kept are those of the lowest validation error, the lowest validation loss among equal
-        errors. A stopped run (patience spent) keeps its best; the host ends when all have stopped."""
-        running = state["waited"] < self.config.patience
-        score = jnp.stack([valid, valid_loss])
-        best = state["best_valid"]
-        lower = score[0] < best[0]
-        better = running & (lower | ((score[0] == best[0]) & (score[1] < best[1])))
-        return {"best": jax.tree.map(lambda p, q: jnp.where(better, p, q), params, state["best"]),
-                "best_valid": jnp.where(better, score, best),
-                "waited": jnp.where(running & lower, 0, state["waited"] + running.astype(jnp.int32))}
-
     def _run_chunk(self, state, epoch0, data):
         epochs = epoch0 + jnp.arange(self.chunk)
         return jax.lax.scan(lambda s, e: self._epoch(s, e, data), state, epochs)
 
     def group_size(self, runs: int) -> int:
-        """How many of a device's ``runs`` are computed at once (vmapped); the program loops over the groups.
-
-        All of them, unless the model says how many bytes a run's training step streams
-        (``step_bytes(batch, memory, config)``; MemN2N: its batch's slot bags): then as many as keep that under
-        :data:`RUN_GROUP_BYTES`, so that the passes over those bags stay in cache.
-        """
-        step = self.model.step_bytes(self.batch_size, self.memory, self.config)
-        if step is None:
-            return runs
-        return max(1, min(runs, RUN_GROUP_BYTES // max(1, step)))
+        """How many of a device's ``runs`` are computed at once (:func:`placement.group_size`)."""
+        return placement.group_size(self.model.step_bytes(self.batch_size, self.memory, self.config), runs)
 
     def _runs_chunk(self, states, epoch0, data):
-        """A chunk of epochs of (tasks, seeds)-stacked runs (``data``: tasks-stacked).
+        """A chunk of epochs of (tasks, seeds)-stacked runs, spread and grouped by :func:`placement.over_runs`."""
+        return placement.over_runs(self._run_chunk, states, epoch0, data, self.placement.runs, self.group_size)
 
-        The runs are vmapped over the devices they are spread on (see :mod:`memjax.train.placement`); on each
-        device, :meth:`group_size` of them at a time: whole tasks' seeds when a group holds them, else
-        groups of one task's seeds. A run computes the same in any group.
-        """
-        t, s = jax.tree.leaves(states)[0].shape[:2]
-        axis, n = self.placement.runs
-        nt, ns = (n, 1) if axis == 0 else (1, n) if axis == 1 else (1, 1)
-        tl, sl = t // nt, s // ns  # a device's tasks and seeds
-        group = self.group_size(tl * sl)
-        per_task = jax.vmap(self._run_chunk, in_axes=(0, None, None))  # a task's seeds
-
-        def divisor(n, most):  # groups of equal size: one loop body to compile, no remainder
-            return max(k for k in range(1, min(n, most) + 1) if n % k == 0)
-
-        def local(st, d):  # one device's runs: states (tl, sl, ...), data (tl, ...)
-            if group >= tl * sl:
-                return jax.vmap(per_task, in_axes=(0, None, 0))(st, epoch0, d)
-            if group >= sl:
-                return jax.lax.map(lambda x: per_task(x[0], epoch0, x[1]), (st, d), batch_size=divisor(tl, group // sl))
-            return jax.lax.map(lambda x: jax.lax.map(lambda r: self._run_chunk(r, epoch0, x[1]), x[0],
-                                                     batch_size=divisor(sl, group)), (st, d))
-
-        if nt * ns == 1:
-            return local(states, data)
-
-        def split(a):  # (T, S, ...) -> (nt, ns, tl, sl, ...): the devices' axes first
-            return jnp.moveaxis(a.reshape((nt, tl, ns, sl) + a.shape[2:]), 2, 1)
-
-        def merge(a):
-            return jnp.moveaxis(a, 1, 2).reshape((t, s) + a.shape[4:])
-
-        out = jax.vmap(jax.vmap(local, in_axes=(0, None)))(jax.tree.map(split, states),
-                                                           jax.tree.map(lambda a: a.reshape((nt, tl) + a.shape[1:]), data))
-        return jax.tree.map(merge, out)
-
-    def _predict(self, params, data, split, chunk: int = 512, linear=False, with_loss=False):
-        """Predicted answer ids of every (padded) row of ``split``, ``chunk`` examples at a time;
-        with ``with_loss``, also each row's cross-entropy loss."""
-        inputs = {"story": split["story"], "query": split["query"]}
-        if with_loss:
-            inputs.update({k: split[k] for k in ("answer", "supporting") if k in split})
-        n = inputs["story"].shape[0]
-        chunk = max(1, min(chunk, n))
-        padded = -(-n // chunk) * chunk
-        chunks = jax.tree.map(
-            lambda a: jnp.pad(a, [(0, padded - n)] + [(0, 0)] * (a.ndim - 1)).reshape(
-                (padded // chunk, chunk) + a.shape[1:]), inputs)
-
-        def answer(batch):
-            if with_loss:
-                loss, predicted = self.model.loss(params, data, batch, Phase(linear=linear, config=self.config))
-                return predicted, loss
-            return self.model.predict(params, data, batch).answer
-
-        out = jax.lax.map(answer, chunks)
-        return jax.tree.map(lambda a: a.reshape(-1)[:n], out)
-
-    def _error(self, params, data, split, linear=False, with_loss=False):
-        """Error in percent on ``split`` (its first ``n`` rows); with ``with_loss``, (error, mean loss)."""
-        valid = jnp.arange(split["answer"].shape[0]) < split["n"]
-        n = jnp.maximum(split["n"], 1)
-        out = self._predict(params, data, split, linear=linear, with_loss=with_loss)
-        predicted, losses = out if with_loss else (out, None)
-        error = 100.0 * jnp.sum((predicted != split["answer"]) & valid) / n
-        return (error, jnp.sum(jnp.where(valid, losses, 0.0)) / n) if with_loss else error
+    def _predict(self, params, data, split):
+        return evaluate.answers(self.model, self.config, params, data, split)
 
     # ---- many runs -----------------------------------------------------------------------------
     def _shardings(self, seeds: int):
@@ -401,11 +272,9 @@ class Trainer:
         seeds = self._seeds(seeds)
         init = self._init_fn if sharding is None else jax.jit(self._init_runs, out_shardings=sharding)
         states = init.lower(seeds).compile(self._compiler_options())(seeds)
-        if params is None and self.pretrained is not None:  # (datasets, seeds, V, d) embeddings
-            embed = states["params"]["embed"]
-            covered = jnp.asarray(self.data["covered"])[:, None, :, None]
-            params = {**states["params"],
-                      "embed": jnp.where(covered, jnp.asarray(self.data["pretrained"])[:, None], embed)}
+        if params is None and self.pretrained is not None:  # (datasets, seeds)-stacked, each its dataset's vectors
+            start = jax.vmap(jax.vmap(self.model.start_from, in_axes=(0, None, None)))
+            params = start(states["params"], jnp.asarray(self.data["pretrained"]), jnp.asarray(self.data["covered"]))
         if params is not None:
             states = {**states, "params": params, "opt": jax.jit(jax.vmap(jax.vmap(self.tx.init)))(params)}
             if sharding is not None:
@@ -442,8 +311,8 @@ class Trainer:
         t1 = time.perf_counter()
         total = self.config.total_epochs
         for epoch0 in range(start, total, self.chunk):
-            if self.config.patience and bool(np.all(fetch(states["waited"]) >= self.config.patience)):
-                break  # early stopping: every run has spent its patience
+            if self.config.patience and stopping.all_stopped(fetch(states["waited"]), self.config.patience):
+                break
             states, metrics = chunk_fn(states, epoch0, data)
             history.append(fetch(metrics))
             if on_chunk:

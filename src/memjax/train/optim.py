@@ -36,15 +36,15 @@ def multiply_by(mask) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def step_decay_schedule(lr: float, steps_per_epoch: int, decay_every: int, decay: float = 0.5,
+def step_decay_schedule(lr: float, steps_per_epoch: int, decay_every: int | None, decay: float = 0.5,
                         ls_epochs: int = 0, ls_lr: float | None = None) -> optax.Schedule:
-    """Learning rate per step: ``ls_lr`` for the first ``ls_epochs`` epochs (linear start), then
-    ``lr`` multiplied by ``decay`` every ``decay_every`` epochs."""
+    """Learning rate per step: ``ls_lr`` for the first ``ls_epochs`` epochs (a warm-up such as linear
+    start), then ``lr`` multiplied by ``decay`` every ``decay_every`` epochs (None: constant)."""
 
     def schedule(step):
         epoch = step // steps_per_epoch
         main = epoch - ls_epochs
-        rate = lr * decay ** jnp.floor_divide(jnp.maximum(main, 0), decay_every)
+        rate = lr * decay ** jnp.floor_divide(jnp.maximum(main, 0), decay_every) if decay_every else lr
         if ls_epochs:
             rate = jnp.where(main < 0, ls_lr if ls_lr is not None else lr, rate)
         return rate
@@ -52,10 +52,10 @@ def step_decay_schedule(lr: float, steps_per_epoch: int, decay_every: int, decay
     return schedule
 
 
-def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float, padding_mask) -> optax.GradientTransformation:
-    """SGD as in the MemN2N paper: per-matrix clipping, padding rows frozen at zero, scheduled rate."""
-    return optax.chain(clip_each_by_norm(max_norm=max_grad_norm), multiply_by(padding_mask),
-                       optax.scale_by_learning_rate(schedule))
+def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
+    """SGD as in the MemN2N paper: per-matrix clipping (None: none), padding rows frozen at zero, scheduled rate."""
+    parts = [clip_each_by_norm(max_norm=max_grad_norm)] if max_grad_norm else []
+    return optax.chain(*parts, multiply_by(padding_mask), optax.scale_by_learning_rate(schedule))
 
 
 def adam_recipe(lr: float, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
@@ -77,13 +77,13 @@ def rmsprop_recipe(lr: float, max_grad_norm: float | None, padding_mask, decay: 
 
 
 def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransformation:
-    """The optimiser of a :class:`memjax.train.engine.TrainConfig`: ``sgd`` (the MemN2N recipe: lr halved
-    every ``decay_every`` epochs after linear start, per-matrix clipping), ``adam`` or ``rmsprop`` at ``lr``."""
+    """The optimiser of a :class:`memjax.train.config.TrainConfig`: ``sgd`` (as the MemN2N recipe: the
+    warm-up epochs at their rate, then lr multiplied by ``decay`` every ``decay_every`` epochs;
+    per-matrix clipping), ``adam`` or ``rmsprop`` at ``lr``."""
     c = config
     if c.optimizer == "adam":
         return adam_recipe(c.lr, c.max_grad_norm, padding_mask)
     if c.optimizer == "rmsprop":
         return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)
-    schedule = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay,
-                                   c.ls_epochs if c.linear_start else 0, c.ls_lr)
+    schedule = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay, c.warmup_epochs, c.warmup_lr)
     return sgd_recipe(schedule, c.max_grad_norm, padding_mask)

@@ -20,43 +20,13 @@ from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
 from memjax.models import FAMILIES, model_for
-from memjax.models.memn2n import MemN2NConfig
 from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
-from memjax.train.engine import SPLITS, Fit, Trainer, TrainConfig, occupancy, steps_per_epoch
+from memjax.train.engine import SPLITS, Fit, Trainer, occupancy, steps_per_epoch
+from memjax.train.recipes import recipe_for, with_overrides
 from memjax.train.watch import ChunkReport, FamilyWatch, TensorBoard, Watch, history_rows
 
 FAIL_THRESHOLD = 5.0  # a task fails when its test error is above 5%
 RUN_FILE = "run.json"  # in a run's --out folder: the arguments that --resume repeats
-
-# Recipe differences of joint training (all tasks, one model) from the per-task defaults.
-JOINT_MODEL = {"dim": 50}
-JOINT_TRAIN = {"epochs": 60, "decay_every": 15, "ls_epochs": 30}
-
-# DMN+ on bAbI-10k (docs/reproduction.md, Recipes): Adam 0.001, batch 100, up to 256 epochs with early
-# stopping (patience 20), dropout 0.1 (keep 0.9), L2 0.001; no linear start, noise or clipping.
-DMN_PLUS_TRAIN = {"epochs": 256, "batch_size": 100, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.001,
-                  "dropout": 0.1, "patience": 20, "linear_start": False, "random_noise": False,
-                  "max_grad_norm": None, "decay_every": 1_000_000}
-# DMN (Kumar et al. 2016) on bAbI-1k, strongly supervised: the DMN+ optimisation recipe with batches
-# of 32 (1k tasks have 900 training questions).
-DMN_TRAIN = {**DMN_PLUS_TRAIN, "batch_size": 32}
-# MemNN (Weston et al. 2014), strongly supervised, bAbI-1k: margin ranking losses with Adam (the paper used
-# SGD); set once, not tuned (see README, implementation notes).
-MEMNN_TRAIN = {"epochs": 60, "batch_size": 32, "lr": 0.005, "optimizer": "adam", "linear_start": False,
-               "random_noise": False, "max_grad_norm": None, "decay_every": 1_000_000, "patience": 15}
-# The LSTM baseline of the bAbI tables (weakly supervised), bAbI-1k: Adam 0.001, batch 32, mean loss,
-# up to 100 epochs with early stopping; chosen on validation (see README, "LSTM baselines").
-LSTM_TRAIN = {"epochs": 100, "batch_size": 32, "lr": 0.001, "optimizer": "adam", "loss": "mean", "max_grad_norm": 5.0,
-              "patience": 20, "linear_start": False, "random_noise": False, "decay_every": 1_000_000}
-# Keras's bAbI memory-network example (attention + LSTM): RMSprop 0.001, batch 32, 120 epochs, dropout 0.3;
-# the epoch with the lowest validation error is kept.
-ATTN_LSTM_TRAIN = {"epochs": 120, "batch_size": 32, "lr": 0.001, "optimizer": "rmsprop", "loss": "mean", "dropout": 0.3,
-                   "max_grad_norm": None, "patience": 120, "linear_start": False, "random_noise": False,
-                   "decay_every": 1_000_000}
-# --model name -> its training recipe (TrainConfig fields); memn2n's is TrainConfig's defaults
-RECIPES = {"dmn+": DMN_PLUS_TRAIN, "dmn": DMN_TRAIN, "memnn": MEMNN_TRAIN,
-           "lstm": LSTM_TRAIN, "attn-lstm": ATTN_LSTM_TRAIN}
-
 
 def default_stop(model: str, model_overrides: dict | None) -> dict:
     """The overrides with DMN's ``stop`` filled in where the user left it unset (None or absent).
@@ -89,19 +59,16 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     given = default_stop(model, given)
     if train_overrides.get("buckets") and not model_class.traits.length_buckets:
         raise ValueError(f"--model {model} does not train in length buckets (--buckets): DMN+ does")
-    if model != "memn2n":
-        t = {**RECIPES.get(model, {}), **{k: v for k, v in train_overrides.items() if v is not None}}
-        given = {**model_class.data_defaults(ds, given), **given}  # read from the data (DMN: the decoder's words)
-        return cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given), TrainConfig(**t)
-    m = {**(JOINT_MODEL if joint else {}), **given}
-    t = {**(JOINT_TRAIN if joint else {}), **{k: v for k, v in train_overrides.items() if v is not None}}
-    if t.get("dropout"):
-        raise ValueError("--model memn2n has no dropout")
-    mcfg = MemN2NConfig(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **m)
-    if mcfg.pe_formula == "official" and mcfg.pe_length is None:
+    recipe, recipe_model = recipe_for(model, joint)
+    tcfg = with_overrides(recipe, model, train_overrides)
+    if tcfg.dropout and not model_class.traits.dropout:
+        raise ValueError(f"--model {model} has no dropout")
+    given = {**recipe_model, **model_class.data_defaults(ds, given), **given}  # read from the data (DMN: the decoder's words)
+    mcfg = cfg_class(vocab_size=len(ds.vocab), memory_size=ds.memory_size, **given)
+    if model == "memn2n" and mcfg.pe_formula == "official" and mcfg.pe_length is None:
         width = max(ds.sentences.shape[1], ds.train.query.shape[1]) + int(mcfg.temporal)
         mcfg = dataclasses.replace(mcfg, pe_length=width)
-    return mcfg, TrainConfig(**t)
+    return mcfg, tcfg
 
 
 def _bucket(x: int, first: int, factor: int) -> int:
@@ -141,7 +108,7 @@ def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Pat
     """:meth:`Trainer.fit` with a checkpoint after every chunk of epochs, resuming from the latest; ``watch``
     is told where the training starts and what each chunk added (after its checkpoint)."""
     meta = {"tasks": tasks, "seeds": seeds, "model": [dataclasses.asdict(m) for m in model_configs],
-            "train": dataclasses.asdict(tcfg)}
+            "train": tcfg.record()}
     checkpoints = TrainingCheckpoints(out / "checkpoints" / family_name(tasks, joint))
     try:
         start = None
@@ -331,7 +298,7 @@ def run_babi(
     history: list[dict] = []
     configs = [build_configs(model, ds, joint, model_overrides or {}, train_overrides or {}) for ds in datasets]
     mcfg0, tcfg = configs[0]
-    results["config"] = {"model": dataclasses.asdict(mcfg0), "train": dataclasses.asdict(tcfg), "joint": joint,
+    results["config"] = {"model": dataclasses.asdict(mcfg0), "train": tcfg.record(), "joint": joint,
                          "tasks": list(tasks), "seeds": seeds, "first_seed": first_seed, "memory": memory,
                          "valid": valid, "devices": devices if devices is not None else len(jax.local_devices())}
     results["config"]["model"].pop("vocab_size")
