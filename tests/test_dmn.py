@@ -454,6 +454,28 @@ def test_dmn_answers_are_word_sequences_mapped_back_to_the_vocabulary():
     assert got.tolist() == [3, 2, 4, -1, -1]  # words after the end token do not matter; unknown -> -1
 
 
+def test_dmn_spells_answers_written_with_spaces_and_joins_them_so():
+    """Answers of two words written with spaces: the decoder's words are their words, the table spells
+    them, and the decoded words come out joined by a space (bAbI's comma-joined answers keep commas)."""
+    from types import SimpleNamespace
+
+    from memjax.models import DMN
+    from memjax.models.base import Prediction
+
+    words = ["<pad>", "<unk>", "alice", "dining room", "living room", "room", "where"]
+    split = SimpleNamespace(answer=np.array([3, 4, 4]), supporting=np.zeros((3, 1), np.int32))
+    ds = SimpleNamespace(vocab=SimpleNamespace(words=words), train=split, valid=split)
+    given = DMN.data_defaults(ds, {"stop": False})
+    assert given == {"answer_words": ("dining", "living", "room"), "max_answer": 2, "answer_join": " "}
+    model = _dmn(words=given["answer_words"], vocab=len(words), max_answer=2, answer_join=" ")
+    table = model.extra_data(words)["answer_seq"]
+    assert table[3].tolist() == [1, 3, 0] and table[4].tolist() == [2, 3, 0] and table[5].tolist() == [3, 0, -1]
+    decoded = Prediction(answer=np.array([4]), probability=np.array([0.9]), words=np.array([[2, 3, 0]]))
+    assert model.answer_text(decoded, 0, words) == "living room"
+    assert _dmn().answer_text(Prediction(np.array([3]), np.array([1.0]), words=np.array([[1, 2, 0]])), 0, words) == \
+        "apple,football"
+
+
 @pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_dmn_strong_supervision_adds_the_gates_cross_entropy(task2):
     model = _dmn(words=tuple(sorted({task2.vocab.words[a] for a in task2.train.answer})), vocab=len(task2.vocab),

@@ -120,7 +120,7 @@ def test_own_data_flags_are_checked(tmp_path):
 ROOMS = ("living room", "dining room", "back garden", "front hall")
 
 
-@pytest.mark.parametrize("model, epochs", [("memn2n", "40"), ("dmn", "30")])
+@pytest.mark.parametrize("model, epochs", [("memn2n", "40"), pytest.param("dmn", "30", marks=pytest.mark.slow)])
 def test_two_word_answers_train_evaluate_and_answer(tmp_path, model, epochs):
     """Answers of two words: MemN2N answers with one symbol per distinct answer, the DMN decoder
     spells the two words; both answer a new story through ``memjax ask`` with both words."""
