@@ -6,7 +6,6 @@ import argparse
 import atexit
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -401,14 +400,27 @@ def _duration(seconds: float) -> str:
 
 class _Progress:
     """The training's progress on stderr, after each chunk of epochs of each family of runs: epoch / total,
-    time left, training examples per second, the latest loss and validation error. On a terminal one status
-    line, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no control characters; nothing when
-    disabled (--quiet)."""
+    time left, training examples per second, the latest loss and validation error. On a terminal a live
+    display (rich) with a row per family, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no
+    control characters; nothing when disabled (--quiet). :meth:`close` ends the live display."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.terminal = enabled and sys.stderr.isatty()
-        self.t0 = time.perf_counter()
+        self.live = None  # rich.progress.Progress once the first report came, on a terminal
+        self.rows: dict[str, int] = {}  # family -> its row in the live display
+
+    def _display(self):
+        if self.live is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            # redrawn when a report comes, not by a thread: a chunk is what changes the numbers
+            self.live = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                                 TextColumn("{task.fields[text]}"), TimeElapsedColumn(),
+                                 console=Console(file=sys.stderr), auto_refresh=False, transient=False)
+            self.live.start()
+        return self.live
 
     def __call__(self, report):  # a memjax.train.watch.ChunkReport
         if not self.enabled:
@@ -416,19 +428,16 @@ class _Progress:
         label = report.family
         what = "joint" if label == "joint" else (f"tasks {label}" if "," in label else f"task {label}")
         eta, rate = report.eta, report.examples_per_second
-        if self.terminal:  # short words, the bar only where the line has room for it
+        if self.terminal:  # short words: a row per family
             parts = [f"epoch {report.epoch}/{report.total}", f"ETA {_duration(eta)}" if eta is not None else "",
                      f"{rate:,.0f} ex/s" if rate is not None else "", f"loss {report.loss:.4g}",
-                     f"valid {report.valid_error:.1f}%", f"{time.perf_counter() - self.t0:.0f}s"]
-            text = "  ".join(p for p in parts if p)
-            columns = shutil.get_terminal_size().columns - 1
-            width = 20
-            done = width * report.epoch // report.total
-            line = f"{what[:30]} [{'#' * done}{'.' * (width - done)}] {text}"
-            if len(line) > columns:
-                line = f"{what[:30]}  {text}"
-            sys.stderr.write("\r\033[K" + line[: max(20, columns)])
-            sys.stderr.flush()
+                     f"valid {report.valid_error:.1f}%"]
+            live = self._display()
+            if label not in self.rows:
+                self.rows[label] = live.add_task(what[:30], total=report.total, text="")
+            live.update(self.rows[label], completed=report.epoch, total=report.total,
+                        text="  ".join(p for p in parts if p))
+            live.refresh()
         else:
             parts = [f"epoch {report.epoch}/{report.total}"]
             if eta is not None:
@@ -439,9 +448,16 @@ class _Progress:
             print(f"{what}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
     def log(self, line: str):
-        if self.terminal:
-            sys.stderr.write("\r\033[K")
-        print(line, file=sys.stderr, flush=True)
+        if self.live is not None:  # above the live display
+            self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self.live.refresh()
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
 def _train(args) -> int:
@@ -481,20 +497,23 @@ def _train(args) -> int:
                        "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience,
                        "buckets": args.buckets}
     log = (lambda s: None) if args.quiet else progress.log
-    if args.resume:
-        from memjax.train.protocol import resume_babi
+    try:
+        if args.resume:
+            from memjax.train.protocol import resume_babi
 
-        results = resume_babi(args.resume, data=args.data, log=log, report=progress, tensorboard=args.tensorboard)
-        args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
-            results["config"]["seeds"]
-        args.joint = results["config"]["joint"]
-    else:
-        results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
-                           args.valid, model_overrides, train_overrides, args.out, log=log, report=progress,
-                           tensorboard=args.tensorboard,
-                           files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
-                           first_seed=args.first_seed)
-        args.set = results["set"]
+            results = resume_babi(args.resume, data=args.data, log=log, report=progress, tensorboard=args.tensorboard)
+            args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
+                results["config"]["seeds"]
+            args.joint = results["config"]["joint"]
+        else:
+            results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
+                               args.valid, model_overrides, train_overrides, args.out, log=log, report=progress,
+                               tensorboard=args.tensorboard,
+                               files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
+                               first_seed=args.first_seed)
+            args.set = results["set"]
+    finally:
+        progress.close()  # the live display ends before the table (or an error's line) is printed
     mode = "joint" if args.joint else "per task"
     what = "your own data" if args.set == "own" else f"bAbI {args.set}"
     print(f"{args.model} on {what}, {mode}, best of {args.seeds} run(s) on validation")
