@@ -1,6 +1,7 @@
 """memjax serve: the JSON API (Starlette's TestClient), a real server over HTTP, and the page in headless Chromium."""
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -107,6 +108,27 @@ def test_missing_or_wrongly_typed_fields_are_422_naming_the_field(client):
         assert body["field"] == name
         assert_answers_mary(client)
     assert_error(client.post("/answer", json=["not", "an", "object"]), 422, "object")
+
+
+def post_json_text(client, fields, **headers):
+    """POST ``fields`` as JSON with ASCII escapes (``"\\ud800"``), which httpx's ``json=`` cannot send."""
+    return client.post("/answer", content=json.dumps(fields).encode("ascii"),
+                       headers={"content-type": "application/json", **headers})
+
+
+def test_text_that_cannot_be_encoded_is_400_naming_the_field(client):
+    """A lone surrogate (JSON ``"\\ud800"``) in a statement or the question: a 400 naming the field, where it
+    was a 500 (the answer echoes the statements back and could not be encoded)."""
+    cases = [({"story": ["Mary went to the \ud800 office."], "question": QUESTION}, "story", "story[0]"),
+             ({"story": STORY + ["\udfff"], "question": QUESTION}, "story", "story[3]"),
+             ({"story": "Mary went to the office.\n\ud800", "question": QUESTION}, "story", "story "),
+             ({"story": STORY, "question": "Where is \udbff Mary?"}, "question", "question ")]
+    for fields, name, where in cases:
+        body = assert_error(post_json_text(client, fields), 400, where, "surrogate")
+        assert body["field"] == name
+        assert_answers_mary(client)
+    paired = post_json_text(client, {"story": STORY, "question": "Where is \U0001D510 Mary?"})  # a pair: fine
+    assert paired.status_code == 200 and paired.json()["unknown_words"] == ["\U0001D510"]
 
 
 def test_bodies_over_the_limit_are_413_whatever_the_headers_say(client):

@@ -121,11 +121,12 @@ def story_statements(value: Any, max_statements: int) -> list[str]:
     In a string, blank lines are dropped; a list is kept as it is (the answer's indices refer to it).
     """
     if isinstance(value, str):
-        statements = [line.strip() for line in value.splitlines() if line.strip()]
+        statements = [line.strip() for line in unicode_text(value, "story").splitlines() if line.strip()]
     elif isinstance(value, list):
         for i, s in enumerate(value):
             if not isinstance(s, str):
                 raise RequestError(422, f"story[{i}] must be a string, not {_json_type(s)}", "story")
+            unicode_text(s, "story", f"story[{i}]")
         statements = list(value)
     else:
         raise RequestError(422, "story must be a list of statements or a string with one statement per line, "
@@ -140,7 +141,21 @@ def question_field(value: Any) -> str:
     """The question field: a string."""
     if not isinstance(value, str):
         raise RequestError(422, f"question must be a string, not {_json_type(value)}", "question")
-    return value
+    return unicode_text(value, "question")
+
+
+def unicode_text(text: str, field: str, where: str | None = None) -> str:
+    """``text``, or 400 naming ``field`` when it cannot be written as UTF-8.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no reply could echo back (the answer
+    repeats statements and unknown words), so they are refused here rather than failing as a 500.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(400, f"{where or field} is not valid Unicode text: a lone surrogate "
+                                f"{text[e.start]!r} at character {e.start}", field) from None
+    return text
 
 
 def _json_type(value: Any) -> str:
