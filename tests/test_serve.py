@@ -30,6 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 STORY = ["Mary went to the kitchen.", "John moved to the garden.", "Mary travelled to the office."]
 QUESTION = "Where is Mary?"
 GOOD = {"story": STORY, "question": QUESTION}
+JSON = {"content-type": "application/json"}
 LIMIT = 64 * 1024
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -131,18 +132,83 @@ def test_text_that_cannot_be_encoded_is_400_naming_the_field(client):
     assert paired.status_code == 200 and paired.json()["unknown_words"] == ["\U0001D510"]
 
 
+def test_answer_takes_json_only(client):
+    """POST /answer of any other type is 415: other sites' pages can make a browser send forms and text/plain
+    (or no type) without asking, but JSON only after a CORS preflight, which this server refuses."""
+    body = json.dumps(GOOD).encode()
+    for headers in ({}, {"content-type": "text/plain"}, {"content-type": "text/plain; charset=utf-8"},
+                    {"content-type": "application/x-www-form-urlencoded"},
+                    {"content-type": "multipart/form-data; boundary=x"}, {"content-type": "application/jsonp"},
+                    {"content-type": "text/json"}):
+        assert_error(client.post("/answer", content=body, headers=headers), 415, "application/json")
+        assert_answers_mary(client)
+    assert_error(client.post("/answer", content=b" " * (4 * LIMIT), headers={"content-type": "text/plain"}), 415)
+    assert client.options("/answer", headers={"origin": "https://evil.example",
+                                              "access-control-request-method": "POST"}).status_code == 405
+    for media_type in ("application/json; charset=utf-8", "Application/JSON", " application/json ;charset=UTF-8"):
+        r = client.post("/answer", content=body, headers={"content-type": media_type})
+        assert r.status_code == 200 and r.json()["answer"] == "office", (media_type, r.text)
+
+
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+
+
+def assert_secured(response) -> None:
+    """The response carries the security headers, whatever its route or status."""
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.request.url, response.status_code, name)
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), response.request.url
+
+
+def test_every_response_carries_the_security_headers(client):
+    responses = [client.get("/"), client.get("/static/page.js"), client.get("/static/page.css"),
+                 client.get("/health"), client.get("/api/tasks"), client.get("/api/stories?task=1&limit=1"),
+                 client.get("/api/stories"), client.post("/answer", json=GOOD), client.post("/answer", json={}),
+                 client.post("/answer", content=b"{", headers=JSON), client.post("/answer", content=b"{}"),
+                 client.post("/answer", content=b" " * (LIMIT + 1), headers=JSON), client.get("/nowhere"),
+                 client.get("/answer")]
+    for r in responses:
+        assert_secured(r)
+    assert {r.status_code for r in responses} == {200, 400, 404, 405, 413, 415, 422}
+    # JSON may load nothing and run nothing; the page its own script, style sheet and API
+    assert client.get("/health").headers["content-security-policy"].startswith("default-src 'none';")
+    assert "script-src" not in client.get("/health").headers["content-security-policy"]
+    assert "script-src 'self'" in client.get("/").headers["content-security-policy"]
+
+
+def test_the_host_header_must_be_one_served(answerer):
+    """With allowed_hosts (memjax serve always passes them), another host is refused: DNS rebinding makes a page
+    of evil.example reach a server on 127.0.0.1 under its own name."""
+    local = TestClient(create_app(answerer, allowed_hosts=["localhost", "127.0.0.1", "::1", "Memjax.Example"]),
+                       base_url="http://localhost:8000")
+    assert_answers_mary(local)
+    for host in ("localhost", "LOCALHOST.:8000", "127.0.0.1:8000", "[::1]:8000", "memjax.example",
+                 "memjax.example:443"):
+        r = local.post("/answer", json=GOOD, headers={"host": host})
+        assert r.status_code == 200 and r.json()["answer"] == "office", (host, r.text)
+    for host in ("evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io:8000", "",
+                 "[::2]:8000", "memjax.example.evil", "localhost:8000@evil.example"):
+        refused = local.post("/answer", json=GOOD, headers={"host": host})
+        assert assert_error(refused, 400, "does not serve the host", "--allowed-host")["field"] == "host"
+        assert_secured(refused)
+        assert_error(local.get("/", headers={"host": host}), 400, "host")  # the page too
+    anyone = TestClient(create_app(answerer, allowed_hosts=["localhost", "*"]))
+    assert anyone.post("/answer", json=GOOD, headers={"host": "evil.example"}).status_code == 200
+
+
 def test_bodies_over_the_limit_are_413_whatever_the_headers_say(client):
     padding = " " * (LIMIT + 1)
     huge = ('{"story": [], "question": "Where is Mary?"' + padding + "}").encode()
-    assert_error(client.post("/answer", content=huge), 413, "bytes")
+    assert_error(client.post("/answer", content=huge, headers=JSON), 413, "bytes")
     assert_answers_mary(client)
-    lying = client.post("/answer", content=huge, headers={"content-length": "40"})
+    lying = client.post("/answer", content=huge, headers={**JSON, "content-length": "40"})
     assert_error(lying, 413, str(LIMIT))
     assert_answers_mary(client)
-    chunked = client.post("/answer", content=iter([huge[:LIMIT // 2], huge[LIMIT // 2:]]))
+    chunked = client.post("/answer", content=iter([huge[:LIMIT // 2], huge[LIMIT // 2:]]), headers=JSON)
     assert_error(chunked, 413, str(LIMIT))
     assert_answers_mary(client)
-    assert_error(client.post("/answer", content=b"{}", headers={"content-length": "lots"}), 400, "Content-Length")
+    assert_error(client.post("/answer", content=b"{}", headers={**JSON, "content-length": "lots"}), 400,
+                 "Content-Length")
     assert_answers_mary(client)
 
 
@@ -164,10 +230,12 @@ def test_bad_requests_log_no_tracebacks_and_failures_are_a_json_500(answerer, ca
 
     failing = TestClient(create_app(Failing()))
     with caplog.at_level(logging.INFO):
-        failing.post("/answer", content=b"{")
+        failing.post("/answer", content=b"{", headers=JSON)
         failing.post("/answer", json={"story": STORY})
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert_error(failing.post("/answer", json={"story": STORY, "question": "fail"}), 500, "internal error")
+        failed = failing.post("/answer", json={"story": STORY, "question": "fail"})
+        assert_error(failed, 500, "internal error")
+        assert_secured(failed)
     assert any(r.exc_info and "a bug in the model" in str(r.exc_info[1]) for r in caplog.records)
     assert_answers_mary(failing)
     assert_error(failing.get("/nowhere"), 404)
@@ -217,14 +285,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(checkpoint: Path, data_root: Path, log_dir: Path):
-    """``memjax serve`` of ``checkpoint`` in a subprocess, its URL; stopped with SIGTERM, after which it must
-    exit with status 0."""
+def serving(checkpoint: Path, data_root: Path, log_dir: Path, *flags: str):
+    """``memjax serve`` of ``checkpoint`` (with ``flags``) in a subprocess, its URL; stopped with SIGTERM, after
+    which it must exit with status 0."""
     port = free_port()
     log_path = log_dir / "serve.log"
     env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port)],
+        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port), *flags],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -244,7 +312,7 @@ def serving(checkpoint: Path, data_root: Path, log_dir: Path):
 
 @pytest.fixture(scope="module")
 def server(trained, data_root, tmp_path_factory):
-    with serving(trained, data_root, tmp_path_factory.mktemp("server")) as url:
+    with serving(trained, data_root, tmp_path_factory.mktemp("server"), "--allowed-host", "memjax.test") as url:
         yield url
 
 
@@ -271,15 +339,29 @@ def test_a_real_server_survives_bad_requests(server):
         assert_answers_mary(http)
         assert_error(http.post("/answer", json={"story": STORY}), 422, "question")
         assert_answers_mary(http)
-        assert_error(http.post("/answer", content=b"x" * (4 * LIMIT)), 413)
+        assert_error(http.post("/answer", content=b"x" * (4 * LIMIT), headers=JSON), 413)
         assert_answers_mary(http)
-        assert_error(http.post("/answer", content=iter([b"[" * 1024] * 100)), 413)  # chunked: no Content-Length
+        assert_error(http.post("/answer", content=iter([b"[" * 1024] * 100), headers=JSON), 413)  # chunked
         assert http.get("/health").status_code == 200
         assert_answers_mary(http)
     for body in (b"{", b"x" * (2 * LIMIT)):  # a fresh connection each, as a plain client would
-        assert httpx.post(server + "/answer", content=body, timeout=60).status_code in (400, 413)
+        assert httpx.post(server + "/answer", content=body, headers=JSON, timeout=60).status_code in (400, 413)
     with httpx.Client(base_url=server, timeout=60) as http:
         assert_answers_mary(http)
+
+
+def test_a_real_server_answers_the_hosts_it_serves_only(server):
+    port = server.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "memjax.test", f"MEMJAX.TEST:{port}"):
+        r = httpx.post(server + "/answer", json=GOOD, headers={"host": host}, timeout=60)
+        assert r.status_code == 200 and r.json()["answer"] == "office", (host, r.text)
+        assert_secured(r)
+    for host in (f"evil.example:{port}", "memjax.test.evil.example", f"10.1.2.3:{port}"):
+        r = httpx.get(server + "/", headers={"host": host}, timeout=60)
+        assert assert_error(r, 400, "does not serve the host")["field"] == "host"
+        assert_secured(r)
+    assert_error(httpx.post(server + "/answer", content=json.dumps(GOOD), headers={"content-type": "text/plain"},
+                            timeout=60), 415)
 
 
 def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
@@ -291,7 +373,10 @@ def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
         r = run(["serve", "--checkpoint", str(trained), "--port", str(busy.getsockname()[1])])
     assert r.returncode == 2 and r.stderr.startswith("memjax: error: cannot listen on 127.0.0.1:"), r.stderr
     assert len(r.stderr.splitlines()) == 1, r.stderr
-    assert run(["serve", "--help"]).returncode == 0
+    r = run(["serve", "--checkpoint", str(trained), "--port", str(free_port()), "--allowed-host", "a b"])
+    assert r.returncode == 2 and r.stderr.startswith("memjax: error: --allowed-host: not a host name: 'a b'"), r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert "--allowed-host" in run(["serve", "--help"]).stdout
 
 
 # --- the page in a browser -------------------------------------------------------------------------

@@ -222,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
     s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
+    s.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a host name requests may be addressed to besides localhost and --host, such as a reverse "
+                        "proxy's (repeatable; '*' accepts any; others get 400)")
 
     n = sub.add_parser("generate", help="write generated bAbI-style stories of any length (bAbI text format)",
                        description="Generate single, two or three supporting-fact questions (as bAbI tasks 1-3) "
