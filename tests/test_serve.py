@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -312,7 +313,8 @@ def serving(checkpoint: Path, data_root: Path, log_dir: Path, *flags: str):
 
 @pytest.fixture(scope="module")
 def server(trained, data_root, tmp_path_factory):
-    with serving(trained, data_root, tmp_path_factory.mktemp("server"), "--allowed-host", "memjax.test") as url:
+    with serving(trained, data_root, tmp_path_factory.mktemp("server"), "--allowed-host", "memjax.test",
+                 "--request-timeout", "3") as url:
         yield url
 
 
@@ -376,7 +378,149 @@ def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
     r = run(["serve", "--checkpoint", str(trained), "--port", str(free_port()), "--allowed-host", "a b"])
     assert r.returncode == 2 and r.stderr.startswith("memjax: error: --allowed-host: not a host name: 'a b'"), r.stderr
     assert len(r.stderr.splitlines()) == 1, r.stderr
-    assert "--allowed-host" in run(["serve", "--help"]).stdout
+    for seconds in ("0", "nan", "inf"):
+        r = run(["serve", "--checkpoint", str(trained), "--request-timeout", seconds])
+        assert r.returncode == 2 and "--request-timeout" in r.stderr, r.stderr
+    usage = run(["serve", "--help"]).stdout
+    assert "--allowed-host" in usage and "--request-timeout" in usage
+
+
+# --- slow clients: a deadline per request (memjax.serve.protocol), against uvicorn in a thread ------------
+
+class Quick:
+    """A stand-in model: answers "office" at once, or after 1.5 s when the question is "slow?"."""
+
+    label, tasks, memory_size = "quick", [1], 50
+
+    def answer(self, story, question):
+        from memjax.infer import Answer
+
+        if question == "slow?":
+            time.sleep(1.5)
+        return Answer("office", 1.0, [], [], [("office", 1.0)])
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app, request_timeout: float):
+    """``app`` under uvicorn with memjax serve's protocol and limits, in a thread of this process; its port."""
+    import uvicorn
+
+    from memjax.serve.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEAD, protocol
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=protocol(request_timeout), ws="none",
+                            lifespan="off", log_config=None, access_log=False,
+                            timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield config.port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def quick_port():
+    """A server whose requests must arrive within 1 s."""
+    with uvicorn_thread(create_app(Quick(), allowed_hosts=["127.0.0.1"]), request_timeout=1.0) as port:
+        yield port
+
+
+def trickle(port: int, head: bytes, drip: bytes = b"", every: float = 0.2, limit: float = 8.0) -> tuple[bytes, float]:
+    """Sends ``head``, then ``drip`` a byte every ``every`` seconds (a slow client); returns what the server sent
+    before closing the connection and the seconds it took to close it (``limit`` if it did not)."""
+    start = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.sendall(head)
+        sock.settimeout(every)
+        position = 0
+        while time.monotonic() - start < limit:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:
+                break
+            if chunk == b"":
+                break
+            if chunk:
+                received += chunk
+                continue
+            if position < len(drip):
+                try:
+                    sock.sendall(drip[position:position + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                position += 1
+    return received, time.monotonic() - start
+
+
+def raw_response(raw: bytes) -> tuple[int, dict, dict]:
+    """The status, headers (lower-case names) and JSON body of one raw HTTP/1.1 response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert b"\n" not in body.rstrip(b"\n"), body  # one line
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def request_head(length: int, host: str = "127.0.0.1") -> bytes:
+    return (f"POST /answer HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def test_headers_that_trickle_in_are_cut_off_with_408(quick_port):
+    raw, seconds = trickle(quick_port, b"POST /answer HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: " + b"a" * 100)
+    assert 0.9 < seconds < 4, seconds  # 1 s, however often a byte comes
+    status, headers, body = raw_response(raw)
+    assert status == 408 and "1 s" in body["error"] and headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+
+
+def test_a_body_that_trickles_in_is_cut_off_with_408(quick_port):
+    body = json.dumps(GOOD).encode()
+    raw, seconds = trickle(quick_port, request_head(len(body)) + body[:10], body[10:])
+    assert 0.9 < seconds < 4, seconds
+    status, _, error = raw_response(raw)
+    assert status == 408 and "did not arrive" in error["error"]
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_a_word(quick_port):
+    raw, seconds = trickle(quick_port, b"")
+    assert raw == b"" and 0.9 < seconds < 4, (raw, seconds)
+
+
+def test_the_deadline_spares_requests_that_arrive_in_time(quick_port):
+    """Each request on a keep-alive connection gets its own second, and a slow answer is not cut off: the
+    clock stops once the request is whole."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{quick_port}", timeout=10) as http:
+        for question in ("Where is Mary?", "slow?", "Where is Mary?", "Where is Mary?"):
+            r = http.post("/answer", json={"story": STORY, "question": question})
+            assert r.status_code == 200 and r.json()["answer"] == "office", r.text
+            time.sleep(0.3)  # idle between requests: over 2 s on one connection in all
+
+
+def test_a_head_over_16_kib_is_a_json_400(quick_port):
+    raw, _ = trickle(quick_port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n")
+    status, headers, body = raw_response(raw)
+    assert status == 400 and "invalid HTTP request" in body["error"] and headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_real_server_cuts_off_requests_that_trickle_in(server):
+    port = int(server.rsplit(":", 1)[1])
+    raw, seconds = trickle(port, b"POST /answer HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: " + b"a" * 100,
+                           every=0.5, limit=20)
+    assert 2.9 < seconds < 10, seconds  # --request-timeout 3
+    status, headers, body = raw_response(raw)
+    assert status == 408 and "3 s" in body["error"] and headers["x-content-type-options"] == "nosniff"
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert_answers_mary(http)
 
 
 # --- the page in a browser -------------------------------------------------------------------------

@@ -125,8 +125,8 @@ def serve(args: argparse.Namespace) -> int:
     """Runs ``memjax serve``: loads the model once, then serves it until interrupted.
 
     Args:
-        args: the command line's ``checkpoint``, ``task``, ``host``, ``port``, ``data`` and
-            ``allowed_host`` (a list, or None).
+        args: the command line's ``checkpoint``, ``task``, ``host``, ``port``, ``data``,
+            ``allowed_host`` (a list, or None) and ``request_timeout`` (seconds).
 
     Returns:
         The exit status.
@@ -148,6 +148,7 @@ def serve(args: argparse.Namespace) -> int:
     from memjax import enable_compilation_cache
     from memjax.infer import Answerer
     from memjax.serve.app import create_app, served_hosts
+    from memjax.serve.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEAD, protocol
 
     hosts = allowed_hosts(args.host, args.allowed_host or ())
     try:
@@ -168,7 +169,10 @@ def serve(args: argparse.Namespace) -> int:
     print(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)", flush=True)
     with _stop_on_sigterm():
         try:
-            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+            # h11 with a deadline per request (slow headers and bodies), whatever uvicorn would pick;
+            # no WebSocket upgrades (the app has no WebSocket route)
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info", http=protocol(args.request_timeout),
+                        ws="none", timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD)
         except (_Stopped, KeyboardInterrupt):
             pass  # uvicorn shut down gracefully, then passed the signal on
     print("memjax serve: stopped", flush=True)
