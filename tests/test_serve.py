@@ -274,6 +274,8 @@ def test_the_page_is_self_contained(client):
     script = client.get("/static/page.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "fetch(" in script.text and "https://" not in script.text
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):  # text stays text
+        assert sink not in script.text, sink
     assert client.get("/static/page.css").status_code == 200
 
 
@@ -597,6 +599,18 @@ def test_the_page_answers_and_draws_the_attention(server, browser):
     by_id(By.ID, "ask").click()
     wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "no words" in by_id(By.ID, "error").text
+
+    # the user's text is shown as text: markup in a statement is not parsed into elements
+    markup = '<img src=x onerror="document.title=1">Mary went to the <b>office</b>.'
+    by_id(By.ID, "story").clear()
+    by_id(By.ID, "story").send_keys(markup + "\n" + STORY[1])
+    by_id(By.ID, "question").clear()
+    by_id(By.ID, "question").send_keys(QUESTION)
+    by_id(By.ID, "ask").click()
+    first = "#heatmap tbody tr td.statement"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, first) and d.find_element(By.CSS_SELECTOR, first).text == markup)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#result img, #result b, #error img")
+    assert "img" in by_id(By.ID, "unknown").text and browser.title == "memjax: ask a memory network"
 
 
 def background(cell) -> tuple[int, int, int, float]:
