@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -43,6 +44,7 @@ class DeadlineH11Protocol(H11Protocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._seen: object = None  # the client's h11 state at the last look
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -68,12 +70,18 @@ class DeadlineH11Protocol(H11Protocol):
 
     def _watch(self) -> None:
         """Runs the clock while the server waits for a request (the client idle or sending it), and stops it once
-        the request is whole; the clock keeps running from the first wait to the request's end."""
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            if self._deadline is None:
-                self._deadline = self.loop.call_later(self.request_timeout, self._timed_out)
-        else:
+        the request is whole: one clock from the start of the wait to the request's end.
+
+        A new wait starts whenever the client's side turns idle again: after a response, or once the rest of
+        a body answered before it was read (a 413 or 415) has arrived.
+        """
+        state = self.conn.their_state
+        if state not in (h11.IDLE, h11.SEND_BODY) or self.transport.is_closing():
             self._stop()
+        elif self._deadline is None or (state is h11.IDLE and self._seen is not h11.IDLE):
+            self._stop()
+            self._deadline = self.loop.call_later(self.request_timeout, self._timed_out)
+        self._seen = state
 
     def _stop(self) -> None:
         if self._deadline is not None:
@@ -116,6 +124,6 @@ class DeadlineH11Protocol(H11Protocol):
 
 def protocol(request_timeout: float = REQUEST_TIMEOUT) -> type[DeadlineH11Protocol]:
     """The protocol class for ``uvicorn.run(app, http=...)``, with this request timeout in seconds."""
-    if not request_timeout > 0:
-        raise ValueError(f"the request timeout must be positive, got {request_timeout}")
+    if not (request_timeout > 0 and math.isfinite(request_timeout)):
+        raise ValueError(f"the request timeout must be a positive number of seconds, got {request_timeout}")
     return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"request_timeout": float(request_timeout)})
