@@ -383,8 +383,8 @@ def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
     for seconds in ("0", "nan", "inf"):
         r = run(["serve", "--checkpoint", str(trained), "--request-timeout", seconds])
         assert r.returncode == 2 and "--request-timeout" in r.stderr, r.stderr
-    usage = run(["serve", "--help"]).stdout
-    assert "--allowed-host" in usage and "--request-timeout" in usage
+    usage = run(["serve", "--help"])
+    assert usage.returncode == 0 and "--allowed-host" in usage.stdout and "--request-timeout" in usage.stdout
 
 
 # --- slow clients: a deadline per request (memjax.serve.protocol), against uvicorn in a thread ------------
