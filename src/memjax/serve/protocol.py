@@ -8,8 +8,9 @@ waiting for it (the connection opened, or the previous response was sent). Other
 connection is closed: after a one-line JSON 408 when part of the request came and no response has
 begun; silently when nothing came (an idle connection, such as a browser's spare one).
 
-Requests h11 refuses (not HTTP/1.1, or a head over ``h11_max_incomplete_event_size``: 16 KiB in
-``memjax serve``) get a one-line JSON 400 with the security headers, as the application's errors do.
+Requests h11 refuses (not HTTP/1.1, or a head still incomplete past ``h11_max_incomplete_event_size``,
+16 KiB in ``memjax serve``) get a one-line JSON 400 with the security headers, as the application's
+errors do.
 
 Run it with ``uvicorn.run(app, http=protocol(10.0))``. uvicorn picks httptools over h11 when it is
 installed; naming this class keeps the same protocol, and these limits, everywhere.
