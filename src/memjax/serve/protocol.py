@@ -97,8 +97,8 @@ class DeadlineH11Protocol(H11Protocol):
         partial = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
         if partial and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             client = "%s:%d" % self.client if self.client else "a client"
-            log.info("%s: the request did not arrive within %g s: 408, connection closed", client,
-                     self.request_timeout)
+            log.warning("%s: the request did not arrive within %g s: 408, connection closed", client,
+                        self.request_timeout)  # a warning, as uvicorn's for invalid requests
             self._answer(408, f"the request did not arrive whole within {self.request_timeout:g} s")
         self._close()
 
