@@ -8,6 +8,17 @@ import memjax
 # the tests run as the command line does: one JAX device per CPU core (importing memjax changes nothing)
 memjax.configure_xla()
 
+try:
+    from hypothesis import settings
+except ImportError:  # a dev dependency: the fuzz tests skip without it
+    settings = None
+if settings is not None:
+    # the fuzz tests (test_serve_fuzz.py): 150 examples each in the default run, 10,000 with
+    # MEMJAX_HYPOTHESIS_PROFILE=long; no per-example deadline (the first examples compile the model)
+    settings.register_profile("memjax", max_examples=150, deadline=None, print_blob=True)
+    settings.register_profile("long", max_examples=10_000, deadline=None, print_blob=True)
+    settings.load_profile(os.environ.get("MEMJAX_HYPOTHESIS_PROFILE", "memjax"))
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import sys
 import threading
@@ -29,6 +30,13 @@ def _positive(kind=int):
         return value
 
     return parse
+
+
+def _seconds(text):
+    value = _positive(float)(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
 
 
 def _nonnegative(text):
@@ -221,6 +229,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
     s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
+    s.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a host name requests may be addressed to besides localhost and --host, such as a reverse "
+                        "proxy's (repeatable; '*' accepts any; others get 400)")
+    s.add_argument("--request-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="seconds a request has to arrive whole, headers and body, before the connection is closed "
+                        "(with a 408 if part of it came; default 10)")
 
     n = sub.add_parser("generate", help="write generated bAbI-style stories of any length (bAbI text format)",
                        description="Generate single, two or three supporting-fact questions (as bAbI tasks 1-3) "
