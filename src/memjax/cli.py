@@ -7,6 +7,7 @@ import atexit
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -288,7 +289,11 @@ def _read_config(path: str, train: argparse.ArgumentParser) -> dict:
     import tomllib
 
     try:
-        text = Path(path).read_bytes().decode()
+        kind = _not_a_file(path)
+        if kind:  # a pipe or a device would be read without end
+            raise ValueError(f"{path}: cannot read the config file ({kind})")
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not TOML
+        text = Path(path).read_bytes().decode("utf-8-sig")
         table = tomllib.loads(text)
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
@@ -376,6 +381,44 @@ def _config_value(path: str, name: str, value, action: argparse.Action):
     if action.choices is not None and value not in action.choices:
         raise expected("one of " + ", ".join(f'"{c}"' for c in action.choices))
     return value
+
+
+# The files each command reads, (dest, flag): each is checked before the command starts, so that a folder,
+# a pipe or an unreadable file given for one is one line and exit status 2, not a traceback.
+_INPUT_FILES = {"train": (("train_file", "--train-file"), ("test_file", "--test-file"), ("valid_file", "--valid-file"),
+                          ("glove", "--glove")),
+                "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),)}
+
+
+def _not_a_file(path: str) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a folder", ...), else None. Raises
+    OSError (FileNotFoundError, ...) when it cannot be looked at."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return None if stat.S_ISREG(mode) else "not a regular file: a device, pipe or socket"
+
+
+def _check_inputs(args) -> None:
+    """Raises ValueError (one line: the path, the problem, the flag) unless every file the command reads
+    is a regular file this process can open."""
+    for dest, flag in _INPUT_FILES.get(args.command, ()):
+        path = getattr(args, dest, None)
+        if not path:
+            continue
+        named = f" ({flag})" if flag else ""
+        try:
+            kind = _not_a_file(path)
+            if kind is None:
+                open(path, "rb").close()  # the permission (stat cannot tell for every user, root included)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: file not found{named}") from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read it ({e.strerror or e}){named}") from None
+        if kind == "a folder":
+            raise ValueError(f"{path}: is a folder, not a file{named}")
+        if kind:
+            raise ValueError(f"{path}: {kind}{named}")
 
 
 def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -594,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)  # again: the file's values are the defaults, the flags given win
     configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
+        _check_inputs(args)
         if args.command == "train":
             return _train(args)
         if args.command == "eval":
@@ -605,7 +649,10 @@ def main(argv: list[str] | None = None) -> int:
 
             questions = generate(args.kind, args.questions, args.length, args.people, args.places, args.objects,
                                  args.distractors, args.seed)
-            write_babi(questions, args.out)
+            try:
+                write_babi(questions, args.out)
+            except OSError as e:  # a folder, a missing folder, no permission: one line
+                raise ValueError(f"{args.out}: cannot write it ({e.strerror or e}) (--out)") from None
             print(f"wrote {args.questions} {args.kind}-fact questions over {args.length}-statement stories to {args.out}")
             return 0
         if args.command == "serve":
