@@ -117,7 +117,7 @@ def test_train_eval_and_ask_on_your_own_jsonl(tmp_path):
     a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=record + "\n{oops\n", text=True,
                        capture_output=True, timeout=300)
     assert a.returncode == 0 and "(expected " in a.stdout and "hop 3:" in a.stdout
-    assert "memjax: <stdin>: not JSON" in a.stderr
+    assert "memjax: <stdin>:2: not JSON" in a.stderr  # the line is named
 
 
 def test_own_data_flags_are_checked(tmp_path):

@@ -213,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
     a.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
     a.add_argument("--show", type=_positive(), default=3, help="statements shown per hop (default 3)")
+    # the limits' defaults are memjax.infer.Limits' (not imported here: it imports JAX); a test checks the help
+    a.add_argument("--max-line", type=_positive(), metavar="BYTES",
+                   help="the longest input line (default 65536 bytes); a longer one is skipped with a message")
+    a.add_argument("--max-statement-words", type=_positive(), metavar="N",
+                   help="the most words in a statement or a question (default 1000)")
+    a.add_argument("--max-story", type=_positive(), metavar="N",
+                   help="the most statements in a story (default 1000). A story that loses a statement to a limit "
+                        "answers no question until a new story starts")
 
     s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
                        description="Serve a trained model: POST /answer (a story and a question) returns the "
@@ -572,56 +580,18 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
-    from memjax.data.babi import line_number, normalize_answer
-    from memjax.data.own import parse_record
-    from memjax.infer import Answerer
+    from memjax.ask import Asker
+    from memjax.infer import Answerer, Limits
 
-    qa = Answerer.load(args.checkpoint, args.task)
-    interactive = sys.stdin.isatty()
-    if interactive:
+    given = {"max_line": args.max_line, "max_statement_words": args.max_statement_words, "max_story": args.max_story}
+    limits = Limits(**{k: v for k, v in given.items() if v is not None})
+    qa = Answerer.load(args.checkpoint, args.task, limits)
+    if sys.stdin.isatty():
         print(f"memjax ask: model {qa.label} from {args.checkpoint} ({len(qa.vocab)} words, memory "
               f"{qa.memory_size}). Type statements; end a question with '?'; an empty line starts a new story.",
               file=sys.stderr)
-    story: list[str] = []
-    for raw in sys.stdin:
-        line = raw.strip()
-        if not line:
-            story = []
-            continue
-        if line.startswith("{"):  # a JSON-lines record: its own story, question and answer
-            try:
-                record = parse_record(line, "<stdin>")
-            except DataError as e:
-                print(f"memjax: {e}", file=sys.stderr)
-                continue
-            story = [" ".join(s) for s in record.story]
-            line = " ".join(record.query) + "?\t" + record.answer
-        number, line = line_number(line)  # a bAbI-format line: "1 Mary went to the kitchen."
-        if number == 1:
-            story = []
-        text, _, expected = line.partition("\t")  # bAbI questions carry "<TAB>answer<TAB>support"
-        text = text.strip()
-        if not text.endswith("?"):
-            story.append(text)
-            continue
-        try:
-            a = qa.answer(story, text)
-        except ValueError as e:
-            print(f"memjax: {e}", file=sys.stderr)
-            continue
-        note = ""
-        if expected.strip():
-            truth = normalize_answer(expected.split("\t")[0])
-            note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
-        print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
-        if a.unknown:
-            how = "read by their context" if qa.keeps_unknown else "ignored"
-            print(f"  unknown words, {how}: {', '.join(a.unknown)}")
-        for k, hop in enumerate(a.hops, 1):
-            shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
-            print(f"  {a.row_name} {k}: {shown or '(empty memory)'}")
-        sys.stdout.flush()
-    return 0
+    # the bytes, read a line at a time up to --max-line: a decoding error or a long line is one line's problem
+    return Asker(qa, args.show).run(sys.stdin.buffer, sys.stdout, sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
