@@ -7,6 +7,7 @@ import atexit
 import json
 import math
 import os
+import stat
 import sys
 import threading
 import time
@@ -219,6 +220,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
     a.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
     a.add_argument("--show", type=_positive(), default=3, help="statements shown per hop (default 3)")
+    # the limits' defaults are memjax.infer.Limits' (not imported here: it imports JAX); a test checks the help
+    a.add_argument("--max-line", type=_positive(), metavar="BYTES",
+                   help="the longest input line (default 65536 bytes); a longer one is skipped with a message")
+    a.add_argument("--max-statement-words", type=_positive(), metavar="N",
+                   help="the most words in a statement or a question (default 1000)")
+    a.add_argument("--max-story", type=_positive(), metavar="N",
+                   help="the most statements in a story (default 1000). A story that loses a statement to a limit "
+                        "answers no question until a new story starts")
 
     s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
                        description="Serve a trained model: POST /answer (a story and a question) returns the "
@@ -301,7 +310,11 @@ def _read_config(path: str, train: argparse.ArgumentParser) -> dict:
     import tomllib
 
     try:
-        text = Path(path).read_bytes().decode()
+        kind = _not_a_file(path)
+        if kind:  # a pipe or a device would be read without end
+            raise ValueError(f"{path}: cannot read the config file ({kind})")
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not TOML
+        text = Path(path).read_bytes().decode("utf-8-sig")
         table = tomllib.loads(text)
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
@@ -389,6 +402,44 @@ def _config_value(path: str, name: str, value, action: argparse.Action):
     if action.choices is not None and value not in action.choices:
         raise expected("one of " + ", ".join(f'"{c}"' for c in action.choices))
     return value
+
+
+# The files each command reads, (dest, flag): each is checked before the command starts, so that a folder,
+# a pipe or an unreadable file given for one is one line and exit status 2, not a traceback.
+_INPUT_FILES = {"train": (("train_file", "--train-file"), ("test_file", "--test-file"), ("valid_file", "--valid-file"),
+                          ("glove", "--glove")),
+                "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),)}
+
+
+def _not_a_file(path: str) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a folder", ...), else None. Raises
+    OSError (FileNotFoundError, ...) when it cannot be looked at."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return None if stat.S_ISREG(mode) else "not a regular file: a device, pipe or socket"
+
+
+def _check_inputs(args) -> None:
+    """Raises ValueError (one line: the path, the problem, the flag) unless every file the command reads
+    is a regular file this process can open."""
+    for dest, flag in _INPUT_FILES.get(args.command, ()):
+        path = getattr(args, dest, None)
+        if not path:
+            continue
+        named = f" ({flag})" if flag else ""
+        try:
+            kind = _not_a_file(path)
+            if kind is None:
+                open(path, "rb").close()  # the permission (stat cannot tell for every user, root included)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: file not found{named}") from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read it ({e.strerror or e}){named}") from None
+        if kind == "a folder":
+            raise ValueError(f"{path}: is a folder, not a file{named}")
+        if kind:
+            raise ValueError(f"{path}: {kind}{named}")
 
 
 def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -562,56 +613,18 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
-    from memjax.data.babi import line_number, normalize_answer
-    from memjax.data.own import parse_record
-    from memjax.infer import Answerer
+    from memjax.ask import Asker
+    from memjax.infer import Answerer, Limits
 
-    qa = Answerer.load(args.checkpoint, args.task)
-    interactive = sys.stdin.isatty()
-    if interactive:
+    given = {"max_line": args.max_line, "max_statement_words": args.max_statement_words, "max_story": args.max_story}
+    limits = Limits(**{k: v for k, v in given.items() if v is not None})
+    qa = Answerer.load(args.checkpoint, args.task, limits)
+    if sys.stdin.isatty():
         print(f"memjax ask: model {qa.label} from {args.checkpoint} ({len(qa.vocab)} words, memory "
               f"{qa.memory_size}). Type statements; end a question with '?'; an empty line starts a new story.",
               file=sys.stderr)
-    story: list[str] = []
-    for raw in sys.stdin:
-        line = raw.strip()
-        if not line:
-            story = []
-            continue
-        if line.startswith("{"):  # a JSON-lines record: its own story, question and answer
-            try:
-                record = parse_record(line, "<stdin>")
-            except DataError as e:
-                print(f"memjax: {e}", file=sys.stderr)
-                continue
-            story = [" ".join(s) for s in record.story]
-            line = " ".join(record.query) + "?\t" + record.answer
-        number, line = line_number(line)  # a bAbI-format line: "1 Mary went to the kitchen."
-        if number == 1:
-            story = []
-        text, _, expected = line.partition("\t")  # bAbI questions carry "<TAB>answer<TAB>support"
-        text = text.strip()
-        if not text.endswith("?"):
-            story.append(text)
-            continue
-        try:
-            a = qa.answer(story, text)
-        except ValueError as e:
-            print(f"memjax: {e}", file=sys.stderr)
-            continue
-        note = ""
-        if expected.strip():
-            truth = normalize_answer(expected.split("\t")[0])
-            note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
-        print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
-        if a.unknown:
-            how = "read by their context" if qa.keeps_unknown else "ignored"
-            print(f"  unknown words, {how}: {', '.join(a.unknown)}")
-        for k, hop in enumerate(a.hops, 1):
-            shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
-            print(f"  {a.row_name} {k}: {shown or '(empty memory)'}")
-        sys.stdout.flush()
-    return 0
+    # the bytes, read a line at a time up to --max-line: a decoding error or a long line is one line's problem
+    return Asker(qa, args.show).run(sys.stdin.buffer, sys.stdout, sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -627,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)  # again: the file's values are the defaults, the flags given win
     configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
+        _check_inputs(args)
         if args.command == "train":
             return _train(args)
         if args.command == "eval":
@@ -638,7 +652,10 @@ def main(argv: list[str] | None = None) -> int:
 
             questions = generate(args.kind, args.questions, args.length, args.people, args.places, args.objects,
                                  args.distractors, args.seed)
-            write_babi(questions, args.out)
+            try:
+                write_babi(questions, args.out)
+            except OSError as e:  # a folder, a missing folder, no permission: one line
+                raise ValueError(f"{args.out}: cannot write it ({e.strerror or e}) (--out)") from None
             print(f"wrote {args.questions} {args.kind}-fact questions over {args.length}-statement stories to {args.out}")
             return 0
         if args.command == "serve":
