@@ -23,6 +23,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -42,16 +44,57 @@ INTEGRITY_FILE = "integrity.json"  # in a saved model's folder, beside its step 
 INTEGRITY_FORMAT = 1
 
 
+# ------------------------------------------------------------------------- orbax's failed reads
+# Orbax runs a restore's reads concurrently in an event loop of its own; when one read fails it closes
+# that loop while the others are still in flight, and tensorstore, completing them, reports
+# "RuntimeError: Event loop is closed" with a traceback (through sys.unraisablehook) after our one-line
+# error, in 1 to 3 runs of 5. That error alone is silenced: while orbax reads, and for good once a read
+# has failed (its stray completions may come at any time after).
+
+_lock = threading.Lock()
+_reads = 0  # orbax reads under way
+_failed = False  # a read has failed
+_hooked = False
+
+
+def _stray(exc) -> bool:
+    return (_reads > 0 or _failed) and isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _hook_stray_errors() -> None:
+    """Wraps ``sys.unraisablehook`` (where tensorstore reports them) once, so that it drops
+    :func:`_stray` errors and passes the rest on."""
+    global _hooked
+    if _hooked:
+        return
+    _hooked = True
+    previous = sys.unraisablehook
+
+    def unraisablehook(info):
+        if not _stray(info.exc_value):
+            previous(info)
+
+    sys.unraisablehook = unraisablehook
+
+
 @contextlib.contextmanager
 def _reading(where: Path, what: str):
     """Orbax calls that read ``where``: any failure becomes one :class:`CheckpointError` line,
-    ``<where>: <what> (<error type>: <first line>)``."""
+    ``<where>: <what> (<error type>: <first line>)``, and leaves no traceback behind (see above)."""
+    global _reads, _failed
+    with _lock:
+        _hook_stray_errors()
+        _reads += 1
     try:
         yield
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - orbax raises many kinds; the user gets one line
+        _failed = True
         raise CheckpointError(f"{where}: {what} ({_one_line(e)})") from None
+    finally:
+        with _lock:
+            _reads -= 1
 
 
 def family_name(tasks, joint: bool) -> str:
