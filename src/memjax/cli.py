@@ -591,15 +591,12 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from memjax.train.protocol import evaluate_babi, format_table
+    from memjax.train.protocol import evaluate_babi, format_table, read_run
 
     tasks = parse_tasks(args.tasks) if args.tasks else None
     files = None
     if args.test_file:
-        try:
-            run = json.loads((Path(args.checkpoint) / "run.json").read_text())
-        except (OSError, ValueError):
-            run = {}
+        run = read_run(args.checkpoint)
         saved = run.get("files") or {}
         # without your own training files, the test file stands in for them (same numbers in each column)
         files = {"train": saved.get("train") or args.test_file, "valid": saved.get("valid"), "test": args.test_file}

@@ -215,16 +215,14 @@ class Answerer:
             label = str(task)
             if label not in models:
                 joint = models.get("joint")
-                if joint is not None and (label == "joint" or int(label) in joint["tasks"]):
+                if joint is not None and (label == "joint" or label.isdigit() and int(label) in joint.get("tasks", ())):
                     label = "joint"
                 else:
                     raise CheckpointError(f"{directory}: no model for task {task} "
                                           f"(it holds {', '.join(sorted(models, key=_order))})")
         m = models[label]
-        vocab = Vocab(m["vocab"][2:])
-        if vocab.words != m["vocab"]:
-            raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
-        return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()), limits)
+        # load_models checked the entry: its vocabulary is in memjax's order and fits the config, its memory size too
+        return cls(label, _model(m), m["params"], Vocab(m["vocab"][2:]), int(m["memory_size"]), m.get("tasks", ()), limits)
 
     @property
     def keeps_unknown(self) -> bool:
