@@ -140,6 +140,20 @@ def test_the_digests_catch_an_edit_that_fits_every_other_check(task1_run, tmp_pa
         load_models(run)
 
 
+def test_a_damaged_integrity_record_is_refused_by_name(task1_run, tmp_path):
+    run = copy_run(task1_run, tmp_path)
+    path = run / "model" / INTEGRITY_FILE
+    record = json.loads(path.read_text())
+    for text, message in (("{", "unreadable integrity record"), ("[]", "damaged integrity record"),
+                          (json.dumps({**record, "sha256": None}), "damaged integrity record"),
+                          (json.dumps({**record, "format": 99}), "written by a newer memjax"),
+                          (json.dumps({**record, "step": 3}), "its integrity record is for step 3")):
+        path.write_text(text)
+        with pytest.raises(CheckpointError, match=message) as e:
+            load_models(run)
+        assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("how", ["truncated", "emptied", "garbled", "deleted"])
 def test_a_damaged_array_file_is_caught_by_its_digest(task1_run, tmp_path, how):
     run = copy_run(task1_run, tmp_path)

@@ -217,8 +217,8 @@ def _check_stored_shapes(stored, expected, where) -> None:
 
 
 def _shapes_of_metadata(stored) -> dict[str, list[int]]:
-    leaves = jax.tree_util.tree_flatten_with_path(stored, is_leaf=lambda x: hasattr(x, "shape"))[0]
-    return {_leaf_name(path): list(getattr(leaf, "shape", ())) for path, leaf in leaves}
+    """The shape of every array of orbax's metadata tree (its leaves: orbax's array metadata)."""
+    return {_leaf_name(path): list(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(stored)[0]}
 
 
 def _this_process_only(ocp):
@@ -343,7 +343,7 @@ def check_entry(m) -> str | None:
     if "memory_size" in cfg and cfg["memory_size"] != memory:
         return f"its memory size {memory} is not its config's memory_size {json.dumps(cfg['memory_size'])}"
     tasks = m.get("tasks", [])
-    if not isinstance(tasks, list) or not all(_whole(t) and t >= 1 for t in tasks):
+    if not isinstance(tasks, list) or not all(_whole(t) and t >= 0 for t in tasks):  # your own data: 0
         return "its tasks are not a list of task numbers"
     return None
 
