@@ -662,3 +662,19 @@ def save_untrained(out: Path, family: str, data_root: Path) -> None:
     params = FAMILIES[family][0](mcfg).init(jax.random.key(0))
     save_model(out / "model", {"1": {"params": params, "family": family, "model": dataclasses.asdict(mcfg),
                                      "vocab": list(ds.vocab.words), "memory_size": ds.memory_size, "tasks": [1]}})
+
+
+def test_a_story_over_the_answerers_limits_is_413_naming_the_field():
+    from starlette.testclient import TestClient
+
+    from memjax.infer import LimitError
+    from memjax.serve.app import create_app
+
+    class OverLimits:  # an answerer whose limits (memjax.infer.Limits) refuse the story
+        label, tasks, memory_size = "x", (1,), 50
+
+        def answer(self, story, question):
+            raise LimitError(f"the story has {len(story)} statements: at most 1 is accepted", "story")
+
+    r = TestClient(create_app(OverLimits())).post("/answer", json={"story": ["A b.", "C d."], "question": "Where?"})
+    assert (r.status_code, r.json()["field"]) == (413, "story") and "at most 1" in r.json()["error"]

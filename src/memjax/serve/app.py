@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memjax.data.babi import TASK_NAMES, DataError
+from memjax.infer import LimitError
 from memjax.serve import page
 from memjax.serve.stories import example_stories
 
@@ -258,6 +259,8 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
         question = question_field(required(fields, "question"))
         try:
             result = await run_in_threadpool(answerer.answer, story, question)
+        except LimitError as e:  # the story or the question over the server's Answerer's limits (memjax.infer.Limits)
+            raise RequestError(413, str(e), e.field) from None
         except ValueError as e:
             raise RequestError(422, str(e), "question") from None
         return JSONResponse(result.to_dict())
