@@ -10,13 +10,12 @@ import os
 import stat
 import sys
 import threading
-import time
 from pathlib import Path
 
 # JAX is imported by the commands that need it, not here: --help, --version and mistakes in the
 # arguments answer at once (0.15 s against 1.2 s with JAX imported)
 from memjax import MODEL_NAMES, __version__, configure_xla, enable_compilation_cache
-from memjax.data.babi import ENV_VAR, DataError, parse_tasks
+from memjax.data.babi import ENV_VAR, DataError, parse_tasks, unreadable
 from memjax.data.download import VARIANTS as BABI_VARIANTS
 
 
@@ -432,10 +431,8 @@ def _check_inputs(args) -> None:
             kind = _not_a_file(path)
             if kind is None:
                 open(path, "rb").close()  # the permission (stat cannot tell for every user, root included)
-        except FileNotFoundError:
-            raise ValueError(f"{path}: file not found{named}") from None
         except OSError as e:
-            raise ValueError(f"{path}: cannot read it ({e.strerror or e}){named}") from None
+            raise ValueError(unreadable(path, e) + named) from None
         if kind == "a folder":
             raise ValueError(f"{path}: is a folder, not a file{named}")
         if kind:
