@@ -174,3 +174,24 @@ def test_ask_flags_set_the_limits(saved_run):
     assert answers(a.stdout.splitlines()) == ["Where is Mary?"]
     bad = run(["ask", "--checkpoint", str(saved_run), "--max-story", "0"])
     assert bad.returncode == 2 and "must be positive" in bad.stderr
+
+
+def test_ask_into_a_closed_pipe_stops_quietly(saved_run):
+    """``memjax ask ... | head -1``: the reader of stdout goes away after one line; the next answer finds the
+    pipe closed, and memjax stops with status 141 (as cat or grep would, killed by SIGPIPE), no traceback."""
+    p = subprocess.Popen(MEMJAX + ["ask", "--checkpoint", str(saved_run)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write((STORY + "Where is Mary?\n").encode())
+        p.stdin.flush()
+        first = p.stdout.readline()  # the first answer has come: memjax now waits for more input
+        p.stdout.close()
+        p.stdin.write(("\n" + STORY + "Where is Mary?\n").encode() * 20)  # answers into the closed pipe
+        p.stdin.close()
+        err = p.stderr.read().decode()
+        rc = p.wait(timeout=300)
+    finally:
+        p.kill()
+    assert first.startswith(b"Where is Mary? -> "), (first, err)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert rc == 141, err

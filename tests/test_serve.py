@@ -387,6 +387,33 @@ def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
     assert usage.returncode == 0 and "--allowed-host" in usage.stdout and "--request-timeout" in usage.stdout
 
 
+def test_a_server_whose_stdout_is_closed_goes_on_quietly(data_root, tmp_path):
+    """``memjax serve ... | head -1``: stdout's reader goes away after one line. The server goes on serving,
+    the lines for stdout (its second line, uvicorn's access log, "stopped") are dropped without a traceback
+    or a "--- Logging error ---" each, and SIGTERM still stops it with status 0."""
+    save_untrained(tmp_path / "run", "memn2n", data_root)
+    port, log_path = free_port(), tmp_path / "serve.err"
+    env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(tmp_path / "run"), "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=log, env=env)
+    try:
+        assert proc.stdout.readline().startswith(b"memjax serve: model ")
+        proc.stdout.close()
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(proc, url, log_path)
+        for _ in range(3):  # each is a line of uvicorn's access log, for the closed stdout
+            assert httpx.post(url + "/answer", json=GOOD, timeout=60).status_code == 200  # an untrained model
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=30)
+    err = log_path.read_text()
+    assert status == 0, err[-3000:]
+    assert "Finished server process" in err, err[-3000:]
+    for word in ("Traceback", "Logging error", "BrokenPipe", "Exception ignored"):
+        assert word not in err, err[-3000:]
+
+
 # --- slow clients: a deadline per request (memjax.serve.protocol), against uvicorn in a thread ------------
 
 class Quick:

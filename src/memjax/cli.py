@@ -17,6 +17,7 @@ from pathlib import Path
 from memjax import MODEL_NAMES, __version__, configure_xla, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks, unreadable
 from memjax.data.download import VARIANTS as BABI_VARIANTS
+from memjax.runtime import _stdout_to_devnull
 
 
 def _positive(kind=int):
@@ -695,9 +696,18 @@ def run() -> None:
     other threads joined, the ``atexit`` handlers run: logging's, JAX's and any others), and the
     process then ends without tearing the interpreter down: freeing the compiled programs and JAX's
     runtime one object at a time took about 0.25 s of every command on a CPU. ``MEMJAX_FAST_EXIT=off``
-    exits the usual way. (In-process callers use :func:`main`, which returns.)
+    exits the usual way. (In-process callers use :func:`main`, which returns.) When stdout is a pipe
+    that its reader has closed (``memjax eval ... | head -1``), the command stops there with status
+    141 and no traceback.
     """
-    rc = main() or 0
+    try:
+        rc = main() or 0
+        sys.stdout.flush()  # here, so that a closed pipe is caught below (output to a pipe is buffered)
+    except BrokenPipeError:
+        # stdout's reader has gone (memjax ask ... | head -1): stop quietly with 141, what a shell shows for
+        # cat or grep killed by SIGPIPE; what is left for stdout goes to /dev/null, not to a second error at exit
+        _stdout_to_devnull()
+        rc = 141
     if os.environ.get("MEMJAX_FAST_EXIT", "on").strip().lower() in ("off", "0", "no", "false"):
         sys.exit(rc)
     sys.stdout.flush()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import json
 import logging
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memjax.data.babi import ENV_VAR, data_root
+from memjax.runtime import _stdout_to_devnull
 
 __all__ = ["allowed_hosts", "create_app", "serve", "story_source"]
 
@@ -164,19 +166,53 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     stories = f"example stories from {root / set_name}" if root else \
         f"no bAbI data folder, so no example stories (pass --data DIR, set {ENV_VAR} or run memjax data download)"
-    print(f"memjax serve: model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
-          f"from {args.checkpoint}; {stories}", flush=True)
-    print(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)", flush=True)
+    _say(f"memjax serve: model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
+         f"from {args.checkpoint}; {stories}")
+    _say(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)")
     with _stop_on_sigterm():
         try:
             # h11 with a deadline per request (slow headers and bodies), whatever uvicorn would pick;
             # no WebSocket upgrades (the app has no WebSocket route)
             uvicorn.run(app, host=args.host, port=args.port, log_level="info", http=protocol(args.request_timeout),
-                        ws="none", timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD)
+                        ws="none", timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD,
+                        log_config=_log_config())
         except (_Stopped, KeyboardInterrupt):
             pass  # uvicorn shut down gracefully, then passed the signal on
-    print("memjax serve: stopped", flush=True)
+    _say("memjax serve: stopped")
     return 0
+
+
+# A server outlives the reader of its stdout (memjax serve | head -1, a log reader that stops): the lines
+# for stdout are then dropped, with no traceback, and the server goes on serving.
+
+def _say(line: str) -> None:
+    """Prints ``line`` on stdout; once stdout's reader has gone, nothing (no traceback)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+class _StdoutLog(logging.StreamHandler):
+    """uvicorn's access log on stdout: a closed pipe drops the lines instead of printing a
+    "--- Logging error ---" traceback for each request."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            _stdout_to_devnull()
+        else:
+            super().handleError(record)
+
+
+def _log_config() -> dict:
+    """uvicorn's own logging configuration, its handlers for stdout made :class:`_StdoutLog`."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for handler in config.get("handlers", {}).values():
+        if handler.get("stream") == "ext://sys.stdout":
+            handler["class"] = f"{__name__}._StdoutLog"
+    return config
 
 
 class _Stopped(Exception):
