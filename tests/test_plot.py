@@ -11,7 +11,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from memjax.cli import main  # noqa: E402
 from memjax.plot import (MISSING_MATPLOTLIB, attention_matrix, parse_story, plot_attention,  # noqa: E402
-                         plot_curves, plot_run_curves, read_metrics)
+                         plot_curves, plot_run_curves, read_metrics, read_story)
 from test_cli import run  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -124,6 +124,17 @@ def test_parse_story_reads_plain_and_babi_lines():
                            (["Where is Mary?"], "no statements")):
         with pytest.raises(ValueError, match=message):
             parse_story(lines, "story.txt")
+
+
+def test_a_story_file_may_start_with_a_byte_order_mark(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark: it is not part of the first statement, nor
+    of a bAbI line number 1 (which starts the story)."""
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(("\ufeff" + STORY).encode())
+    assert read_story(plain) == (STORY.splitlines()[:3], "Where is Mary?")
+    babi = tmp_path / "babi.txt"
+    babi.write_bytes("\ufeff1 Bill went home.\r\n2 Where is Bill?\thome\t1\r\n".encode())
+    assert read_story(babi) == (["Bill went home."], "Where is Bill?")
 
 
 def test_missing_matplotlib_is_one_clear_line(tmp_path, monkeypatch, capsys):

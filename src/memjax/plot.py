@@ -327,7 +327,7 @@ def read_story(path: str | Path) -> tuple[list[str], str]:
     """Reads a story file (see :func:`parse_story`): ``(statements, question)``."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is not part of line 1
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -31,10 +31,12 @@ def glove_dimension(path: str | Path) -> int:
     """The number of values per word in a GloVe file (read from its first line)."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # utf-8-sig: a leading byte-order mark is not part of word 1
             first = f.readline().rstrip("\n").split(" ")
     except OSError as e:
         raise DataError(f"{path}: cannot read the GloVe file ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
     if len(first) < 2:
         raise DataError(f"{path}:1: expected a word and its values")
     return len(first) - 1
@@ -59,7 +61,7 @@ def load_glove(path: str | Path, words: Sequence[str], dim: int) -> tuple[np.nda
     rows = np.zeros((len(words), dim), np.float32)
     covered = np.zeros((len(words),), bool)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a leading byte-order mark (Windows editors) is not a word
             for n, line in enumerate(f, 1):
                 parts = line.rstrip("\n").rstrip(" ").split(" ")
                 if len(parts) != dim + 1:
@@ -97,7 +99,7 @@ def wink_to_glove(source: str | Path, out: str | Path) -> int:
     """
     source, out = Path(source), Path(out)
     try:
-        with open(source, encoding="utf-8") as f:
+        with open(source, encoding="utf-8-sig") as f:  # a leading byte-order mark is not JSON
             data = json.load(f)
     except OSError as e:
         raise DataError(f"{source}: cannot read the wink embeddings file ({e.strerror or e})") from None

@@ -25,7 +25,7 @@ def proper_names(path: Path) -> frozenset[str]:
     The parsed questions are lower-cased; this only restores the names' capitals for display.
     """
     capitalised, lower = set(), set()
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # as the bAbI reader: a leading byte-order mark is not text
         for line in f:
             for w in line.split("\t")[0].split()[1:]:  # the text after the line number
                 w = w.strip(".?!,;:")
