@@ -1,8 +1,8 @@
 """POST /answer fuzzed with Hypothesis: whatever the body, a 200 answer or a 4xx with a one-line JSON error; never
 a 500, never an exception.
 
-Each test tries 150 bodies in the default run (profile ``memjax`` in tests/conftest.py);
-``MEMJAX_HYPOTHESIS_PROFILE=long`` tries 10,000. The model is an untrained MemN2N of bAbI task 1
+Each test tries up to 100 bodies in the default run (profile ``memjax`` in tests/conftest.py);
+``MEMJAX_HYPOTHESIS_PROFILE=long`` up to 10,000. The model is an untrained MemN2N of bAbI task 1
 (what it answers is not the question here; that every request is answered or refused is).
 """
 
