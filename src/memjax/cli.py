@@ -17,7 +17,7 @@ from pathlib import Path
 from memjax import MODEL_NAMES, __version__, configure_xla, enable_compilation_cache
 from memjax.data.babi import ENV_VAR, DataError, parse_tasks, unreadable
 from memjax.data.download import VARIANTS as BABI_VARIANTS
-from memjax.runtime import _stdout_to_devnull
+from memjax.runtime import stdout_to_devnull
 
 
 def _positive(kind=int):
@@ -706,7 +706,7 @@ def run() -> None:
     except BrokenPipeError:
         # stdout's reader has gone (memjax ask ... | head -1): stop quietly with 141, what a shell shows for
         # cat or grep killed by SIGPIPE; what is left for stdout goes to /dev/null, not to a second error at exit
-        _stdout_to_devnull()
+        stdout_to_devnull()
         rc = 141
     if os.environ.get("MEMJAX_FAST_EXIT", "on").strip().lower() in ("off", "0", "no", "false"):
         sys.exit(rc)

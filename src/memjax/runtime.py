@@ -18,7 +18,7 @@ DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 
 
-def _stdout_to_devnull() -> None:
+def stdout_to_devnull() -> None:
     """Points stdout (file descriptor 1) at /dev/null: its reader has gone (``memjax ... | head -1``), so
     what is still buffered for it, or written later, is dropped instead of failing again."""
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memjax.data.babi import ENV_VAR, data_root
-from memjax.runtime import _stdout_to_devnull
+from memjax.runtime import stdout_to_devnull
 
 __all__ = ["allowed_hosts", "create_app", "serve", "story_source"]
 
@@ -190,7 +190,7 @@ def _say(line: str) -> None:
     try:
         print(line, flush=True)
     except BrokenPipeError:
-        _stdout_to_devnull()
+        stdout_to_devnull()
 
 
 class _StdoutLog(logging.StreamHandler):
@@ -199,7 +199,7 @@ class _StdoutLog(logging.StreamHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         if isinstance(sys.exc_info()[1], BrokenPipeError):
-            _stdout_to_devnull()
+            stdout_to_devnull()
         else:
             super().handleError(record)
 
