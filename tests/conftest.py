@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,24 @@ if settings is not None:
     settings.register_profile("memjax", max_examples=100, **fuzz)
     settings.register_profile("long", max_examples=10_000, **fuzz)
     settings.load_profile(os.environ.get("MEMJAX_HYPOTHESIS_PROFILE", "memjax"))
+
+
+
+def pytest_configure(config):
+    """One JAX compilation cache per test run (MEMJAX_CACHE, a new temporary folder; removed at the end),
+    shared by the xdist workers, which inherit it, and by the commands the tests start, so that a program
+    that several tests compile (the toy trainings, a task-1 run) is compiled once. The user's own cache is
+    left alone. A program read from the cache is the one XLA would compile (runtime.enable_compilation_cache)."""
+    if not hasattr(config, "workerinput"):  # the controller (or the only process, with -n 0) makes the folder
+        os.environ["MEMJAX_CACHE"] = tempfile.mkdtemp(prefix="memjax-test-xla-")
+        config._memjax_cache = os.environ["MEMJAX_CACHE"]
+    memjax.enable_compilation_cache(os.environ["MEMJAX_CACHE"])
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_memjax_cache", None):
+        shutil.rmtree(config._memjax_cache, ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"

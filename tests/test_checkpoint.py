@@ -99,7 +99,7 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(data_root, tmp_path)
     assert r.returncode == 0, r.stderr
 
     env = {k: v for k, v in __import__("os").environ.items()}
-    env.update(MEMJAX_DATA=str(data_root), MEMJAX_CACHE="off")
+    env.update(MEMJAX_DATA=str(data_root), MEMJAX_CACHE="off")  # no cache: a kill may cut an entry it writes
     proc = subprocess.Popen(MEMJAX + RESUME_ARGS + ["--out", str(cut)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     folder = cut / "checkpoints" / "tasks_1"

@@ -14,7 +14,6 @@ MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable
 
 def run(args, env_data=None, **env):
     e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA"}
-    e["MEMJAX_CACHE"] = "off"  # the tests leave the user's compilation cache alone
     if env_data:
         e["MEMJAX_DATA"] = str(env_data)
     e.update(env)

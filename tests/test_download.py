@@ -91,7 +91,7 @@ def closed_port_url():
 def memjax(args, home, **env):
     """Runs the command line in a fresh process with MEMJAX_HOME=home; no MEMJAX_DATA, no proxies."""
     e = {k: v for k, v in os.environ.items() if k not in ("MEMJAX_DATA", "MEMJAX_BABI_URL") and "proxy" not in k.lower()}
-    e.update(MEMJAX_HOME=str(home), MEMJAX_CACHE="off", **env)
+    e.update(MEMJAX_HOME=str(home), **env)
     return subprocess.run([sys.executable, "-m", "memjax", *args], capture_output=True, text=True, env=e, timeout=120)
 
 

@@ -293,7 +293,7 @@ def serving(checkpoint: Path, data_root: Path, log_dir: Path, *flags: str):
     which it must exit with status 0."""
     port = free_port()
     log_path = log_dir / "serve.log"
-    env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
+    env = {**os.environ, "MEMJAX_DATA": str(data_root)}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port), *flags],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -393,7 +393,7 @@ def test_a_server_whose_stdout_is_closed_goes_on_quietly(data_root, tmp_path):
     or a "--- Logging error ---" each, and SIGTERM still stops it with status 0."""
     save_untrained(tmp_path / "run", "memn2n", data_root)
     port, log_path = free_port(), tmp_path / "serve.err"
-    env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
+    env = {**os.environ, "MEMJAX_DATA": str(data_root)}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(tmp_path / "run"), "--port", str(port)],
                                 stdout=subprocess.PIPE, stderr=log, env=env)
