@@ -3,6 +3,7 @@ line naming the folder, exits with status 2, and prints no traceback (issue 31, 
 
 import importlib.util
 import io
+import dataclasses
 import json
 import os
 import shutil
@@ -69,7 +70,7 @@ def cli(capsys, *args) -> tuple[int, str]:
 
 
 def subprocess_env():
-    return {**os.environ, "MEMJAX_CACHE": "off"}
+    return dict(os.environ)
 
 
 def free_port() -> int:
@@ -233,6 +234,30 @@ def test_a_damaged_training_checkpoint_stops_resume_with_one_line(task1_run, tmp
     rc, err = cli(capsys, "train", "--resume", run, "--quiet", "--no-compile-cache")
     assert rc == 2, err
     one_line(err, str(latest), "its metadata is not a JSON object")
+
+
+def test_a_training_checkpoint_saved_before_a_config_field_existed_resumes(task1_run, tmp_path, capsys):
+    """A field added to a family's config since the checkpoint was written takes its default on resume,
+    instead of the run being refused as another model's ("model differs")."""
+    from memjax.models.memn2n import MemN2NConfig
+
+    run = copy_run(task1_run, tmp_path)
+    family = run / "checkpoints" / "tasks_1"
+    latest = max((p for p in family.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    path = latest / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    saved = meta["model"][0]
+    added = [f.name for f in dataclasses.fields(MemN2NConfig)
+             if f.default is not dataclasses.MISSING and saved.get(f.name) == f.default][-1]
+    del saved[added]  # as a version without that field wrote it
+    path.write_text(json.dumps(meta))
+    rc, err = cli(capsys, "train", "--resume", run, "--quiet")
+    assert rc == 0, err
+    meta["model"][0]["colour"] = "red"  # a field this version does not know: still another model
+    path.write_text(json.dumps(meta))
+    rc, err = cli(capsys, "train", "--resume", run, "--quiet")
+    assert rc == 2
+    one_line(err, str(latest), "model differs")
 
 
 def _loading_commands(run, tmp_path) -> list[list]:

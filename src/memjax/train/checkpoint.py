@@ -134,13 +134,15 @@ class TrainingCheckpoints:
         self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
                                                          meta=ocp.args.JsonSave({**meta, "epoch": epoch})))
 
-    def latest(self, template, meta: dict):
+    def latest(self, template, meta: dict, upgrade=None):
         """(epoch, states, history) of the latest complete checkpoint, or None when there is none.
 
         Args:
             template: ``template(epoch) -> {"states": ..., "history": ...}``, host arrays of the
                 shapes expected after ``epoch`` epochs.
             meta: what the saved metadata must match (model and training configs, tasks, seeds).
+            upgrade: ``upgrade(saved) -> saved``, the saved metadata as this version writes it (fields
+                added since take their defaults) before it is compared; None: compared as saved.
         """
         ocp = self.ocp
         with _reading(self.directory, "unreadable training checkpoints"):
@@ -153,6 +155,8 @@ class TrainingCheckpoints:
             saved = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         if not isinstance(saved, dict):
             raise CheckpointError(f"{where}: unreadable checkpoint (its metadata is not a JSON object)")
+        if upgrade is not None:
+            saved = upgrade(saved)
         for key, value in meta.items():
             if json.loads(json.dumps(saved.get(key))) != json.loads(json.dumps(value)):
                 raise CheckpointError(f"{where}: checkpoint does not match this run ({key} differs)")

@@ -103,6 +103,19 @@ def _label(ds: Dataset, joint: bool) -> str:
     return "joint" if joint or len(ds.tasks) > 1 else str(ds.tasks[0])
 
 
+def _upgraded(saved: dict, model_configs) -> dict:
+    """A training checkpoint's metadata with its model configs as this version writes them: a field added
+    to a family's config since it was saved takes its default (which trains as before the field existed)."""
+    models = saved.get("model")
+    if not isinstance(models, list) or len(models) != len(model_configs):
+        return saved
+    try:
+        models = [dataclasses.asdict(type(m)(**s)) for m, s in zip(model_configs, models)]
+    except (TypeError, ValueError):  # a field this version does not know, or a bad value: compared as saved
+        return saved
+    return {**saved, "model": models}
+
+
 def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Path, model_configs, tcfg,
                           tasks: list[int], joint: bool, resume: bool, log, watch: FamilyWatch | None = None) -> list[Fit]:
     """:meth:`Trainer.fit` with a checkpoint after every chunk of epochs, resuming from the latest; ``watch``
@@ -120,7 +133,7 @@ def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Pat
                 return {"states": initial, "history": {k: np.zeros(shape + (epoch,), np.float32)
                                                        for k in ("loss", "train_error", "valid_error")}}
 
-            start = checkpoints.latest(template, meta)
+            start = checkpoints.latest(template, meta, lambda saved: _upgraded(saved, model_configs))
             if start is not None:
                 log(f"{family_name(tasks, joint)}: resuming after epoch {start[0]} of {tcfg.total_epochs}")
 
