@@ -76,30 +76,26 @@ def evaluate(model, params, ds, vocab_words=None) -> dict:
     one = asked_mask.sum(1) == 1
     asked = np.where(one, np.max(np.where(asked_mask, t.query, 0), axis=1), 0)
 
-    def answer(sentences, rows, query):
-        if not len(rows):
-            return np.zeros((0,), bool)
+    def right(sentences, query):  # every test question (one compiled program for all calls)
         data = model_data(model, sentences, words)
-        pred = predictions(model, params, data, t.story[rows], query[rows]).answer
-        return pred == t.answer[rows]
+        return predictions(model, params, data, t.story, query).answer == t.answer
 
-    right = answer(ds.sentences, np.arange(len(t)), t.query)
+    unchanged = right(ds.sentences, t.query)
     other_right, other_base, asked_right = [], [], []
     story_words = ds.sentences[t.story].reshape(len(t), -1)
     for name in names:
-        has = (story_words == name).any(1)
-        rows = np.flatnonzero(one & has & (asked != name) & (asked > 0))
-        other_right.append(answer(replaced(ds.sentences, name), rows, t.query))
-        other_base.append(right[rows])
-        rows = np.flatnonzero(one & (asked == name))
-        asked_right.append(answer(replaced(ds.sentences, name), rows, replaced(t.query, name)))
+        hidden = replaced(ds.sentences, name)
+        rows = one & (asked != name) & (story_words == name).any(1)  # another name of the story
+        other_right.append(right(hidden, t.query)[rows])
+        other_base.append(unchanged[rows])
+        asked_right.append(right(hidden, replaced(t.query, name))[one & (asked == name)])
     other_right, other_base, asked_right = (np.concatenate(x) for x in (other_right, other_base, asked_right))
 
     def err(ok):
         return float(100.0 * (1.0 - ok.mean())) if len(ok) else float("nan")
 
     return {"names": [words[i] for i in names],
-            "unchanged": {"questions": int(len(t)), "error": err(right)},
+            "unchanged": {"questions": int(len(t)), "error": err(unchanged)},
             "other_replaced": {"pairs": int(len(other_right)), "error": err(other_right),
                                "same_unchanged_error": err(other_base)},
             "asked_replaced": {"questions": int(len(asked_right)), "error": err(asked_right)},
@@ -150,8 +146,11 @@ def main(argv=None) -> int:
     p.add_argument("--task", type=int, default=1, help="the bAbI task (default 1; its questions must name one person)")
     p.add_argument("--seeds", type=int, default=3, help="runs to train, the best on validation kept (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: the recipe's)")
+    p.add_argument("--unseen-rate", type=float, default=None,
+                   help="the share of training examples that pretend a word unseen (default: MemNNConfig.unseen_rate)")
     p.add_argument("--data", default=None, help="the bAbI folder (default $MEMJAX_DATA)")
     p.add_argument("--name", default="memnn_unseen", help="results file names (default memnn_unseen)")
+    p.add_argument("--out", metavar="DIR", help="keep the trained run in DIR (memjax's --out; default: a temporary folder)")
     args = p.parse_args(argv)
 
     from memjax.data.dataset import load_babi
@@ -162,10 +161,11 @@ def main(argv=None) -> int:
         folder = args.checkpoint
         trained = None
         if folder is None:
-            folder = str(Path(tmp) / "run")
+            folder = args.out or str(Path(tmp) / "run")
             train = {"epochs": args.epochs} if args.epochs else {}
             trained = run_babi("memnn", "en", [args.task], seeds=args.seeds, data=args.data,
-                               model_overrides={"unseen": True}, train_overrides=train, out=folder,
+                               model_overrides={"unseen": True, "unseen_rate": args.unseen_rate},
+                               train_overrides=train, out=folder,
                                log=lambda s: print(s, flush=True))
         qa = Answerer.load(folder, args.task)
         if not qa.cfg.unseen:
