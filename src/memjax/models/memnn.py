@@ -436,7 +436,8 @@ class MemNN(Model):
     def _fixed_uniforms(story, query):
         """(_EVAL_VARIANTS, B, 2) uniforms that depend on the example alone (its memories' sentence ids
         and its question), the same in every epoch: 0 (always pretend) and picks of :meth:`_unsee`
-        spread evenly over [0, 1) from a per-example offset (so that the variants hide different words)."""
+        spread evenly over [0, 1) from a per-example offset: half the copies draw one of the question's
+        words, half one of the whole example's, as training's draws do."""
         x = jnp.concatenate([story, query], axis=1).astype(jnp.uint32)
         h = jnp.sum(x * (2 * jnp.arange(x.shape[1], dtype=jnp.uint32) + 1), axis=1)  # position-weighted (wraps)
         offset = jax.vmap(lambda s: jax.random.uniform(jax.random.fold_in(jax.random.key(0), s)))(h)
