@@ -8,6 +8,19 @@ import memjax
 # the tests run as the command line does: one JAX device per CPU core (importing memjax changes nothing)
 memjax.configure_xla()
 
+try:  # the fuzz tests (test_fuzz.py, test_serve_fuzz.py): 100 examples each in the default run,
+    # 10,000 each with MEMJAX_HYPOTHESIS_PROFILE=long
+    from hypothesis import HealthCheck, settings
+except ImportError:  # a dev dependency: the fuzz tests skip without it
+    settings = None
+if settings is not None:
+    # no deadline and no too_slow check: an example may compile a JAX program (ask's, the server's model),
+    # and a loaded 2-core machine can take seconds over the first draws; print_blob: a failure's reproduction line
+    fuzz = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
+    settings.register_profile("memjax", max_examples=100, **fuzz)
+    settings.register_profile("long", max_examples=10_000, **fuzz)
+    settings.load_profile(os.environ.get("MEMJAX_HYPOTHESIS_PROFILE", "memjax"))
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 

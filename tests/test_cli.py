@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -184,3 +186,47 @@ def test_help_and_argument_mistakes_answer_without_importing_jax():
         assert r.stdout.split()[-2:] == [status, "False"], (args, r.stdout, r.stderr)
     r = run(["train", "--model", "nope"])
     assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr and "memn2n" in r.stderr
+
+
+def one_record(folder, name="good.jsonl"):
+    path = folder / name
+    path.write_text(json.dumps({"story": ["Mary went home."], "question": "Where is Mary?", "answer": "home"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command, flag", [
+    (["train", "--test-file", "GOOD", "--train-file"], "--train-file"),
+    (["train", "--train-file", "GOOD", "--test-file"], "--test-file"),
+    (["train", "--train-file", "GOOD", "--test-file", "GOOD", "--valid-file"], "--valid-file"),
+    (["train", "--glove"], "--glove"),
+    (["eval", "--checkpoint", "NOWHERE", "--test-file"], "--test-file"),
+    (["plot", "--run", "NOWHERE", "--story"], "--story"),
+    (["data", "import"], ""),
+])
+def test_every_file_argument_must_be_a_readable_file(tmp_path, command, flag):
+    """A folder given for a file: one line and exit 2 (before: an IsADirectoryError traceback, exit 1)."""
+    good = one_record(tmp_path)
+    args = [str(good) if a == "GOOD" else str(tmp_path / "nowhere") if a == "NOWHERE" else a for a in command]
+    named = f" ({flag})" if flag else ""
+    r = run([*args, str(tmp_path)])
+    assert r.returncode == 2 and r.stderr == f"memjax: error: {tmp_path}: is a folder, not a file{named}\n", r.stderr
+
+
+def test_pipes_devices_and_unreadable_files_are_refused(tmp_path):
+    from memjax.cli import main
+
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)  # read as data, a pipe with no writer would wait forever
+    cases = [(fifo, "not a regular file: a device, pipe or socket (--train-file)"),
+             ("/dev/zero", "not a regular file: a device, pipe or socket (--train-file)"),  # endless
+             (tmp_path / "missing.jsonl", "file not found (--train-file)")]
+    if os.geteuid() != 0:  # root reads anything
+        locked = one_record(tmp_path, "locked.jsonl")
+        locked.chmod(0)
+        cases.append((locked, "cannot read it (Permission denied) (--train-file)"))
+    good = one_record(tmp_path)
+    for path, message in cases:
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            assert main(["train", "--train-file", str(path), "--test-file", str(good)]) == 2
+        assert errors.getvalue() == f"memjax: error: {path}: {message}\n"

@@ -276,3 +276,17 @@ def test_the_flags_keep_their_names_and_defaults():
     now = {s: (a.dest, a.default, list(a.choices) if a.choices else None)
            for a in train._actions for s in a.option_strings}
     assert {flag: now.get(flag) for flag in FLAGS} == FLAGS
+
+
+def test_a_byte_order_mark_is_read_and_pipes_are_refused(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark: it is not TOML, and not refused; a pipe
+    (or a device) would be read without end."""
+    train = cli._subcommand(cli._parser(), "train")
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeffseeds = 3\n[model]\ndim = 16\n".encode())
+    assert cli._read_config(str(path), train) == {"seeds": 3, "dim": 16}
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for bad, kind in ((fifo, "not a regular file: a device, pipe or socket"), ("/dev/zero", "not a regular file")):
+        with pytest.raises(ValueError, match="^" + re.escape(f"{bad}: cannot read the config file ({kind}")):
+            cli._read_config(str(bad), train)

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,36 @@ def test_missing_files_have_clear_messages(data_root, tmp_path):
         task_files(data_root, "fr", 1)
     with pytest.raises(DataError, match="file not found"):
         parse_file(tmp_path / "nothing.txt")
+
+
+@pytest.mark.parametrize("bad, message", [
+    # numbers are written in ASCII digits and fit the int32 arrays (int() refuses "²" and over 4300 digits,
+    # and reads "٢" as 2)
+    ("1 Mary went home.\n2147483648 John left.\n", "f.txt:2: line number 2147483648 is out of range (at most 2147483647)"),
+    ("1 Mary went home.\n" + "9" * 5000 + " John left.\n", "f.txt:2: line number 99999999999999999999... is out of range"),
+    ("² Mary went home.\n", "f.txt:1: malformed line"),
+    ("1 Mary went home.\n٢ Where is Mary?\thome\t1\n", "f.txt:2: malformed line"),
+    ("1 Mary went home.\n2 Where is Mary?\thome\t²\n", "f.txt:2: supporting fact '²' is not an earlier statement"),
+    ("1 Mary went home.\n2 Where is Mary?\thome\t" + "9" * 5000 + "\n",
+     "f.txt:2: supporting fact '99999999999999999999...' is not an earlier statement"),
+    ("1 Mary went home.\n2 Where is Mary?\thome\t4294967297\n", "f.txt:2: supporting fact '4294967297' is not"),
+])
+def test_numbers_in_babi_text_are_checked(bad, message):
+    with pytest.raises(DataError) as e:
+        parse_lines(bad.splitlines(), source="f.txt")
+    assert str(e.value).startswith(message)
+
+
+def test_leading_zeros_and_a_byte_order_mark_are_read(tmp_path):
+    f = tmp_path / "bom.txt"
+    f.write_bytes(("\ufeff1 Mary went home.\n02 Where is Mary?\thome\t" + "0" * 5000 + "1\n").encode())
+    (q,) = parse_file(f)
+    assert q.story == (("mary", "went", "home"),) and q.supporting == (0,)
+    with pytest.raises(DataError, match="^" + re.escape(f"{tmp_path}: is a folder, not a file") + "$"):
+        parse_file(tmp_path)
+
+
+def test_task_numbers_beyond_int32_are_refused():
+    (q,) = parse_lines(["1 Mary went home.", "2 Where is Mary?\thome\t1"], task=2**31)
+    with pytest.raises(DataError, match="task number 2147483648 is out of range"):
+        vectorize("t", [q], [], [q])

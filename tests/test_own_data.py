@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import subprocess
 
 import pytest
@@ -51,6 +52,16 @@ def test_jsonl_records_become_questions(tmp_path):
     ('{"story": ["A b."], "question": "Where?", "answer": ["x"]}', "'answer' must be a string with words"),
     ('{"story": ["A b."], "question": "Where?", "answer": "x", "supporting": [1]}', "'supporting' must list"),
     ('{"story": ["A b."], "question": "Where?", "answer": "x", "task": -1}', "'task' must be"),
+    # numbers: int32 task ids, indices that are not booleans, numbers Python refuses to convert, deep nesting
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "task": 2147483648}',
+     "'task' must be a whole number from 0 to 2147483647, got 2147483648"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "task": true}', "'task' must be a whole number"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "supporting": [false]}', "'supporting' must list"),
+    ('{"story": ["A b."], "question": "Where?", "answer": "x", "task": ' + "1" * 5000 + "}",
+     "a number in the record has too many digits"),
+    ("[" * 100_000, "the record is nested too deeply"),
+    ('{"story": ["A \\ud800 b."], "question": "Where?", "answer": "x"}', "statement 0 of the story is not Unicode text"),
+    ('{"story": [], "question": "Where \\udfff?", "answer": "x"}', "'question' is not Unicode text"),
 ])
 def test_bad_records_name_the_file_and_line(tmp_path, line, message):
     f = tmp_path / "bad.jsonl"
@@ -106,7 +117,7 @@ def test_train_eval_and_ask_on_your_own_jsonl(tmp_path):
     a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=record + "\n{oops\n", text=True,
                        capture_output=True, timeout=300)
     assert a.returncode == 0 and "(expected " in a.stdout and "hop 3:" in a.stdout
-    assert "memjax: <stdin>: not JSON" in a.stderr
+    assert "memjax: <stdin>:2: not JSON" in a.stderr  # the line is named
 
 
 def test_own_data_flags_are_checked(tmp_path):
@@ -135,3 +146,31 @@ def test_two_word_answers_train_evaluate_and_answer(tmp_path, model, epochs):
                        text=True, capture_output=True, timeout=300)
     assert a.returncode == 0, a.stderr
     assert "Where is Alice? -> living room (p=" in a.stdout and "(expected living room: right)" in a.stdout
+
+
+def test_a_byte_order_mark_and_line_separators_in_strings_are_read(tmp_path):
+    """A byte-order mark starts many files written on Windows; JSON allows U+2028 and U+0085 unescaped
+    inside strings, so they do not end a record (only "\\n" does)."""
+    record = {"story": ["Mary went to the\u2028kitchen.", "John left\x85the hall."], "question": "Where is Mary?",
+              "answer": "kitchen", "supporting": [0]}
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(("\ufeff" + json.dumps(record, ensure_ascii=False) + "\r\n").encode())
+    (q,) = read_questions(f)
+    assert q.story == (("mary", "went", "to", "the", "kitchen"), ("john", "left", "the", "hall"))
+    txt = tmp_path / "bom.txt"
+    txt.write_bytes("\ufeff1 Mary went home.\r\n2 Where is Mary?\thome\t1\r\n".encode())
+    assert read_questions(txt)[0].answer == "home"
+
+
+def test_a_task_beyond_int32_is_refused_naming_the_line(tmp_path):
+    f = tmp_path / "big.jsonl"
+    f.write_text('{"story": ["A b."], "question": "Where?", "answer": "x", "task": 2147483648}\n')
+    with pytest.raises(DataError, match=f"^{re.escape(str(f))}:1: 'task' must be a whole number from 0 to 2147483647"):
+        load_files(str(f), str(f), valid=str(f))  # before: an OverflowError traceback from the int32 array
+
+
+def test_folders_are_refused_as_data_files(tmp_path):
+    for name in ("folder.jsonl", "folder.txt"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path / name))}: is a folder, not a file$"):
+            read_questions(tmp_path / name)

@@ -1,12 +1,14 @@
 """memjax serve: the JSON API (Starlette's TestClient), a real server over HTTP, and the page in headless Chromium."""
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 STORY = ["Mary went to the kitchen.", "John moved to the garden.", "Mary travelled to the office."]
 QUESTION = "Where is Mary?"
 GOOD = {"story": STORY, "question": QUESTION}
+JSON = {"content-type": "application/json"}
 LIMIT = 64 * 1024
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -109,18 +112,104 @@ def test_missing_or_wrongly_typed_fields_are_422_naming_the_field(client):
     assert_error(client.post("/answer", json=["not", "an", "object"]), 422, "object")
 
 
+def post_json_text(client, fields, **headers):
+    """POST ``fields`` as JSON with ASCII escapes (``"\\ud800"``), which httpx's ``json=`` cannot send."""
+    return client.post("/answer", content=json.dumps(fields).encode("ascii"),
+                       headers={"content-type": "application/json", **headers})
+
+
+def test_text_that_cannot_be_encoded_is_400_naming_the_field(client):
+    """A lone surrogate (JSON ``"\\ud800"``) in a statement or the question: a 400 naming the field, where it
+    was a 500 (the answer echoes the statements back and could not be encoded)."""
+    cases = [({"story": ["Mary went to the \ud800 office."], "question": QUESTION}, "story", "story[0]"),
+             ({"story": STORY + ["\udfff"], "question": QUESTION}, "story", "story[3]"),
+             ({"story": "Mary went to the office.\n\ud800", "question": QUESTION}, "story", "story "),
+             ({"story": STORY, "question": "Where is \udbff Mary?"}, "question", "question ")]
+    for fields, name, where in cases:
+        body = assert_error(post_json_text(client, fields), 400, where, "surrogate")
+        assert body["field"] == name
+        assert_answers_mary(client)
+    paired = post_json_text(client, {"story": STORY, "question": "Where is \U0001D510 Mary?"})  # a pair: fine
+    assert paired.status_code == 200 and paired.json()["unknown_words"] == ["\U0001D510"]
+
+
+def test_answer_takes_json_only(client):
+    """POST /answer of any other type is 415: other sites' pages can make a browser send forms and text/plain
+    (or no type) without asking, but JSON only after a CORS preflight, which this server refuses."""
+    body = json.dumps(GOOD).encode()
+    for headers in ({}, {"content-type": "text/plain"}, {"content-type": "text/plain; charset=utf-8"},
+                    {"content-type": "application/x-www-form-urlencoded"},
+                    {"content-type": "multipart/form-data; boundary=x"}, {"content-type": "application/jsonp"},
+                    {"content-type": "text/json"}):
+        assert_error(client.post("/answer", content=body, headers=headers), 415, "application/json")
+        assert_answers_mary(client)
+    assert_error(client.post("/answer", content=b" " * (4 * LIMIT), headers={"content-type": "text/plain"}), 415)
+    assert client.options("/answer", headers={"origin": "https://evil.example",
+                                              "access-control-request-method": "POST"}).status_code == 405
+    for media_type in ("application/json; charset=utf-8", "Application/JSON", " application/json ;charset=UTF-8"):
+        r = client.post("/answer", content=body, headers={"content-type": media_type})
+        assert r.status_code == 200 and r.json()["answer"] == "office", (media_type, r.text)
+
+
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+
+
+def assert_secured(response) -> None:
+    """The response carries the security headers, whatever its route or status."""
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.request.url, response.status_code, name)
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), response.request.url
+
+
+def test_every_response_carries_the_security_headers(client):
+    responses = [client.get("/"), client.get("/static/page.js"), client.get("/static/page.css"),
+                 client.get("/health"), client.get("/api/tasks"), client.get("/api/stories?task=1&limit=1"),
+                 client.get("/api/stories"), client.post("/answer", json=GOOD), client.post("/answer", json={}),
+                 client.post("/answer", content=b"{", headers=JSON), client.post("/answer", content=b"{}"),
+                 client.post("/answer", content=b" " * (LIMIT + 1), headers=JSON), client.get("/nowhere"),
+                 client.get("/answer")]
+    for r in responses:
+        assert_secured(r)
+    assert {r.status_code for r in responses} == {200, 400, 404, 405, 413, 415, 422}
+    # JSON may load nothing and run nothing; the page its own script, style sheet and API
+    assert client.get("/health").headers["content-security-policy"].startswith("default-src 'none';")
+    assert "script-src" not in client.get("/health").headers["content-security-policy"]
+    assert "script-src 'self'" in client.get("/").headers["content-security-policy"]
+
+
+def test_the_host_header_must_be_one_served(answerer):
+    """With allowed_hosts (memjax serve always passes them), another host is refused: DNS rebinding makes a page
+    of evil.example reach a server on 127.0.0.1 under its own name."""
+    local = TestClient(create_app(answerer, allowed_hosts=["localhost", "127.0.0.1", "::1", "Memjax.Example"]),
+                       base_url="http://localhost:8000")
+    assert_answers_mary(local)
+    for host in ("localhost", "LOCALHOST.:8000", "127.0.0.1:8000", "[::1]:8000", "memjax.example",
+                 "memjax.example:443"):
+        r = local.post("/answer", json=GOOD, headers={"host": host})
+        assert r.status_code == 200 and r.json()["answer"] == "office", (host, r.text)
+    for host in ("evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io:8000", "",
+                 "[::2]:8000", "memjax.example.evil", "localhost:8000@evil.example"):
+        refused = local.post("/answer", json=GOOD, headers={"host": host})
+        assert assert_error(refused, 400, "does not serve the host", "--allowed-host")["field"] == "host"
+        assert_secured(refused)
+        assert_error(local.get("/", headers={"host": host}), 400, "host")  # the page too
+    anyone = TestClient(create_app(answerer, allowed_hosts=["localhost", "*"]))
+    assert anyone.post("/answer", json=GOOD, headers={"host": "evil.example"}).status_code == 200
+
+
 def test_bodies_over_the_limit_are_413_whatever_the_headers_say(client):
     padding = " " * (LIMIT + 1)
     huge = ('{"story": [], "question": "Where is Mary?"' + padding + "}").encode()
-    assert_error(client.post("/answer", content=huge), 413, "bytes")
+    assert_error(client.post("/answer", content=huge, headers=JSON), 413, "bytes")
     assert_answers_mary(client)
-    lying = client.post("/answer", content=huge, headers={"content-length": "40"})
+    lying = client.post("/answer", content=huge, headers={**JSON, "content-length": "40"})
     assert_error(lying, 413, str(LIMIT))
     assert_answers_mary(client)
-    chunked = client.post("/answer", content=iter([huge[:LIMIT // 2], huge[LIMIT // 2:]]))
+    chunked = client.post("/answer", content=iter([huge[:LIMIT // 2], huge[LIMIT // 2:]]), headers=JSON)
     assert_error(chunked, 413, str(LIMIT))
     assert_answers_mary(client)
-    assert_error(client.post("/answer", content=b"{}", headers={"content-length": "lots"}), 400, "Content-Length")
+    assert_error(client.post("/answer", content=b"{}", headers={**JSON, "content-length": "lots"}), 400,
+                 "Content-Length")
     assert_answers_mary(client)
 
 
@@ -142,10 +231,12 @@ def test_bad_requests_log_no_tracebacks_and_failures_are_a_json_500(answerer, ca
 
     failing = TestClient(create_app(Failing()))
     with caplog.at_level(logging.INFO):
-        failing.post("/answer", content=b"{")
+        failing.post("/answer", content=b"{", headers=JSON)
         failing.post("/answer", json={"story": STORY})
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert_error(failing.post("/answer", json={"story": STORY, "question": "fail"}), 500, "internal error")
+        failed = failing.post("/answer", json={"story": STORY, "question": "fail"})
+        assert_error(failed, 500, "internal error")
+        assert_secured(failed)
     assert any(r.exc_info and "a bug in the model" in str(r.exc_info[1]) for r in caplog.records)
     assert_answers_mary(failing)
     assert_error(failing.get("/nowhere"), 404)
@@ -183,6 +274,8 @@ def test_the_page_is_self_contained(client):
     script = client.get("/static/page.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "fetch(" in script.text and "https://" not in script.text
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):  # text stays text
+        assert sink not in script.text, sink
     assert client.get("/static/page.css").status_code == 200
 
 
@@ -195,14 +288,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(checkpoint: Path, data_root: Path, log_dir: Path):
-    """``memjax serve`` of ``checkpoint`` in a subprocess, its URL; stopped with SIGTERM, after which it must
-    exit with status 0."""
+def serving(checkpoint: Path, data_root: Path, log_dir: Path, *flags: str):
+    """``memjax serve`` of ``checkpoint`` (with ``flags``) in a subprocess, its URL; stopped with SIGTERM, after
+    which it must exit with status 0."""
     port = free_port()
     log_path = log_dir / "serve.log"
     env = {**os.environ, "MEMJAX_CACHE": "off", "MEMJAX_DATA": str(data_root)}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port)],
+        proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port), *flags],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -222,7 +315,8 @@ def serving(checkpoint: Path, data_root: Path, log_dir: Path):
 
 @pytest.fixture(scope="module")
 def server(trained, data_root, tmp_path_factory):
-    with serving(trained, data_root, tmp_path_factory.mktemp("server")) as url:
+    with serving(trained, data_root, tmp_path_factory.mktemp("server"), "--allowed-host", "memjax.test",
+                 "--request-timeout", "3") as url:
         yield url
 
 
@@ -249,15 +343,29 @@ def test_a_real_server_survives_bad_requests(server):
         assert_answers_mary(http)
         assert_error(http.post("/answer", json={"story": STORY}), 422, "question")
         assert_answers_mary(http)
-        assert_error(http.post("/answer", content=b"x" * (4 * LIMIT)), 413)
+        assert_error(http.post("/answer", content=b"x" * (4 * LIMIT), headers=JSON), 413)
         assert_answers_mary(http)
-        assert_error(http.post("/answer", content=iter([b"[" * 1024] * 100)), 413)  # chunked: no Content-Length
+        assert_error(http.post("/answer", content=iter([b"[" * 1024] * 100), headers=JSON), 413)  # chunked
         assert http.get("/health").status_code == 200
         assert_answers_mary(http)
     for body in (b"{", b"x" * (2 * LIMIT)):  # a fresh connection each, as a plain client would
-        assert httpx.post(server + "/answer", content=body, timeout=60).status_code in (400, 413)
+        assert httpx.post(server + "/answer", content=body, headers=JSON, timeout=60).status_code in (400, 413)
     with httpx.Client(base_url=server, timeout=60) as http:
         assert_answers_mary(http)
+
+
+def test_a_real_server_answers_the_hosts_it_serves_only(server):
+    port = server.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "memjax.test", f"MEMJAX.TEST:{port}"):
+        r = httpx.post(server + "/answer", json=GOOD, headers={"host": host}, timeout=60)
+        assert r.status_code == 200 and r.json()["answer"] == "office", (host, r.text)
+        assert_secured(r)
+    for host in (f"evil.example:{port}", "memjax.test.evil.example", f"10.1.2.3:{port}"):
+        r = httpx.get(server + "/", headers={"host": host}, timeout=60)
+        assert assert_error(r, 400, "does not serve the host")["field"] == "host"
+        assert_secured(r)
+    assert_error(httpx.post(server + "/answer", content=json.dumps(GOOD), headers={"content-type": "text/plain"},
+                            timeout=60), 415)
 
 
 def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
@@ -269,7 +377,153 @@ def test_serve_says_in_one_line_why_it_cannot_start(trained, tmp_path):
         r = run(["serve", "--checkpoint", str(trained), "--port", str(busy.getsockname()[1])])
     assert r.returncode == 2 and r.stderr.startswith("memjax: error: cannot listen on 127.0.0.1:"), r.stderr
     assert len(r.stderr.splitlines()) == 1, r.stderr
-    assert run(["serve", "--help"]).returncode == 0
+    r = run(["serve", "--checkpoint", str(trained), "--port", str(free_port()), "--allowed-host", "a b"])
+    assert r.returncode == 2 and r.stderr.startswith("memjax: error: --allowed-host: not a host name: 'a b'"), r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    for seconds in ("0", "nan", "inf"):
+        r = run(["serve", "--checkpoint", str(trained), "--request-timeout", seconds])
+        assert r.returncode == 2 and "--request-timeout" in r.stderr, r.stderr
+    usage = run(["serve", "--help"])
+    assert usage.returncode == 0 and "--allowed-host" in usage.stdout and "--request-timeout" in usage.stdout
+
+
+# --- slow clients: a deadline per request (memjax.serve.protocol), against uvicorn in a thread ------------
+
+class Quick:
+    """A stand-in model: answers "office" at once, or after 1.5 s when the question is "slow?"."""
+
+    label, tasks, memory_size = "quick", [1], 50
+
+    def answer(self, story, question):
+        from memjax.infer import Answer
+
+        if question == "slow?":
+            time.sleep(1.5)
+        return Answer("office", 1.0, [], [], [("office", 1.0)])
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app, request_timeout: float):
+    """``app`` under uvicorn with memjax serve's protocol and limits, in a thread of this process; its port."""
+    import uvicorn
+
+    from memjax.serve.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEAD, protocol
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=protocol(request_timeout), ws="none",
+                            lifespan="off", log_config=None, access_log=False,
+                            timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield config.port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def quick_port():
+    """A server whose requests must arrive within 1 s."""
+    with uvicorn_thread(create_app(Quick(), allowed_hosts=["127.0.0.1"]), request_timeout=1.0) as port:
+        yield port
+
+
+def trickle(port: int, head: bytes, drip: bytes = b"", every: float = 0.2, limit: float = 8.0) -> tuple[bytes, float]:
+    """Sends ``head``, then ``drip`` a byte every ``every`` seconds (a slow client); returns what the server sent
+    before closing the connection and the seconds it took to close it (``limit`` if it did not)."""
+    start = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.sendall(head)
+        sock.settimeout(every)
+        position = 0
+        while time.monotonic() - start < limit:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:
+                break
+            if chunk == b"":
+                break
+            if chunk:
+                received += chunk
+                continue
+            if position < len(drip):
+                try:
+                    sock.sendall(drip[position:position + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                position += 1
+    return received, time.monotonic() - start
+
+
+def raw_response(raw: bytes) -> tuple[int, dict, dict]:
+    """The status, headers (lower-case names) and JSON body of one raw HTTP/1.1 response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:])}
+    assert b"\n" not in body.rstrip(b"\n"), body  # one line
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def request_head(length: int, host: str = "127.0.0.1") -> bytes:
+    return (f"POST /answer HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def test_headers_that_trickle_in_are_cut_off_with_408(quick_port):
+    raw, seconds = trickle(quick_port, b"POST /answer HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: " + b"a" * 100)
+    assert 0.9 < seconds < 4, seconds  # 1 s, however often a byte comes
+    status, headers, body = raw_response(raw)
+    assert status == 408 and "1 s" in body["error"] and headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+
+
+def test_a_body_that_trickles_in_is_cut_off_with_408(quick_port):
+    body = json.dumps(GOOD).encode()
+    raw, seconds = trickle(quick_port, request_head(len(body)) + body[:10], body[10:])
+    assert 0.9 < seconds < 4, seconds
+    status, _, error = raw_response(raw)
+    assert status == 408 and "did not arrive" in error["error"]
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_a_word(quick_port):
+    raw, seconds = trickle(quick_port, b"")
+    assert raw == b"" and 0.9 < seconds < 4, (raw, seconds)
+
+
+def test_the_deadline_spares_requests_that_arrive_in_time(quick_port):
+    """Each request on a keep-alive connection gets its own second, and a slow answer is not cut off: the
+    clock stops once the request is whole."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{quick_port}", timeout=10) as http:
+        for question in ("Where is Mary?", "slow?", "Where is Mary?", "Where is Mary?"):
+            r = http.post("/answer", json={"story": STORY, "question": question})
+            assert r.status_code == 200 and r.json()["answer"] == "office", r.text
+            time.sleep(0.3)  # idle between requests: over 2 s on one connection in all
+
+
+def test_a_head_over_16_kib_is_a_json_400(quick_port):
+    """h11 refuses a request line and headers still incomplete after 16 KiB (here without their end)."""
+    raw, _ = trickle(quick_port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 17000)
+    status, headers, body = raw_response(raw)
+    assert status == 400 and "invalid HTTP request" in body["error"] and headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_real_server_cuts_off_requests_that_trickle_in(server):
+    port = int(server.rsplit(":", 1)[1])
+    raw, seconds = trickle(port, b"POST /answer HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: " + b"a" * 100,
+                           every=0.5, limit=20)
+    assert 2.9 < seconds < 10, seconds  # --request-timeout 3
+    status, headers, body = raw_response(raw)
+    assert status == 408 and "3 s" in body["error"] and headers["x-content-type-options"] == "nosniff"
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert_answers_mary(http)
 
 
 # --- the page in a browser -------------------------------------------------------------------------
@@ -347,6 +601,18 @@ def test_the_page_answers_and_draws_the_attention(server, browser):
     wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "no words" in by_id(By.ID, "error").text
 
+    # the user's text is shown as text: markup in a statement is not parsed into elements
+    markup = '<img src=x onerror="document.title=1">Mary went to the <b>office</b>.'
+    by_id(By.ID, "story").clear()
+    by_id(By.ID, "story").send_keys(markup + "\n" + STORY[1])
+    by_id(By.ID, "question").clear()
+    by_id(By.ID, "question").send_keys(QUESTION)
+    by_id(By.ID, "ask").click()
+    first = "#heatmap tbody tr td.statement"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, first) and d.find_element(By.CSS_SELECTOR, first).text == markup)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#result img, #result b, #error img")
+    assert "img" in by_id(By.ID, "unknown").text and browser.title == "memjax: ask a memory network"
+
 
 def background(cell) -> tuple[int, int, int, float]:
     """A heat-map cell's computed background colour as (red, green, blue, opacity)."""
@@ -396,3 +662,19 @@ def save_untrained(out: Path, family: str, data_root: Path) -> None:
     params = FAMILIES[family][0](mcfg).init(jax.random.key(0))
     save_model(out / "model", {"1": {"params": params, "family": family, "model": dataclasses.asdict(mcfg),
                                      "vocab": list(ds.vocab.words), "memory_size": ds.memory_size, "tasks": [1]}})
+
+
+def test_a_story_over_the_answerers_limits_is_413_naming_the_field():
+    from starlette.testclient import TestClient
+
+    from memjax.infer import LimitError
+    from memjax.serve.app import create_app
+
+    class OverLimits:  # an answerer whose limits (memjax.infer.Limits) refuse the story
+        label, tasks, memory_size = "x", (1,), 50
+
+        def answer(self, story, question):
+            raise LimitError(f"the story has {len(story)} statements: at most 1 is accepted", "story")
+
+    r = TestClient(create_app(OverLimits())).post("/answer", json={"story": ["A b.", "C d."], "question": "Where?"})
+    assert (r.status_code, r.json()["field"]) == (413, "story") and "at most 1" in r.json()["error"]

@@ -149,11 +149,11 @@ def test_chunked_prediction_equals_direct_logits():
     ds = toy_dataset()
     model = MemN2N(MemN2NConfig(vocab_size=len(ds.vocab), memory_size=6, dim=8))
     trainer = Trainer(model, small_config(), ds)
-    params = model.init(jax.random.key(0))
+    params = jax.jit(model.init)(jax.random.key(0))  # compiled once, not op by op
     data = jax.tree.map(lambda a: a[0], trainer.data)  # the one dataset
     split = data["train"]  # 30 examples: 4 full chunks of 7 and a padded one
-    direct = jnp.argmax(model.logits(params, jnp.asarray(ds.sentences),
-                                     {"story": jnp.asarray(ds.train.story), "query": jnp.asarray(ds.train.query)})[0], -1)
+    direct = jnp.argmax(jax.jit(model.logits)(params, jnp.asarray(ds.sentences),
+                                              {"story": jnp.asarray(ds.train.story), "query": jnp.asarray(ds.train.query)})[0], -1)
     np.testing.assert_array_equal(evaluate.answers(model, trainer.config, params, data, split, chunk=7), direct)
 
 

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,14 +111,17 @@ def test_progress_plain_lines_off_a_terminal_and_one_status_line_on_it(monkeypat
     progress.log("task 1: test error 1.0%")
     text = err.getvalue()
     assert "epoch 4/256" in text and "ETA 12m36s" in text
-    if terminal:  # one line, as wide as the terminal at most, redrawn; the log line clears it first
-        assert text.count("\r\033[K") == 3 and text.endswith("task 1: test error 1.0%\n")
-        status = text.split("\r\033[K")[2]
-        assert status.startswith("task 1 [.") and len(status) <= 119, status
-        assert "3,000 ex/s  loss 0.5  valid 12.2%" in status
-        monkeypatch.setenv("COLUMNS", "80")  # no room for the bar
-        progress(ChunkReport("1", 4, 256, 0, 12.0, 9000, rows))
-        assert err.getvalue().split("\r\033[K")[-1].startswith("task 1  epoch 4/256  ETA 12m36s  3,000 ex/s")
+    if terminal:  # a live display (rich), a row per family, redrawn in place; log lines go above it
+        progress(ChunkReport("2", 3, 256, 0, 9.0, 9000, rows))
+        progress.close()
+        text = err.getvalue()
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # without the control sequences
+        assert "\x1b[" in text and "\n" not in text.split("task 1: test error 1.0%")[0]  # redrawn, not new lines
+        assert "task 1: test error 1.0%" in plain
+        last = plain.splitlines()[-2:]  # the final frame: one row per family
+        assert last[0].startswith("task 1 ") and "epoch 4/256  ETA 12m36s  3,000 ex/s  loss 0.5  valid 12.2%" in last[0]
+        assert last[1].startswith("task 2 ") and "epoch 3/256" in last[1]
+        assert all(len(line) <= 120 for line in plain.splitlines()), plain
     else:
         assert "\r" not in text and "\033" not in text
         assert text.splitlines() == ["task 1: epoch 2/256, ETA 12m42s, 3,000 examples/s, loss 0.5, valid error 12.2%",
@@ -169,7 +173,7 @@ def test_metrics_jsonl_grows_while_dmn_plus_trains(data_root, tmp_path):
     env = {k: v for k, v in os.environ.items()}
     env.update(MEMJAX_DATA=str(data_root), MEMJAX_CACHE="off")
     with open(err, "w") as stderr:
-        proc = subprocess.Popen(MEMJAX + ["train", "--model", "dmn+", "--set", "en-10k", "--tasks", "1", "--epochs", "4",
+        proc = subprocess.Popen(MEMJAX + ["train", "--model", "dmn+", "--set", "en-10k", "--tasks", "1", "--epochs", "6",
                                           "--dim", "8", "--out", str(out)],
                                 env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         seen, deadline = [], time.time() + 600  # each reading of the file while the process still ran
@@ -184,14 +188,14 @@ def test_metrics_jsonl_grows_while_dmn_plus_trains(data_root, tmp_path):
     assert proc.returncode == 0, err.read_text()
     final = _rows(out / "metrics.jsonl")
     epochs = json.loads((out / "results.json").read_text())["tasks"]["1"]["epochs"]
-    assert epochs == 4 and len(final) == epochs and [r["epoch"] for r in final] == list(range(1, 5))
+    assert epochs == 6 and len(final) == epochs and [r["epoch"] for r in final] == list(range(1, 7))
     assert seen, "no rows before the command ended"
     assert len(seen[0]) < epochs and len(seen) >= 2, [len(s) for s in seen]  # the file grew during the training
     assert all(s == final[: len(s)] for s in seen)  # the finished file's rows, value for value
     text = err.read_text()
     assert "\r" not in text and "\033" not in text
     lines = [line for line in text.splitlines() if line.startswith("task 1: epoch ")]
-    assert 1 <= len(lines) <= 4 and lines[-1].startswith("task 1: epoch 4/4, ETA 0s, ")
+    assert 1 <= len(lines) <= 6 and lines[-1].startswith("task 1: epoch 6/6, ETA 0s, ")
     assert "examples/s, loss " in lines[-1] and "valid error" in lines[-1]
     assert "test err" in stdout
 

@@ -36,7 +36,7 @@ _LAZY = {
     "Trainer": "memjax.train.engine", "TrainConfig": "memjax.train.engine", "Fit": "memjax.train.engine",
     "recipe_for": "memjax.train.recipes",
     "run_babi": "memjax.train.protocol",
-    "Answerer": "memjax.infer", "Answer": "memjax.infer",
+    "Answerer": "memjax.infer", "Answer": "memjax.infer", "Limits": "memjax.infer",
 }
 _SUBMODULES = ("data", "models", "nn", "ops", "train", "infer", "paper", "runtime")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
-import shutil
+import stat
 import sys
 import threading
-import time
 from pathlib import Path
 
 # JAX is imported by the commands that need it, not here: --help, --version and mistakes in the
 # arguments answer at once (0.15 s against 1.2 s with JAX imported)
 from memjax import MODEL_NAMES, __version__, configure_xla, enable_compilation_cache
-from memjax.data.babi import ENV_VAR, DataError, parse_tasks
+from memjax.data.babi import ENV_VAR, DataError, parse_tasks, unreadable
 from memjax.data.download import VARIANTS as BABI_VARIANTS
 
 
@@ -30,6 +30,13 @@ def _positive(kind=int):
         return value
 
     return parse
+
+
+def _seconds(text):
+    value = _positive(float)(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
 
 
 def _nonnegative(text):
@@ -212,6 +219,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
     a.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
     a.add_argument("--show", type=_positive(), default=3, help="statements shown per hop (default 3)")
+    # the limits' defaults are memjax.infer.Limits' (not imported here: it imports JAX); a test checks the help
+    a.add_argument("--max-line", type=_positive(), metavar="BYTES",
+                   help="the longest input line (default 65536 bytes); a longer one is skipped with a message")
+    a.add_argument("--max-statement-words", type=_positive(), metavar="N",
+                   help="the most words in a statement or a question (default 1000)")
+    a.add_argument("--max-story", type=_positive(), metavar="N",
+                   help="the most statements in a story (default 1000). A story that loses a statement to a limit "
+                        "answers no question until a new story starts")
 
     s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
                        description="Serve a trained model: POST /answer (a story and a question) returns the "
@@ -222,6 +237,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
     s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
+    s.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a host name requests may be addressed to besides localhost and --host, such as a reverse "
+                        "proxy's (repeatable; '*' accepts any; others get 400)")
+    s.add_argument("--request-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="seconds a request has to arrive whole, headers and body, before the connection is closed "
+                        "(with a 408 if part of it came; default 10)")
 
     n = sub.add_parser("generate", help="write generated bAbI-style stories of any length (bAbI text format)",
                        description="Generate single, two or three supporting-fact questions (as bAbI tasks 1-3) "
@@ -288,7 +309,11 @@ def _read_config(path: str, train: argparse.ArgumentParser) -> dict:
     import tomllib
 
     try:
-        text = Path(path).read_bytes().decode()
+        kind = _not_a_file(path)
+        if kind:  # a pipe or a device would be read without end
+            raise ValueError(f"{path}: cannot read the config file ({kind})")
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not TOML
+        text = Path(path).read_bytes().decode("utf-8-sig")
         table = tomllib.loads(text)
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
@@ -378,6 +403,42 @@ def _config_value(path: str, name: str, value, action: argparse.Action):
     return value
 
 
+# The files each command reads, (dest, flag): each is checked before the command starts, so that a folder,
+# a pipe or an unreadable file given for one is one line and exit status 2, not a traceback.
+_INPUT_FILES = {"train": (("train_file", "--train-file"), ("test_file", "--test-file"), ("valid_file", "--valid-file"),
+                          ("glove", "--glove")),
+                "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),)}
+
+
+def _not_a_file(path: str) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a folder", ...), else None. Raises
+    OSError (FileNotFoundError, ...) when it cannot be looked at."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return None if stat.S_ISREG(mode) else "not a regular file: a device, pipe or socket"
+
+
+def _check_inputs(args) -> None:
+    """Raises ValueError (one line: the path, the problem, the flag) unless every file the command reads
+    is a regular file this process can open."""
+    for dest, flag in _INPUT_FILES.get(args.command, ()):
+        path = getattr(args, dest, None)
+        if not path:
+            continue
+        named = f" ({flag})" if flag else ""
+        try:
+            kind = _not_a_file(path)
+            if kind is None:
+                open(path, "rb").close()  # the permission (stat cannot tell for every user, root included)
+        except OSError as e:
+            raise ValueError(unreadable(path, e) + named) from None
+        if kind == "a folder":
+            raise ValueError(f"{path}: is a folder, not a file{named}")
+        if kind:
+            raise ValueError(f"{path}: {kind}{named}")
+
+
 def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[name]
@@ -401,14 +462,27 @@ def _duration(seconds: float) -> str:
 
 class _Progress:
     """The training's progress on stderr, after each chunk of epochs of each family of runs: epoch / total,
-    time left, training examples per second, the latest loss and validation error. On a terminal one status
-    line, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no control characters; nothing when
-    disabled (--quiet)."""
+    time left, training examples per second, the latest loss and validation error. On a terminal a live
+    display (rich) with a row per family, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no
+    control characters; nothing when disabled (--quiet). :meth:`close` ends the live display."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.terminal = enabled and sys.stderr.isatty()
-        self.t0 = time.perf_counter()
+        self.live = None  # rich.progress.Progress once the first report came, on a terminal
+        self.rows: dict[str, int] = {}  # family -> its row in the live display
+
+    def _display(self):
+        if self.live is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            # redrawn when a report comes, not by a thread: a chunk is what changes the numbers
+            self.live = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                                 TextColumn("{task.fields[text]}"), TimeElapsedColumn(),
+                                 console=Console(file=sys.stderr), auto_refresh=False, transient=False)
+            self.live.start()
+        return self.live
 
     def __call__(self, report):  # a memjax.train.watch.ChunkReport
         if not self.enabled:
@@ -416,19 +490,16 @@ class _Progress:
         label = report.family
         what = "joint" if label == "joint" else (f"tasks {label}" if "," in label else f"task {label}")
         eta, rate = report.eta, report.examples_per_second
-        if self.terminal:  # short words, the bar only where the line has room for it
+        if self.terminal:  # short words: a row per family
             parts = [f"epoch {report.epoch}/{report.total}", f"ETA {_duration(eta)}" if eta is not None else "",
                      f"{rate:,.0f} ex/s" if rate is not None else "", f"loss {report.loss:.4g}",
-                     f"valid {report.valid_error:.1f}%", f"{time.perf_counter() - self.t0:.0f}s"]
-            text = "  ".join(p for p in parts if p)
-            columns = shutil.get_terminal_size().columns - 1
-            width = 20
-            done = width * report.epoch // report.total
-            line = f"{what[:30]} [{'#' * done}{'.' * (width - done)}] {text}"
-            if len(line) > columns:
-                line = f"{what[:30]}  {text}"
-            sys.stderr.write("\r\033[K" + line[: max(20, columns)])
-            sys.stderr.flush()
+                     f"valid {report.valid_error:.1f}%"]
+            live = self._display()
+            if label not in self.rows:
+                self.rows[label] = live.add_task(what[:30], total=report.total, text="")
+            live.update(self.rows[label], completed=report.epoch, total=report.total,
+                        text="  ".join(p for p in parts if p))
+            live.refresh()
         else:
             parts = [f"epoch {report.epoch}/{report.total}"]
             if eta is not None:
@@ -439,9 +510,16 @@ class _Progress:
             print(f"{what}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
     def log(self, line: str):
-        if self.terminal:
-            sys.stderr.write("\r\033[K")
-        print(line, file=sys.stderr, flush=True)
+        if self.live is not None:  # above the live display
+            self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self.live.refresh()
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
 def _train(args) -> int:
@@ -481,20 +559,23 @@ def _train(args) -> int:
                        "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience,
                        "buckets": args.buckets}
     log = (lambda s: None) if args.quiet else progress.log
-    if args.resume:
-        from memjax.train.protocol import resume_babi
+    try:
+        if args.resume:
+            from memjax.train.protocol import resume_babi
 
-        results = resume_babi(args.resume, data=args.data, log=log, report=progress, tensorboard=args.tensorboard)
-        args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
-            results["config"]["seeds"]
-        args.joint = results["config"]["joint"]
-    else:
-        results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
-                           args.valid, model_overrides, train_overrides, args.out, log=log, report=progress,
-                           tensorboard=args.tensorboard,
-                           files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
-                           first_seed=args.first_seed)
-        args.set = results["set"]
+            results = resume_babi(args.resume, data=args.data, log=log, report=progress, tensorboard=args.tensorboard)
+            args.out, args.model, args.set, args.seeds = args.resume, results["model"], results["set"], \
+                results["config"]["seeds"]
+            args.joint = results["config"]["joint"]
+        else:
+            results = run_babi(args.model, args.set, tasks, args.joint, args.seeds, args.data, args.memory,
+                               args.valid, model_overrides, train_overrides, args.out, log=log, report=progress,
+                               tensorboard=args.tensorboard,
+                               files=files, devices=args.devices, glove=args.glove, glove_freeze=args.glove_freeze,
+                               first_seed=args.first_seed)
+            args.set = results["set"]
+    finally:
+        progress.close()  # the live display ends before the table (or an error's line) is printed
     mode = "joint" if args.joint else "per task"
     what = "your own data" if args.set == "own" else f"bAbI {args.set}"
     print(f"{args.model} on {what}, {mode}, best of {args.seeds} run(s) on validation")
@@ -507,15 +588,12 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from memjax.train.protocol import evaluate_babi, format_table
+    from memjax.train.protocol import evaluate_babi, format_table, read_run
 
     tasks = parse_tasks(args.tasks) if args.tasks else None
     files = None
     if args.test_file:
-        try:
-            run = json.loads((Path(args.checkpoint) / "run.json").read_text())
-        except (OSError, ValueError):
-            run = {}
+        run = read_run(args.checkpoint)
         saved = run.get("files") or {}
         # without your own training files, the test file stands in for them (same numbers in each column)
         files = {"train": saved.get("train") or args.test_file, "valid": saved.get("valid"), "test": args.test_file}
@@ -529,56 +607,18 @@ def _eval(args) -> int:
 
 
 def _ask(args) -> int:
-    from memjax.data.babi import line_number, normalize_answer
-    from memjax.data.own import parse_record
-    from memjax.infer import Answerer
+    from memjax.ask import Asker
+    from memjax.infer import Answerer, Limits
 
-    qa = Answerer.load(args.checkpoint, args.task)
-    interactive = sys.stdin.isatty()
-    if interactive:
+    given = {"max_line": args.max_line, "max_statement_words": args.max_statement_words, "max_story": args.max_story}
+    limits = Limits(**{k: v for k, v in given.items() if v is not None})
+    qa = Answerer.load(args.checkpoint, args.task, limits)
+    if sys.stdin.isatty():
         print(f"memjax ask: model {qa.label} from {args.checkpoint} ({len(qa.vocab)} words, memory "
               f"{qa.memory_size}). Type statements; end a question with '?'; an empty line starts a new story.",
               file=sys.stderr)
-    story: list[str] = []
-    for raw in sys.stdin:
-        line = raw.strip()
-        if not line:
-            story = []
-            continue
-        if line.startswith("{"):  # a JSON-lines record: its own story, question and answer
-            try:
-                record = parse_record(line, "<stdin>")
-            except DataError as e:
-                print(f"memjax: {e}", file=sys.stderr)
-                continue
-            story = [" ".join(s) for s in record.story]
-            line = " ".join(record.query) + "?\t" + record.answer
-        number, line = line_number(line)  # a bAbI-format line: "1 Mary went to the kitchen."
-        if number == 1:
-            story = []
-        text, _, expected = line.partition("\t")  # bAbI questions carry "<TAB>answer<TAB>support"
-        text = text.strip()
-        if not text.endswith("?"):
-            story.append(text)
-            continue
-        try:
-            a = qa.answer(story, text)
-        except ValueError as e:
-            print(f"memjax: {e}", file=sys.stderr)
-            continue
-        note = ""
-        if expected.strip():
-            truth = normalize_answer(expected.split("\t")[0])
-            note = f"  (expected {truth}: {'right' if truth == a.answer else 'wrong'})"
-        print(f"{text} -> {a.answer} (p={a.probability:.2f}){note}")
-        if a.unknown:
-            how = "read by their context" if qa.keeps_unknown else "ignored"
-            print(f"  unknown words, {how}: {', '.join(a.unknown)}")
-        for k, hop in enumerate(a.hops, 1):
-            shown = "; ".join(f"[{i + 1}] {s} ({w:.2f})" for i, s, w in hop[: args.show])
-            print(f"  {a.row_name} {k}: {shown or '(empty memory)'}")
-        sys.stdout.flush()
-    return 0
+    # the bytes, read a line at a time up to --max-line: a decoding error or a long line is one line's problem
+    return Asker(qa, args.show).run(sys.stdin.buffer, sys.stdout, sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -594,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)  # again: the file's values are the defaults, the flags given win
     configure_xla()  # the CPU split into one device per core, before JAX starts (importing memjax does not)
     try:
+        _check_inputs(args)
         if args.command == "train":
             return _train(args)
         if args.command == "eval":
@@ -605,7 +646,10 @@ def main(argv: list[str] | None = None) -> int:
 
             questions = generate(args.kind, args.questions, args.length, args.people, args.places, args.objects,
                                  args.distractors, args.seed)
-            write_babi(questions, args.out)
+            try:
+                write_babi(questions, args.out)
+            except OSError as e:  # a folder, a missing folder, no permission: one line
+                raise ValueError(f"{args.out}: cannot write it ({e.strerror or e}) (--out)") from None
             print(f"wrote {args.questions} {args.kind}-fact questions over {args.length}-statement stories to {args.out}")
             return 0
         if args.command == "serve":

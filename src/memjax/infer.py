@@ -31,6 +31,60 @@ from memjax.train.checkpoint import CheckpointError, load_model
 ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How much one question may bring: more is refused (:class:`LimitError`) before any work, so that
+    what answering costs in memory is bounded whatever the input (a 1 MB statement of 500,000 words
+    otherwise takes 1.6 GB). ``memjax ask`` reads its input by these; :class:`Answerer` checks them.
+
+    Attributes:
+        max_line: characters in a statement or a question (``memjax ask``: bytes in an input line;
+            the server's body limit is the same 64 KiB).
+        max_statement_words: words in a statement the model reads, or in the question (bAbI's
+            statements have at most a dozen).
+        max_story: statements in a story (bAbI's longest has 228; the server accepts as many).
+    """
+
+    max_line: int = 65_536
+    max_statement_words: int = 1_000
+    max_story: int = 1_000
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{f.name} must be a positive whole number, got {value!r}")
+
+
+class LimitError(ValueError):
+    """A story or question over one of the :class:`Limits`; ``field`` is ``"story"`` or ``"question"``.
+    (A ValueError: callers that refuse bad input by ValueError refuse these too.)"""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_text(text: str, what: str, field: str, limits: Limits) -> list[str]:
+    """The words of ``text`` (a statement or a question, named ``what`` in messages), after checking
+    it against ``limits``: characters first, so that no more than ``max_line`` are ever split.
+
+    Raises:
+        LimitError: more than ``limits.max_line`` characters or ``limits.max_statement_words`` words.
+        ValueError: ``text`` is not Unicode text (a lone surrogate, as JSON's ``"\\ud800"`` gives).
+    """
+    if len(text) > limits.max_line:
+        raise LimitError(f"{what} has {len(text)} characters: at most {limits.max_line} are accepted", field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not Unicode text (it holds a lone surrogate)") from None
+    found = words(text)
+    if len(found) > limits.max_statement_words:
+        raise LimitError(f"{what} has {len(found)} words: at most {limits.max_statement_words} are accepted", field)
+    return found
+
+
 @dataclasses.dataclass
 class Answer:
     """What the model says about one question.
@@ -138,16 +192,19 @@ def predictions(model, params: dict, data: dict, story: np.ndarray, query: np.nd
 class Answerer:
     """A trained model of any family ready to answer questions about new stories."""
 
-    def __init__(self, label: str, model, params: dict, vocab: Vocab, memory_size: int, tasks: Sequence[int] = ()):
+    def __init__(self, label: str, model, params: dict, vocab: Vocab, memory_size: int, tasks: Sequence[int] = (),
+                 limits: Limits | None = None):
         self.label, self.vocab, self.memory_size, self.tasks = label, vocab, memory_size, list(tasks)
+        self.limits = limits or Limits()  # what one question may bring (see Limits)
         self.model, self.cfg = model, model.cfg
         self.params = jax.tree.map(jnp.asarray, params)
         # padding is never an answer
         self._answers = np.arange(model.cfg.vocab_size) > 0
 
     @classmethod
-    def load(cls, directory: str | Path, task: int | str | None = None) -> "Answerer":
-        """The model of ``task`` in a run's folder (the only one, or the joint model, by default)."""
+    def load(cls, directory: str | Path, task: int | str | None = None, limits: Limits | None = None) -> "Answerer":
+        """The model of ``task`` in a run's folder (the only one, or the joint model, by default), answering
+        within ``limits`` (default :class:`Limits`)."""
         models = load_models(directory)
         if task is None:
             if len(models) != 1:
@@ -158,44 +215,58 @@ class Answerer:
             label = str(task)
             if label not in models:
                 joint = models.get("joint")
-                if joint is not None and (label == "joint" or int(label) in joint["tasks"]):
+                if joint is not None and (label == "joint" or label.isdigit() and int(label) in joint.get("tasks", ())):
                     label = "joint"
                 else:
                     raise CheckpointError(f"{directory}: no model for task {task} "
                                           f"(it holds {', '.join(sorted(models, key=_order))})")
         m = models[label]
-        vocab = Vocab(m["vocab"][2:])
-        if vocab.words != m["vocab"]:
-            raise CheckpointError(f"{directory}: the saved vocabulary is not in memjax's order")
-        return cls(label, _model(m), m["params"], vocab, int(m["memory_size"]), m.get("tasks", ()))
+        # load_models checked the entry: its vocabulary is in memjax's order and fits the config, its memory size too
+        return cls(label, _model(m), m["params"], Vocab(m["vocab"][2:]), int(m["memory_size"]), m.get("tasks", ()), limits)
 
     @property
     def keeps_unknown(self) -> bool:
         """Whether unknown words are read (as the unknown word, by their context) rather than left out."""
         return self.model.keeps_unknown
 
-    def _ids(self, text: str, unknown: list[str]) -> list[int]:
-        """Word ids; unknown words are left out, or kept as the unknown word by models that read them."""
+    def _ids(self, found: Sequence[str], unknown: dict[str, None]) -> list[int]:
+        """Word ids of the words ``found``; unknown words are left out, or kept as the unknown word by models
+        that read them, and gathered in ``unknown`` (a dict as an ordered set: a list's ``in`` made
+        thousands of new words quadratic)."""
         out = []
-        for w in words(text):
+        for w in found:
             if w in self.vocab:
                 out.append(self.vocab.id(w))
             else:
                 if self.keeps_unknown:
                     out.append(UNK)
-                if w not in unknown:
-                    unknown.append(w)
+                unknown.setdefault(w)
         return out
 
     def answer(self, story: Sequence[str], question: str) -> Answer:
-        """Answers ``question`` about ``story`` (statements oldest first; the last ``memory_size`` are read)."""
-        unknown: list[str] = []
-        query = self._ids(question, unknown)
-        if not words(question):
+        """Answers ``question`` about ``story`` (statements oldest first; the last ``memory_size`` are read).
+
+        Raises:
+            LimitError: the story, a statement or the question is over :attr:`limits` (checked before
+                any other work: what one answer costs is bounded by the limits).
+            ValueError: the question has no words, or a text is not Unicode.
+        """
+        limits = self.limits
+        if len(story) > limits.max_story:
+            raise LimitError(f"the story has {len(story)} statements: at most {limits.max_story} are accepted",
+                             "story")
+        for i, s in enumerate(story):  # those outside the memory are never split, but held all the same
+            if len(s) > limits.max_line:
+                raise LimitError(f"statement {i + 1} has {len(s)} characters: at most {limits.max_line} are accepted",
+                                 "story")
+        unknown: dict[str, None] = {}
+        found = check_text(question, "the question", "question", limits)
+        if not found:
             raise ValueError("the question has no words")
+        query = self._ids(found, unknown)
         first = max(0, len(story) - self.memory_size)
         kept = list(range(first, len(story)))
-        encoded = [self._ids(s, unknown) for s in story[first:]]
+        encoded = [self._ids(check_text(story[i], f"statement {i + 1}", "story", limits), unknown) for i in kept]
         longest = max([1, len(query)] + [len(s) for s in encoded])
         width = 8
         while width < longest:  # padded to a few shapes, so that new stories rarely recompile
@@ -222,7 +293,7 @@ class Answerer:
             top = [(self.vocab.words[int(i)], float(pred.scores[0][int(i)])) for i in order[:5]]
         else:
             top = [(text, probability)]
-        return Answer(text, probability, hops, unknown, top, self.model.traits.attention, self.keeps_unknown)
+        return Answer(text, probability, hops, list(unknown), top, self.model.traits.attention, self.keeps_unknown)
 
 
 def _order(label: str):

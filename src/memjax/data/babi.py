@@ -38,6 +38,22 @@ class DataError(Exception):
     """A problem with the user's data: the message is one line, fit to show as it is."""
 
 
+# Numbers read from data (line numbers, supporting ids, task ids) end up in int32 arrays
+# (memjax.data.dataset): larger ones are refused where they are read, naming the file and line.
+MAX_NUMBER = 2**31 - 1
+
+
+def _number(text: str) -> int | None:
+    """``text`` as a whole number if it is written in ASCII digits, else None. One of more than 10
+    digits comes back as ``MAX_NUMBER + 1``, above the range the callers check, unconverted: ``int``
+    refuses strings of over 4300 digits. (``str.isdigit`` alone accepts "²", which ``int`` refuses,
+    and "٣", which it reads as 3.)"""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    significant = text.lstrip("0")
+    return int(significant or "0") if len(significant) <= 10 else MAX_NUMBER + 1
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cases ``text`` and splits punctuation off the words.
 
@@ -96,10 +112,12 @@ class Question:
 
 
 def line_number(line: str) -> tuple[int | None, str]:
-    """Splits a bAbI line number off: ``"1 Mary went home."`` -> ``(1, "Mary went home.")``; (None, line) if none."""
+    """Splits a bAbI line number off: ``"1 Mary went home."`` -> ``(1, "Mary went home.")``; (None, line) if none
+    (also for a number above :data:`MAX_NUMBER`, which no bAbI line has: the line is then text)."""
     head, _, rest = line.strip().partition(" ")
-    if head.isdigit() and rest.strip():
-        return int(head), rest.strip()
+    number = _number(head)
+    if number is not None and number <= MAX_NUMBER and rest.strip():
+        return number, rest.strip()
     return None, line.strip()
 
 
@@ -110,6 +128,8 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
         lines: an iterable of text lines.
         source: the file name used in error messages.
         task: the task number stored in each question.
+
+    Line numbers and supporting ids are whole numbers in ASCII digits, at most :data:`MAX_NUMBER`.
 
     Raises:
         DataError: for a malformed line, naming ``source`` and the line number.
@@ -124,9 +144,12 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
             continue
         where = f"{source}:{lineno}"
         head, _, rest = line.lstrip().partition(" ")
-        if not head.isdigit() or not rest.strip():
+        number = _number(head)
+        if number is None or not rest.strip():
             raise DataError(f"{where}: malformed line, expected '<number> <text>': {line[:60]!r}")
-        number = int(head)
+        if number > MAX_NUMBER:
+            raise DataError(f"{where}: line number {head[:20]}{'...' if len(head) > 20 else ''} is out of range "
+                            f"(at most {MAX_NUMBER})")
         if number == 1 or number <= previous:
             if number != 1:
                 raise DataError(f"{where}: line number {number} does not follow {previous} and does not start a story")
@@ -145,9 +168,11 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
             ids = parts[2].split() if len(parts) > 2 else []
             supporting = []
             for s in ids:
-                if not s.isdigit() or int(s) not in line_to_fact:
-                    raise DataError(f"{where}: supporting fact {s!r} is not an earlier statement of this story")
-                supporting.append(line_to_fact[int(s)])
+                fact = _number(s)  # an earlier line's number, so at most MAX_NUMBER
+                if fact not in line_to_fact:
+                    shown = s if len(s) <= 20 else s[:20] + "..."
+                    raise DataError(f"{where}: supporting fact {shown!r} is not an earlier statement of this story")
+                supporting.append(line_to_fact[fact])
             questions.append(Question(tuple(story), tuple(query), answer, tuple(supporting), task))
         else:
             if "?" in rest:
@@ -161,15 +186,25 @@ def parse_lines(lines, source: str = "<input>", task: int = 0) -> list[Question]
 
 
 def parse_file(path: str | os.PathLike, task: int = 0) -> list[Question]:
-    """Parses one bAbI file (see :func:`parse_lines`)."""
+    """Parses one bAbI file (see :func:`parse_lines`), UTF-8 text with or without a byte-order mark."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not part of line 1
+        with open(path, encoding="utf-8-sig") as f:
             return parse_lines(f, source=str(path), task=task)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(unreadable(path, e)) from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def unreadable(path: str | os.PathLike, error: OSError) -> str:
+    """The one-line message for a data file that cannot be opened or read (missing, a folder, no permission, ...)."""
+    if isinstance(error, FileNotFoundError):
+        return f"{path}: file not found"
+    if isinstance(error, IsADirectoryError):
+        return f"{path}: is a folder, not a file"
+    return f"{path}: cannot read it ({error.strerror or error})"
 
 
 def data_root(flag: str | None = None) -> Path:

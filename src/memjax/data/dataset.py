@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from memjax.data.babi import DataError, Question, data_root, parse_file, task_files
+from memjax.data.babi import MAX_NUMBER, DataError, Question, data_root, parse_file, task_files
 
 PAD, UNK = 0, 1
 
@@ -160,6 +160,10 @@ def vectorize(
         raise DataError(f"{name}: no training questions")
     vocab = vocab or Vocab.from_questions(list(train) + list(valid))
     everything = [*train, *valid, *test]
+    # the task numbers go into an int32 array: a larger one would end in an OverflowError inside NumPy
+    bad = next((q.task for q in everything if not 0 <= q.task <= MAX_NUMBER), None)
+    if bad is not None:
+        raise DataError(f"{name}: task number {bad} is out of range (0 to {MAX_NUMBER})")
     query_len = max(len(q.query) for q in everything)
     max_support = max(len(q.supporting) for q in everything)
     enc = _Encoder(vocab, memory_size)

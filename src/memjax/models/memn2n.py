@@ -294,7 +294,7 @@ class MemN2N(Model):
         m = story.shape[1]
         time = time_rows = None
         # Time noise needs a memory of more than 1 / noise slots; below that every time is the slot's own.
-        if phase.noise is not None and self._noisy(phase.config) and noise_spread(m, phase.config.noise) > 0:
+        if phase.noise is not None and noise_spread(m, phase.config.noise) > 0:  # noise only where noise_draws > 0
             occupied = jnp.sum(story != 0, axis=1)
             time = time_from_uniforms(phase.noise, occupied, m, phase.config.noise, table=self.cfg.memory_size)
             time_rows = self.time_rows(m, phase.config)

@@ -26,11 +26,15 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from memjax.data.babi import ENV_VAR, data_root
 
-__all__ = ["create_app", "serve", "story_source"]
+__all__ = ["allowed_hosts", "create_app", "serve", "story_source"]
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_EVERY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 def __getattr__(name: str):
@@ -82,6 +86,26 @@ def url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
+    """The hosts a request's Host header may name on a server listening on ``host`` (whatever the port).
+
+    The localhost forms, ``host`` itself and ``extra`` (``--allowed-host``: a reverse proxy's name;
+    ``*`` turns the check off). Listening on every address (``0.0.0.0``, ``::``), also the machine's
+    name and the addresses it resolves to; other names and addresses must be passed in ``extra``.
+    """
+    names = [*LOCAL_HOSTS, *extra]
+    if host not in _EVERY_ADDRESS:
+        names.append(host)
+    else:
+        machine = socket.gethostname()
+        names.append(machine)
+        try:
+            names += [info[4][0] for info in socket.getaddrinfo(machine, None) if "%" not in str(info[4][0])]
+        except OSError:  # the name does not resolve: the addresses must be passed with --allowed-host
+            pass
+    return list(dict.fromkeys(names))
+
+
 def unusable_address(host: str, port: int) -> str | None:
     """Why the server could not listen on ``host:port`` (a one-line message), or None if it can.
 
@@ -101,7 +125,8 @@ def serve(args: argparse.Namespace) -> int:
     """Runs ``memjax serve``: loads the model once, then serves it until interrupted.
 
     Args:
-        args: the command line's ``checkpoint``, ``task``, ``host``, ``port`` and ``data``.
+        args: the command line's ``checkpoint``, ``task``, ``host``, ``port``, ``data``,
+            ``allowed_host`` (a list, or None) and ``request_timeout`` (seconds).
 
     Returns:
         The exit status.
@@ -122,12 +147,20 @@ def serve(args: argparse.Namespace) -> int:
 
     from memjax import enable_compilation_cache
     from memjax.infer import Answerer
-    from memjax.serve.app import create_app
+    from memjax.serve.app import create_app, served_hosts
+    from memjax.serve.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEAD, protocol
+
+    hosts = allowed_hosts(args.host, args.allowed_host or ())
+    try:
+        served_hosts(hosts)  # a bad --allowed-host fails now, in one line, before the model loads
+    except ValueError as e:
+        print(f"memjax: error: --allowed-host: {e}", file=sys.stderr)
+        return 2
 
     root, set_name = story_source(args.checkpoint, args.data)
     enable_compilation_cache()
     qa = Answerer.load(args.checkpoint, args.task)
-    app = create_app(qa, root, set_name)
+    app = create_app(qa, root, set_name, allowed_hosts=hosts)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     stories = f"example stories from {root / set_name}" if root else \
         f"no bAbI data folder, so no example stories (pass --data DIR, set {ENV_VAR} or run memjax data download)"
@@ -136,7 +169,10 @@ def serve(args: argparse.Namespace) -> int:
     print(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)", flush=True)
     with _stop_on_sigterm():
         try:
-            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+            # h11 with a deadline per request (slow headers and bodies), whatever uvicorn would pick;
+            # no WebSocket upgrades (the app has no WebSocket route)
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info", http=protocol(args.request_timeout),
+                        ws="none", timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD)
         except (_Stopped, KeyboardInterrupt):
             pass  # uvicorn shut down gracefully, then passed the signal on
     print("memjax serve: stopped", flush=True)

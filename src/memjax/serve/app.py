@@ -9,6 +9,13 @@ Routes:
 
 Every error is a JSON object ``{"error": message}`` (with ``"field"`` when one field of the request
 is at fault). A handler that fails unexpectedly answers 500 and logs the traceback; the server goes on.
+
+Defences against other sites' pages, which can make a visitor's browser send requests to a server on
+localhost: ``POST`` takes ``Content-Type: application/json`` only (415 otherwise; a cross-site page
+cannot send that type without the browser asking first, and this server allows no cross-site
+requests); with ``allowed_hosts``, a Host header naming another host is refused (400: DNS
+rebinding); every response carries :data:`SECURITY_HEADERS` (no MIME sniffing, no framing, no
+referrer, a Content-Security-Policy; the page's own is :data:`PAGE_CSP`).
 """
 
 from __future__ import annotations
@@ -16,21 +23,29 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memjax.data.babi import TASK_NAMES, DataError
+from memjax.infer import LimitError
 from memjax.serve import page
 from memjax.serve.stories import example_stories
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from memjax.infer import Answerer
 
 log = logging.getLogger("memjax.serve")
@@ -38,12 +53,17 @@ log = logging.getLogger("memjax.serve")
 MAX_BODY = 64 * 1024
 MAX_STATEMENTS = 1000
 STORIES_DEFAULT, STORIES_MAX = 50, 200
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+# the page loads its script, style sheet and JSON from this server only, and may not be framed
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# on every response (a response's own header of the same name wins: the page's CSP)
+SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
+_PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP}
 
 
 class RequestError(Exception):
@@ -81,6 +101,19 @@ def guarded(endpoint: Endpoint) -> Endpoint:
             return error_response(500, "internal error: the server could not answer this request (see its log)")
 
     return handle
+
+
+def require_json(request: Request) -> None:
+    """415 unless the request says its body is JSON (``application/json``, parameters such as a charset allowed).
+
+    Browsers send other sites' forms and plain ``fetch`` calls as ``text/plain``, form or multipart
+    bodies without asking the server first; JSON takes a CORS preflight, which this server refuses.
+    """
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        said = f"Content-Type {declared[:60]!r}" if declared else "no Content-Type"
+        raise RequestError(415, f"the body must be JSON sent as Content-Type: application/json, not {said}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -121,11 +154,12 @@ def story_statements(value: Any, max_statements: int) -> list[str]:
     In a string, blank lines are dropped; a list is kept as it is (the answer's indices refer to it).
     """
     if isinstance(value, str):
-        statements = [line.strip() for line in value.splitlines() if line.strip()]
+        statements = [line.strip() for line in unicode_text(value, "story").splitlines() if line.strip()]
     elif isinstance(value, list):
         for i, s in enumerate(value):
             if not isinstance(s, str):
                 raise RequestError(422, f"story[{i}] must be a string, not {_json_type(s)}", "story")
+            unicode_text(s, "story", f"story[{i}]")
         statements = list(value)
     else:
         raise RequestError(422, "story must be a list of statements or a string with one statement per line, "
@@ -140,7 +174,21 @@ def question_field(value: Any) -> str:
     """The question field: a string."""
     if not isinstance(value, str):
         raise RequestError(422, f"question must be a string, not {_json_type(value)}", "question")
-    return value
+    return unicode_text(value, "question")
+
+
+def unicode_text(text: str, field: str, where: str | None = None) -> str:
+    """``text``, or 400 naming ``field`` when it cannot be written as UTF-8.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no reply could echo back (the answer
+    repeats statements and unknown words), so they are refused here rather than failing as a 500.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(400, f"{where or field} is not valid Unicode text: a lone surrogate "
+                                f"{text[e.start]!r} at character {e.start}", field) from None
+    return text
 
 
 def _json_type(value: Any) -> str:
@@ -178,7 +226,7 @@ def whole_number(text: str) -> int | None:
 
 
 def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name: str = "en", max_body: int = MAX_BODY,
-               max_statements: int = MAX_STATEMENTS) -> Starlette:
+               max_statements: int = MAX_STATEMENTS, allowed_hosts: Collection[str] | None = None) -> Starlette:
     """The Starlette application serving ``answerer``.
 
     Args:
@@ -188,7 +236,14 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
         set_name: the data set subfolder the stories come from (``en``, ``en-10k``, ...).
         max_body: the largest request body accepted, in bytes (413 above).
         max_statements: the most statements a story may have (413 above).
+        allowed_hosts: the host names (or addresses) a request's Host header may name, whatever its
+            port; any other host is refused with 400. None, or a ``"*"`` among them, accepts any host
+            (``memjax serve`` always passes its list: see :func:`memjax.serve.allowed_hosts`).
+
+    Raises:
+        ValueError: an entry of ``allowed_hosts`` is not a host name or address.
     """
+    hosts = served_hosts(allowed_hosts)
     root = Path(data_root) if data_root is not None else None
     tasks = sorted(int(t) for t in answerer.tasks) or sorted(TASK_NAMES)
     cache: dict[tuple[int, int], list[dict]] = {}
@@ -198,11 +253,14 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
                              "memory_size": int(answerer.memory_size)})
 
     async def answer(request: Request) -> Response:
+        require_json(request)
         fields = parse_json_object(await read_body(request, max_body))
         story = story_statements(required(fields, "story"), max_statements)
         question = question_field(required(fields, "question"))
         try:
             result = await run_in_threadpool(answerer.answer, story, question)
+        except LimitError as e:  # the story or the question over the server's Answerer's limits (memjax.infer.Limits)
+            raise RequestError(413, str(e), e.field) from None
         except ValueError as e:
             raise RequestError(422, str(e), "question") from None
         return JSONResponse(result.to_dict())
@@ -234,7 +292,83 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
         Route("/api/tasks", guarded(task_list)),
         Route("/api/stories", guarded(stories)),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
+    return Starlette(routes=routes, middleware=[Middleware(Guard, allowed=hosts)],
+                     exception_handlers={HTTPException: _http_error, Exception: _server_error})
+
+
+# a Host header: a bracketed IPv6 address or a name, then an optional port; or a bare IPv6 address
+_HOST = re.compile(r"\[([0-9a-f:.]+)\](?::[0-9]{1,5})?|([0-9a-f.]*:[0-9a-f.]*:[0-9a-f:.]*)"
+                   r"|([^:\[\]@/\\\s?#]*)(?::[0-9]{1,5})?")
+
+
+def host_name(header: str) -> str | None:
+    """The host a Host header names, lower case, without its port or a final dot (``"[::1]:8000"`` ->
+    ``"::1"``, ``"LocalHost.:80"`` -> ``"localhost"``); None for text that is not a host and an optional port."""
+    match = _HOST.fullmatch(header.strip().lower())
+    if match is None:
+        return None
+    return next(g for g in match.groups() if g is not None).rstrip(".")
+
+
+def served_hosts(allowed_hosts: Collection[str] | None) -> frozenset[str] | None:
+    """``allowed_hosts`` as :func:`host_name` writes them; None for any host (None, or ``"*"`` among them).
+
+    Raises:
+        ValueError: an entry is not a host name or address (with an optional port).
+    """
+    if allowed_hosts is None:
+        return None
+    names = set()
+    for entry in allowed_hosts:
+        name = host_name(entry)
+        if name is None:
+            raise ValueError(f"not a host name: {entry[:100]!r}")
+        names.add(name)
+    return None if "*" in names else frozenset(names)
+
+
+class Guard:
+    """ASGI middleware: refuses a request whose Host is not served, and adds :data:`SECURITY_HEADERS` to every
+    response (those a response does not set itself).
+
+    The Host check stops DNS rebinding: a page on ``evil.example`` whose name is made to resolve to
+    127.0.0.1 reaches this server with ``Host: evil.example``.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] | None = None):
+        self.app, self.allowed = app, allowed  # host names as host_name gives them; None: any host
+
+    def host_problem(self, scope: Scope) -> str | None:
+        """Why the request's Host header is refused (one line), or None."""
+        if self.allowed is None:
+            return None
+        hosts = [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == b"host"]
+        if len(hosts) != 1:
+            return f"a request must have one Host header, not {len(hosts)}"
+        if host_name(hosts[0]) not in self.allowed:  # None (not a host) included
+            return (f"this server does not serve the host {hosts[0][:100]!r} (memjax serve --allowed-host NAME "
+                    "adds a name)")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)  # edits the message's own list
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        problem = self.host_problem(scope)
+        if problem:
+            await error_response(400, problem, "host")(scope, receive, send_secured)
+            return
+        await self.app(scope, receive, send_secured)
 
 
 def _static(text: str, media_type: str) -> Endpoint:
@@ -255,5 +389,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    """The last resort, outside the handlers (they catch their own): a JSON 500."""
-    return error_response(500, "internal error: the server could not answer this request (see its log)")
+    """The last resort, outside the handlers (they catch their own): a JSON 500 (sent from outside
+    :class:`Guard`, so it carries the security headers itself)."""
+    response = error_response(500, "internal error: the server could not answer this request (see its log)")
+    response.headers.update(SECURITY_HEADERS)
+    return response

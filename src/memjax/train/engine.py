@@ -75,7 +75,7 @@ class Trainer:
 
     def __init__(self, model, config: TrainConfig, dataset: Dataset | Sequence[Dataset], devices=None,
                  data_parallel: bool | None = None, pretrained: Sequence[tuple] | None = None, freeze: bool = False):
-        self.pretrained, self.freeze = pretrained, freeze
+        self.pretrained = pretrained
         self.single = isinstance(dataset, Dataset)
         self.datasets = [dataset] if self.single else list(dataset)
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(self.datasets)

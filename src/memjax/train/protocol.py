@@ -20,7 +20,7 @@ from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
 from memjax.data.own import load_files
 from memjax.models import FAMILIES, model_for
-from memjax.train.checkpoint import TrainingCheckpoints, family_name, save_model, to_host
+from memjax.train.checkpoint import CheckpointError, TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, occupancy, steps_per_epoch
 from memjax.train.recipes import recipe_for, with_overrides
 from memjax.train.watch import ChunkReport, FamilyWatch, TensorBoard, Watch, history_rows
@@ -142,18 +142,72 @@ def _fit_with_checkpoints(trainer: Trainer, seeds: list[int], progress, out: Pat
     return fits if isinstance(fits, list) else [fits]
 
 
+# run.json's fields, as run_babi takes them, and what each must hold (a run.json read back is checked)
+_RUN_FIELDS = {"model": "text", "set": "text", "tasks": "tasks", "joint": "bool", "seeds": "whole", "data": "text?",
+               "memory": "whole", "valid": "split", "model_overrides": "object", "train_overrides": "object",
+               "files": "files?", "devices": "whole?", "first_seed": "whole", "glove": "text",
+               "glove_freeze": "bool", "memjax_version": "text"}
+_KINDS = {"text": "a string", "split": '"release" or "holdout"', "bool": "true or false", "whole": "a whole number",
+          "tasks": "a list of task numbers", "object": "a JSON object",
+          "files": 'an object with "train" and "test" file names'}
+
+
+def _fits(value, kind: str) -> bool:
+    """Whether ``value`` is of ``kind`` (a key of ``_KINDS``; a trailing ``?`` also allows null)."""
+    if kind.endswith("?"):
+        return value is None or _fits(value, kind[:-1])
+    if kind == "whole":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "tasks":
+        return isinstance(value, list) and all(_fits(t, "whole") for t in value)
+    if kind == "files":
+        return (isinstance(value, dict) and isinstance(value.get("train"), str) and isinstance(value.get("test"), str)
+                and _fits(value.get("valid"), "text?"))
+    if kind == "split":
+        return value in ("release", "holdout")
+    return isinstance(value, {"text": str, "bool": bool, "object": dict}[kind])
+
+
+def read_run(folder: str | Path, needed: bool = False) -> dict:
+    """A run's ``run.json`` (the arguments it was trained with), checked field by field.
+
+    Returns an empty dictionary when the folder has none, unless ``needed``. Raises
+    :class:`~memjax.train.checkpoint.CheckpointError` (one line naming the file) for a file that is
+    unreadable, not JSON, not an object, or holds a field of the wrong type.
+    """
+    path = Path(folder) / RUN_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if not needed:
+            return {}
+        raise CheckpointError(f"{path}: not found (is {folder} the --out folder of a memjax run?)") from None
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    try:
+        run = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not JSON ({e})") from None
+    if not isinstance(run, dict):
+        what = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(run), "a number")
+        raise CheckpointError(f"{path}: holds {what}, not the JSON object of a run's arguments")
+    for key, kind in _RUN_FIELDS.items():
+        if key in run and not _fits(run[key], kind):
+            raise CheckpointError(f"{path}: {key} is {json.dumps(run[key])[:80]}, expected "
+                                  f"{_KINDS[kind.rstrip('?')]}{' or null' if kind.endswith('?') else ''}")
+    return run
+
+
 def resume_babi(out: str | Path, data: str | None = None, **kwargs) -> dict:
     """Continues the run whose ``--out`` folder is ``out``, with its saved arguments (``data`` may move)."""
-    from memjax.train.checkpoint import CheckpointError
-
     path = Path(out) / RUN_FILE
-    try:
-        arguments = json.loads(path.read_text())
-        arguments.pop("memjax_version", None)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: not found (is {out} the --out folder of a memjax run?)") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    arguments = read_run(out, needed=True)
+    arguments.pop("memjax_version", None)
+    unknown = sorted(set(arguments) - set(_RUN_FIELDS))
+    if unknown:  # run_babi would refuse them with a traceback
+        raise CheckpointError(f"{path}: unknown field {unknown[0]} (not an argument of memjax {memjax.__version__})")
+    if "set" not in arguments:
+        raise CheckpointError(f"{path}: no set recorded")
     if data is not None:
         arguments["data"] = data
     if arguments.get("model") == "dmn" and (arguments.get("model_overrides") or {}).get("stop") is None:
@@ -442,15 +496,15 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
     t_start = time.perf_counter()
     checkpoint = Path(checkpoint)
     models = load_models(checkpoint)
-    try:
-        run = json.loads((checkpoint / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        run = {}
+    run = read_run(checkpoint)  # checked: a damaged run.json is one line, not wrong defaults
     set_name = set_name or run.get("set", "en")
     valid = valid or run.get("valid", "release")
     joint = "joint" in models
     if tasks is None:
-        tasks = run.get("tasks") or sorted(t for m in models.values() for t in m["tasks"])
+        tasks = run.get("tasks") or sorted(t for m in models.values() for t in m.get("tasks", []))
+        if not tasks:
+            raise CheckpointError(f"{checkpoint}: neither run.json nor the saved models name their tasks "
+                                  "(give --tasks)")
     own = files or run.get("files")
     root = None if own else data_root(data or run.get("data"))
     if own:
