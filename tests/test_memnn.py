@@ -257,9 +257,9 @@ def test_validation_loss_adds_copies_with_a_word_pretended_unseen_fixed_per_exam
     """With unseen, the evaluation loss (validation: what early stopping compares epochs by) is the
     example's loss plus the mean loss of copies with a word pretended unseen, chosen by uniforms that
     depend on the example alone (not on the epoch, nor on its place in the batch)."""
-    from memjax.models.memnn import _EVAL_VARIANTS
-
     m = _model(hops=1, unseen=True, unseen_rate=0.1)
+    copies = m.cfg.unseen_valid_copies
+    assert copies == 4  # the default
     p = m.init(jax.random.key(4))
     data = {"sentences": jnp.array([[0, 0, 0], [2, 4, 5], [3, 4, 6], [2, 4, 6]]), "answers": jnp.arange(V) < 8,
             **{k: jnp.asarray(v) for k, v in m.extra_data(None).items()}}
@@ -267,18 +267,67 @@ def test_validation_loss_adds_copies_with_a_word_pretended_unseen_fixed_per_exam
              "answer": jnp.array([6, 6]), "supporting": jnp.array([[0, -1], [0, -1]])}
     fixed = jax.jit(m._fixed_uniforms)
     u = fixed(batch["story"], batch["query"])
-    assert u.shape == (_EVAL_VARIANTS, 2, 2) and (u[..., 0] == 0).all()  # 0: always pretend
+    assert u.shape == (copies, 2, 2) and (u[..., 0] == 0).all()  # 0: always pretend
     swapped = fixed(batch["story"][::-1], batch["query"][::-1])
     np.testing.assert_array_equal(swapped, u[:, ::-1])
 
     margin, unsee = jax.jit(m._margin_loss), jax.jit(m._unsee)  # each compiled once
     feats = data["sentences"][batch["story"]]
     want = margin(p, data, batch, feats, batch["query"], None)
-    for k in range(_EVAL_VARIANTS):
+    for k in range(copies):
         s, q = unsee(data, feats, batch["query"], batch["answer"], u[k])
         assert (np.concatenate([np.asarray(s).reshape(2, -1), np.asarray(q)], 1) == UNK).any(1).all()  # a word each
-        want = want + margin(p, data, batch, s, q, None) / _EVAL_VARIANTS
+        want = want + margin(p, data, batch, s, q, None) / copies
     np.testing.assert_allclose(jax.jit(m.batch_loss)(p, data, batch)[0], want, rtol=1e-6)
+    none = _model(hops=1, unseen=True, unseen_rate=0.1, unseen_valid_copies=0)  # no copies: the plain loss
+    np.testing.assert_allclose(jax.jit(none.batch_loss)(p, data, batch)[0],
+                               margin(p, data, batch, feats, batch["query"], None), rtol=1e-6)
+
+
+@pytest.mark.parametrize("share, want", [(0.0, {2: 100, 3: 100, 4: 100, 5: 100, 7: 100, 8: 100}),
+                                         (1.0, {3: 200, 7: 200, 8: 200}),
+                                         (0.25, {2: 75, 3: 125, 4: 75, 5: 75, 7: 125, 8: 125})])
+def test_the_asked_share_of_the_draws_takes_a_question_word(share, want):
+    """``unseen_asked_share``: that share of the draws picks among the question's words, the others among
+    the whole example's (want: how often each word is hidden in 600 draws; with 0.25, 150 over the
+    question's 3 words and 450 over the example's 6)."""
+    john, mary, went, kitchen, garden, where, is_ = 2, 3, 4, 5, 6, 7, 8
+    m = _model(unseen=True, unseen_rate=0.5, unseen_asked_share=share)
+    story = jnp.array([[john, went, kitchen], [mary, went, garden], [0, 0, 0]])
+    words, _, _ = _hidden_words(m, m.extra_data(None), story, jnp.array([where, is_, mary]), garden)
+    found, counts = np.unique(words, return_counts=True)
+    assert dict(zip(found.tolist(), counts.tolist())) == want
+
+
+@pytest.mark.parametrize("field, value", [("unseen_asked_share", -0.1), ("unseen_asked_share", 1.5),
+                                          ("unseen_asked_share", float("nan")), ("unseen_asked_share", True),
+                                          ("unseen_asked_share", "0.5"), ("unseen_valid_copies", -1),
+                                          ("unseen_valid_copies", 1.5), ("unseen_valid_copies", True)])
+def test_unseen_choices_are_validated(field, value):
+    with pytest.raises(ValueError, match=field) as e:
+        MemNNConfig(vocab_size=V, **{field: value})
+    assert "\n" not in str(e.value)
+    MemNNConfig(vocab_size=V, unseen_asked_share=1, unseen_valid_copies=0)  # the bounds are allowed
+
+
+def test_a_model_saved_before_the_unseen_choices_existed_loads_with_their_defaults(tmp_path):
+    """A saved model's config without ``unseen_asked_share`` and ``unseen_valid_copies`` (saved before
+    they existed) loads with the defaults, the choices its training made, and answers."""
+    import dataclasses
+
+    from memjax.infer import Answerer
+    from memjax.train.checkpoint import save_model
+
+    vocab = ["<pad>", "<unk>", "garden", "is", "john", "kitchen", "mary", "went", "where"]
+    cfg = MemNNConfig(vocab_size=len(vocab), memory_size=4, dim=3, unseen=True)
+    old = dataclasses.asdict(cfg)
+    del old["unseen_asked_share"], old["unseen_valid_copies"]
+    params = MemNN(cfg).init(jax.random.key(0))
+    save_model(tmp_path / "model", {"1": {"params": params, "family": "memnn", "model": old, "vocab": vocab,
+                                           "memory_size": 4, "tasks": [1]}})
+    qa = Answerer.load(tmp_path, 1)
+    assert qa.cfg == cfg and (qa.cfg.unseen_asked_share, qa.cfg.unseen_valid_copies) == (0.5, 4)
+    assert qa.answer(["John went to the kitchen."], "Where is Zorg?").answer in vocab
 
 
 # ---- hashing -------------------------------------------------------------------------------------

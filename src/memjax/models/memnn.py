@@ -42,11 +42,13 @@ and a right-context table per role, and a memory word that also occurs in the qu
 *match* feature (a learned vector per word, one shared by all unknown words) to e_y, so that a
 story about a new name can still be answered. To learn them, each training example pretends,
 with probability ``unseen_rate``, that one of its words was never seen (everywhere in the example,
-with the n-grams that contain it): half the time one of its question's words, half the time any word
-of its memories or question, never its answer's; so that a new word is learned both where it is
-asked about and in a sentence the question is not about, which must then not draw the hops. The
-validation loss adds copies of each example with a word pretended unseen (fixed per example), so
-that early stopping keeps an epoch where the unseen-word path has learned too.
+with the n-grams that contain it): a share ``unseen_asked_share`` of the draws (default half) one of
+its question's words, the others any word of its memories or question, never its answer's; so that
+a new word is learned both where it is asked about and in a sentence the question is not about,
+which must then not draw the hops. The validation loss adds ``unseen_valid_copies`` copies (default
+4) of each example with a word pretended unseen (fixed per example), so that early stopping keeps an
+epoch where the unseen-word path has learned too. Both defaults were chosen on bAbI-1k task 1's
+validation questions (experiments/memnn_unseen.py --split valid; results/memnn_unseen_choices.md).
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from memjax.models.base import Model, Phase, Prediction, Traits, softmax_predict
 
 STOP = -2  # the selection of the STOP memory (adaptive hops); -1 marks an unused hop
 EMPTY = -1e30  # the score of an empty memory slot
-_EVAL_VARIANTS = 4  # with unseen: the evaluation loss's examples with a word pretended unseen, per example
 
 
 def ngram_list(sentences: np.ndarray, queries: np.ndarray, order: int) -> tuple:
@@ -82,7 +83,19 @@ def ngram_list(sentences: np.ndarray, queries: np.ndarray, order: int) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class MemNNConfig:
     """MemNN hyperparameters. ``ngram_ids`` is the n-gram vocabulary (set from the training data
-    by :meth:`MemNN.data_defaults` when ``ngrams`` > 1)."""
+    by :meth:`MemNN.data_defaults` when ``ngrams`` > 1).
+
+    With ``unseen``, three fields shape the training only (a saved model answers the same whatever
+    they are, so records saved before a field existed load with its default):
+
+    - ``unseen_rate``: the share of training examples that pretend one of their words unseen;
+    - ``unseen_asked_share``: the share of those draws that take one of the question's words (a new
+      name asked about); the others take any word of the example's memories or question (a new name
+      anywhere, e.g. in a sentence the question is not about). In [0, 1];
+    - ``unseen_valid_copies``: copies of each validation example, each with a word pretended unseen
+      (drawn as in training, the same copies every epoch), whose mean loss the validation loss adds,
+      so that early stopping keeps an epoch where the unseen-word path has learned. 0: none.
+    """
 
     vocab_size: int
     memory_size: int = 50
@@ -93,6 +106,8 @@ class MemNNConfig:
     nonlinear: bool = False
     unseen: bool = False
     unseen_rate: float = 0.1
+    unseen_asked_share: float = 0.5  # chosen on validation: experiments/memnn_unseen.py --split valid
+    unseen_valid_copies: int = 4  # chosen on validation: experiments/memnn_unseen.py --split valid
     margin: float = 0.1
     negatives: int = 0  # 0: every wrong memory and word; else a sample of that many per example and step
     ngram_ids: tuple = ()
@@ -103,6 +118,11 @@ class MemNNConfig:
             raise ValueError("hops, dim, memory_size and ngrams must be positive and the vocabulary non-trivial")
         if not 0.0 <= self.unseen_rate < 1.0 or self.margin <= 0 or self.negatives < 0:
             raise ValueError("unseen_rate must be in [0, 1), margin positive and negatives >= 0")
+        share, copies = self.unseen_asked_share, self.unseen_valid_copies
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"unseen_asked_share must be a number in [0, 1], got {share!r}")
+        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
+            raise ValueError(f"unseen_valid_copies must be a whole number >= 0, got {copies!r}")
         object.__setattr__(self, "ngram_ids", tuple(tuple(int(w) for w in g) for g in self.ngram_ids))
 
     @property
@@ -372,15 +392,15 @@ class MemNN(Model):
     def _unsee(self, data, story_feats, query, answer, u):
         """Pretends, per example with probability ``unseen_rate`` (``u[:, 0]``), that one of its words
         was never seen: every occurrence in the memories and the question becomes the unknown word, and
-        the n-grams that contain it are dropped. ``u[:, 1]`` picks the word: below 1/2, one of the
-        question's distinct words (a new word asked about), else one of the whole example's, memories
-        and question (a new word anywhere), each word of the set as likely; never the answer nor one of
-        the answer's words (R ranks known words: an answer never seen cannot be given).
+        the n-grams that contain it are dropped. ``u[:, 1]`` picks the word: below ``unseen_asked_share``,
+        one of the question's distinct words (a new word asked about), else one of the whole example's,
+        memories and question (a new word anywhere), each word of the set as likely; never the answer nor
+        one of the answer's words (R ranks known words: an answer never seen cannot be given).
 
         The words of the memories alone matter: at test time a new name may stand in a sentence the
-        question is not about, and that sentence must not draw the hops. Pretending only question words
-        unseen taught the opposite (an unknown word in memory was always the one asked about: trained so
-        on task 1, 30.5% error on questions about known names when another name of the story was new)."""
+        question is not about, and that sentence must not draw the hops; pretending only question words
+        unseen teaches that an unknown word in memory is the one asked about (experiments/memnn_unseen.py
+        measures both)."""
         c = self.cfg
         v = c.vocab_size
         b = query.shape[0]
@@ -392,10 +412,12 @@ class MemNN(Model):
         present = present.at[rows, parts].set(False).at[:, : UNK + 1].set(False)  # answer, padding, unknown
         qwords = jnp.where(query < v, query, 0)
         in_query = jnp.zeros((b, v), bool).at[rows, qwords].set(True)
-        half = u[:, 1] < 0.5  # half the time a word of the question, else one of the whole example
-        present = jnp.where(half[:, None], present & in_query, present)
+        share = c.unseen_asked_share
+        asked = u[:, 1] < share  # a word of the question, else one of the whole example
+        present = jnp.where(asked[:, None], present & in_query, present)
         n = jnp.sum(present, axis=1)
-        pick = jnp.minimum(((2 * u[:, 1]) % 1.0 * n).astype(jnp.int32), jnp.maximum(n - 1, 0))
+        within = jnp.where(asked, u[:, 1] / (share or 1.0), (u[:, 1] - share) / ((1.0 - share) or 1.0))  # [0, 1)
+        pick = jnp.minimum((within * n).astype(jnp.int32), jnp.maximum(n - 1, 0))
         word = jnp.argmax(jnp.cumsum(present, axis=1) > pick[:, None], axis=1)  # the pick-th present word
         word = jnp.where((u[:, 0] < c.unseen_rate) & (n > 0), word, -1)
 
@@ -411,13 +433,11 @@ class MemNN(Model):
 
         With ``unseen``, a training step (``drop`` given) pretends words unseen (:meth:`_unsee`); the
         evaluation loss (no ``drop``: the validation loss, which early stopping reads to choose among
-        epochs of equal validation error) adds the mean loss of ``_EVAL_VARIANTS`` copies of each example,
-        each with a word pretended unseen, picked as in training by uniforms fixed per example
-        (:meth:`_fixed_uniforms`). Without it, task 1's validation loss reaches 0 within a few epochs
-        and the first such epoch is kept, before the unseen-word path has learned: 6 runs (seeds 0-5)
-        then erred on up to 17.4% of the questions about known names with another name of the story new,
-        and up to 32.3% of those about a new name; with it, 12 runs (seeds 0-11) on at most 0.3% and
-        1.5% (test set; experiments/memnn_unseen.py measures both)."""
+        epochs of equal validation error) adds the mean loss of ``unseen_valid_copies`` copies of each
+        example, each with a word pretended unseen, picked as in training by uniforms fixed per example
+        (:meth:`_fixed_uniforms`). The reason: on task 1 the plain validation loss reaches 0 within a few
+        epochs, and the first such epoch would be kept before the unseen-word path has learned
+        (experiments/memnn_unseen.py --split valid compares 0, 1 and 4 copies)."""
         del rate
         c = self.cfg
         story, query = batch["story"], batch["query"]
@@ -425,23 +445,24 @@ class MemNN(Model):
         if drop is not None and c.unseen:
             feats, query = self._unsee(data, feats, query, batch["answer"], drop[:, -2:])
         loss = self._margin_loss(params, data, batch, feats, query, drop)
-        if drop is None and c.unseen:
+        if drop is None and c.unseen and c.unseen_valid_copies:
             for u in self._fixed_uniforms(story, query):
                 hidden = self._unsee(data, feats, query, batch["answer"], u)
-                loss = loss + self._margin_loss(params, data, batch, *hidden, None) / _EVAL_VARIANTS
+                loss = loss + self._margin_loss(params, data, batch, *hidden, None) / c.unseen_valid_copies
         predicted = self.batch_predict(jax.lax.stop_gradient(params), data, batch)
         return loss, predicted
 
-    @staticmethod
-    def _fixed_uniforms(story, query):
-        """(_EVAL_VARIANTS, B, 2) uniforms that depend on the example alone (its memories' sentence ids
-        and its question), the same in every epoch: 0 (always pretend) and picks of :meth:`_unsee`
-        spread evenly over [0, 1) from a per-example offset: half the copies draw one of the question's
-        words, half one of the whole example's, as training's draws do."""
+    def _fixed_uniforms(self, story, query):
+        """(``unseen_valid_copies``, B, 2) uniforms that depend on the example alone (its memories'
+        sentence ids and its question), the same in every epoch: 0 (always pretend) and picks of
+        :meth:`_unsee` spread evenly over [0, 1) from a per-example offset, so that about a share
+        ``unseen_asked_share`` of the copies draws one of the question's words, the others one of the
+        whole example's, as training's draws do."""
+        k = self.cfg.unseen_valid_copies
         x = jnp.concatenate([story, query], axis=1).astype(jnp.uint32)
         h = jnp.sum(x * (2 * jnp.arange(x.shape[1], dtype=jnp.uint32) + 1), axis=1)  # position-weighted (wraps)
         offset = jax.vmap(lambda s: jax.random.uniform(jax.random.fold_in(jax.random.key(0), s)))(h)
-        picks = (offset[None] + jnp.arange(_EVAL_VARIANTS)[:, None]) / _EVAL_VARIANTS
+        picks = (offset[None] + jnp.arange(k)[:, None]) / k
         return jnp.stack([jnp.zeros_like(picks), picks], axis=-1)
 
     def _margin_loss(self, params, data, batch, feats, query, drop):
