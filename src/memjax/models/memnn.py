@@ -48,7 +48,8 @@ a new word is learned both where it is asked about and in a sentence the questio
 which must then not draw the hops. The validation loss adds ``unseen_valid_copies`` copies (default
 4) of each example with a word pretended unseen (fixed per example), so that early stopping keeps an
 epoch where the unseen-word path has learned too. Both defaults were chosen on bAbI-1k task 1's
-validation questions (experiments/memnn_unseen.py --split valid; results/memnn_unseen_choices.md).
+validation questions (experiments/memnn_unseen.py --split valid --compare: experiments/results/
+memnn_unseen_choices.md).
 """
 
 from __future__ import annotations
