@@ -2,7 +2,7 @@
 
 Commands (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2):
 
-    python experiments/memnn_unseen.py                        # train (3 runs, about 2 min on 2 CPU cores), test
+    python experiments/memnn_unseen.py                        # train (3 runs, about 30 s on 2 CPU cores), test
     python experiments/memnn_unseen.py --checkpoint DIR       # evaluate a run saved by memjax train --unseen --out DIR
     python experiments/memnn_unseen.py --split valid --seeds 6 --asked-share 0.0   # one variant, on validation
     python experiments/memnn_unseen.py --split valid --seeds 6 --compare 0.5:4 0.0:4 0.5:1 0.5:0 \\
