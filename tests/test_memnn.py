@@ -186,21 +186,148 @@ def test_sampled_negatives_are_a_k_subset():
     np.testing.assert_array_equal(mask, np.asarray(u) <= np.sort(np.asarray(u), 1)[:, 2:3])
 
 
-def test_pretending_a_question_word_unseen_hides_it_everywhere():
+def test_pretending_a_word_unseen_hides_it_everywhere():
     grams = ((2, 3), (3, 4))
     m = MemNN(MemNNConfig(vocab_size=V, memory_size=4, dim=3, ngrams=2, ngram_ids=grams, unseen=True, unseen_rate=0.5))
     data = m.extra_data(None)
     story = jnp.asarray(m.features(np.array([[2, 3, 4], [3, 5, 0]])))[None]  # (1, 2, P)
     query = jnp.asarray(m.features(np.array([[8, 3, 0]])))
-    # u[0] < rate: hide; u[1] picks the second real word of the question (3)
-    s2, q2 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, jnp.array([[0.1, 0.9]]))
+    answer = jnp.array([9])
+    # u[0] < rate: hide; u[1] >= 0.5 picks among the whole example's words 2, 3, 4, 5, 8 (sorted): 0.65 -> the
+    # second (3), which stands in both memories and the question
+    s2, q2 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, answer, jnp.array([[0.1, 0.65]]))
     np.testing.assert_array_equal(q2[0, :3], [8, UNK, 0])
     np.testing.assert_array_equal(s2[0, 0, :3], [2, UNK, 4])
     assert not np.isin(np.asarray(s2[0, 0, 3:]), [V, V + 1]).any()  # the n-grams with word 3 are gone
     np.testing.assert_array_equal(s2[0, 1, :3], [UNK, 5, 0])
-    s3, q3 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, jnp.array([[0.7, 0.9]]))
+    s3, q3 = m._unsee({k: jnp.asarray(v) for k, v in data.items()}, story, query, answer, jnp.array([[0.7, 0.65]]))
     np.testing.assert_array_equal(q3, query)  # u[0] >= rate: unchanged
     np.testing.assert_array_equal(s3, story)
+
+
+def _hidden_words(m, data, story, query, answer, n=600):
+    """The word each of n copies of one example hides, for u[1] spread evenly over [0, 1) (u[0] = 0:
+    always hide), and the hidden examples."""
+    u = jnp.stack([jnp.zeros(n), (jnp.arange(n) + 0.5) / n], axis=1)  # midpoints: no rounding at the edges
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    s, q = jax.jit(m._unsee)(data, jnp.repeat(story[None], n, 0), jnp.repeat(query[None], n, 0), jnp.full((n,), answer), u)
+    s, q = np.asarray(s), np.asarray(q)
+    story, query = np.asarray(story), np.asarray(query)
+    hidden = [np.unique(np.concatenate([story[s[i] == UNK], query[q[i] == UNK]])) for i in range(n)]
+    assert all(len(h) == 1 for h in hidden)  # one word, wherever it stands
+    return np.array([h[0] for h in hidden]), s, q
+
+
+def test_training_pretends_names_of_other_sentences_unseen_too_never_the_answer():
+    """Issue 31, item 9: a word of a sentence the question is not about ("John" in "John went to the
+    kitchen. Mary went to the garden. Where is Mary?") is pretended unseen too (1 draw in 12, the asked
+    name 1 in 4), so that a new name in memory is not learned to be the one asked about; the answer
+    never is."""
+    john, mary, went, kitchen, garden, where, is_ = 2, 3, 4, 5, 6, 7, 8
+    m = _model(unseen=True, unseen_rate=0.5)
+    story = jnp.array([[john, went, kitchen], [mary, went, garden], [0, 0, 0]])
+    query = jnp.array([where, is_, mary])
+    words, s, q = _hidden_words(m, m.extra_data(None), story, query, garden)
+    found, counts = np.unique(words, return_counts=True)
+    np.testing.assert_array_equal(found, [john, mary, went, kitchen, where, is_])  # never garden (the answer)
+    # u[1] < 0.5: one of the question's 3 words; else one of the example's 6 (each of a set as likely)
+    np.testing.assert_array_equal(counts, [50, 150, 50, 50, 150, 150])
+    i = np.flatnonzero(words == john)[0]  # the other name: its sentence only, the question unchanged
+    np.testing.assert_array_equal(s[i], [[UNK, went, kitchen], [mary, went, garden], [0, 0, 0]])
+    np.testing.assert_array_equal(q[i], query)
+    i = np.flatnonzero(words == mary)[0]  # the asked name: in its sentence and in the question
+    np.testing.assert_array_equal(s[i][1], [UNK, went, garden])
+    np.testing.assert_array_equal(q[i], [where, is_, UNK])
+
+
+def test_the_words_of_an_answer_of_several_words_are_never_pretended_unseen():
+    vocab = ["<pad>", "<unk>", "apple", "apple,football", "carrying", "football", "got", "is", "john", "what"]
+    apple, both, carrying, football, got, is_, john, what = range(2, 10)
+    m = MemNN(MemNNConfig(vocab_size=len(vocab), memory_size=4, dim=3, unseen=True))
+    data = m.extra_data(vocab)
+    np.testing.assert_array_equal(data["answer_words"][both], [both, apple, football])
+    np.testing.assert_array_equal(data["answer_words"][apple], [apple, 0, 0])
+    story = jnp.array([[john, got, apple], [john, got, football]])
+    words, _, _ = _hidden_words(m, data, story, jnp.array([what, is_, john, carrying]), both, n=100)
+    np.testing.assert_array_equal(np.unique(words), [carrying, got, is_, john, what])
+    assert "answer_words" not in _model().extra_data(vocab)  # only with unseen (the default path's data unchanged)
+
+
+def test_validation_loss_adds_copies_with_a_word_pretended_unseen_fixed_per_example():
+    """With unseen, the evaluation loss (validation: what early stopping compares epochs by) is the
+    example's loss plus the mean loss of copies with a word pretended unseen, chosen by uniforms that
+    depend on the example alone (not on the epoch, nor on its place in the batch)."""
+    m = _model(hops=1, unseen=True, unseen_rate=0.1)
+    copies = m.cfg.unseen_valid_copies
+    assert copies == 4  # the default
+    p = m.init(jax.random.key(4))
+    data = {"sentences": jnp.array([[0, 0, 0], [2, 4, 5], [3, 4, 6], [2, 4, 6]]), "answers": jnp.arange(V) < 8,
+            **{k: jnp.asarray(v) for k, v in m.extra_data(None).items()}}
+    batch = {"story": jnp.array([[3, 2, 1, 0], [2, 1, 0, 0]]), "query": jnp.array([[7, 8, 2], [7, 8, 3]]),
+             "answer": jnp.array([6, 6]), "supporting": jnp.array([[0, -1], [0, -1]])}
+    fixed = jax.jit(m._fixed_uniforms)
+    u = fixed(batch["story"], batch["query"])
+    assert u.shape == (copies, 2, 2) and (u[..., 0] == 0).all()  # 0: always pretend
+    swapped = fixed(batch["story"][::-1], batch["query"][::-1])
+    np.testing.assert_array_equal(swapped, u[:, ::-1])
+
+    margin, unsee = jax.jit(m._margin_loss), jax.jit(m._unsee)  # each compiled once
+    feats = data["sentences"][batch["story"]]
+    want = margin(p, data, batch, feats, batch["query"], None)
+    for k in range(copies):
+        s, q = unsee(data, feats, batch["query"], batch["answer"], u[k])
+        assert (np.concatenate([np.asarray(s).reshape(2, -1), np.asarray(q)], 1) == UNK).any(1).all()  # a word each
+        want = want + margin(p, data, batch, s, q, None) / copies
+    np.testing.assert_allclose(jax.jit(m.batch_loss)(p, data, batch)[0], want, rtol=1e-6)
+    none = _model(hops=1, unseen=True, unseen_rate=0.1, unseen_valid_copies=0)  # no copies: the plain loss
+    np.testing.assert_allclose(jax.jit(none.batch_loss)(p, data, batch)[0],
+                               margin(p, data, batch, feats, batch["query"], None), rtol=1e-6)
+
+
+@pytest.mark.parametrize("share, want", [(0.0, {2: 100, 3: 100, 4: 100, 5: 100, 7: 100, 8: 100}),
+                                         (1.0, {3: 200, 7: 200, 8: 200}),
+                                         (0.25, {2: 75, 3: 125, 4: 75, 5: 75, 7: 125, 8: 125})])
+def test_the_asked_share_of_the_draws_takes_a_question_word(share, want):
+    """``unseen_asked_share``: that share of the draws picks among the question's words, the others among
+    the whole example's (want: how often each word is hidden in 600 draws; with 0.25, 150 over the
+    question's 3 words and 450 over the example's 6)."""
+    john, mary, went, kitchen, garden, where, is_ = 2, 3, 4, 5, 6, 7, 8
+    m = _model(unseen=True, unseen_rate=0.5, unseen_asked_share=share)
+    story = jnp.array([[john, went, kitchen], [mary, went, garden], [0, 0, 0]])
+    words, _, _ = _hidden_words(m, m.extra_data(None), story, jnp.array([where, is_, mary]), garden)
+    found, counts = np.unique(words, return_counts=True)
+    assert dict(zip(found.tolist(), counts.tolist())) == want
+
+
+@pytest.mark.parametrize("field, value", [("unseen_asked_share", -0.1), ("unseen_asked_share", 1.5),
+                                          ("unseen_asked_share", float("nan")), ("unseen_asked_share", True),
+                                          ("unseen_asked_share", "0.5"), ("unseen_valid_copies", -1),
+                                          ("unseen_valid_copies", 1.5), ("unseen_valid_copies", True)])
+def test_unseen_choices_are_validated(field, value):
+    with pytest.raises(ValueError, match=field) as e:
+        MemNNConfig(vocab_size=V, **{field: value})
+    assert "\n" not in str(e.value)
+    MemNNConfig(vocab_size=V, unseen_asked_share=1, unseen_valid_copies=0)  # the bounds are allowed
+
+
+def test_a_model_saved_before_the_unseen_choices_existed_loads_with_their_defaults(tmp_path):
+    """A saved model's config without ``unseen_asked_share`` and ``unseen_valid_copies`` (saved before
+    they existed) loads with the defaults, the choices its training made, and answers."""
+    import dataclasses
+
+    from memjax.infer import Answerer
+    from memjax.train.checkpoint import save_model
+
+    vocab = ["<pad>", "<unk>", "garden", "is", "john", "kitchen", "mary", "went", "where"]
+    cfg = MemNNConfig(vocab_size=len(vocab), memory_size=4, dim=3, unseen=True)
+    old = dataclasses.asdict(cfg)
+    del old["unseen_asked_share"], old["unseen_valid_copies"]
+    params = MemNN(cfg).init(jax.random.key(0))
+    save_model(tmp_path / "model", {"1": {"params": params, "family": "memnn", "model": old, "vocab": vocab,
+                                           "memory_size": 4, "tasks": [1]}})
+    qa = Answerer.load(tmp_path, 1)
+    assert qa.cfg == cfg and (qa.cfg.unseen_asked_share, qa.cfg.unseen_valid_copies) == (0.5, 4)
+    assert qa.answer(["John went to the kitchen."], "Where is Zorg?").answer in vocab
 
 
 # ---- hashing -------------------------------------------------------------------------------------
@@ -280,6 +407,36 @@ def test_unseen_name_is_answered_by_context_and_matches(data_root):
     assert errors[False] >= 20.0, errors
 
 
+def _experiment(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
+def test_a_new_name_in_another_sentence_does_not_draw_the_question(data_root):
+    """Issue 31, item 9 (experiments/memnn_unseen.py's measure, on a shorter training): trained with
+    ``unseen``, questions about known names are answered as well (at most 1 point more error) when
+    another name of the story is replaced by a never-seen word ("Daniel travelled to the office.
+    Xander went to the hallway. Where is Daniel?"), and questions about the replaced name itself
+    with at most 5% error."""
+    exp = _experiment("memnn_unseen")
+    ds = load_babi([1], "en", str(data_root), 50)[0]
+    mcfg, tcfg = build_configs("memnn", ds, False, {"unseen": True}, {"epochs": 20})
+    model = MemNN(mcfg)
+    fit = Trainer(model, tcfg, ds).fit([0])
+    found = exp.evaluate(model, jax.tree.map(lambda a: jnp.asarray(a[0]), fit.params), ds)
+    other = found["other_replaced"]
+    assert found["names"] == ["daniel", "john", "mary", "sandra"] and other["pairs"] >= 1000, found
+    assert other["error"] <= other["same_unchanged_error"] + 1.0, found
+    assert found["asked_replaced"]["error"] <= 5.0, found
+
+
 @pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_cli_train_then_ask_about_a_new_name(tmp_path, data_root):
     out = tmp_path / "run"
@@ -291,6 +448,12 @@ def test_cli_train_then_ask_about_a_new_name(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     assert "Where is Zorg? -> office" in r.stdout
     assert "read by their context: zorg" in r.stdout
+    # issue 31, item 9: a new name in another sentence does not draw the question about a known one
+    story = "Daniel travelled to the office.\nXander went to the hallway.\nWhere is Daniel?\n"
+    r = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "MEMJAX_CACHE": "off"})
+    assert r.returncode == 0, r.stderr
+    assert "Where is Daniel? -> office" in r.stdout, r.stdout
     r = run(["eval", "--checkpoint", str(out)], env_data=data_root)
     assert r.returncode == 0, r.stderr
     trained = json.loads((out / "results.json").read_text())["tasks"]["1"]["test_error"]

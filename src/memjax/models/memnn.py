@@ -41,8 +41,15 @@ word (id 1: a word never seen in training) is represented by the words around it
 and a right-context table per role, and a memory word that also occurs in the question adds a
 *match* feature (a learned vector per word, one shared by all unknown words) to e_y, so that a
 story about a new name can still be answered. To learn them, each training example pretends,
-with probability ``unseen_rate``, that one of its question's words was never seen (everywhere in
-the example, with the n-grams that contain it).
+with probability ``unseen_rate``, that one of its words was never seen (everywhere in the example,
+with the n-grams that contain it): a share ``unseen_asked_share`` of the draws (default half) one of
+its question's words, the others any word of its memories or question, never its answer's; so that
+a new word is learned both where it is asked about and in a sentence the question is not about,
+which must then not draw the hops. The validation loss adds ``unseen_valid_copies`` copies (default
+4) of each example with a word pretended unseen (fixed per example), so that early stopping keeps an
+epoch where the unseen-word path has learned too. Both defaults were chosen on bAbI-1k task 1's
+validation questions (experiments/memnn_unseen.py --split valid --compare: experiments/results/
+memnn_unseen_choices.md).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memjax.data.babi import answer_words
 from memjax.data.dataset import UNK
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 
@@ -76,7 +84,19 @@ def ngram_list(sentences: np.ndarray, queries: np.ndarray, order: int) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class MemNNConfig:
     """MemNN hyperparameters. ``ngram_ids`` is the n-gram vocabulary (set from the training data
-    by :meth:`MemNN.data_defaults` when ``ngrams`` > 1)."""
+    by :meth:`MemNN.data_defaults` when ``ngrams`` > 1).
+
+    With ``unseen``, three fields shape the training only (a saved model answers the same whatever
+    they are, so records saved before a field existed load with its default):
+
+    - ``unseen_rate``: the share of training examples that pretend one of their words unseen;
+    - ``unseen_asked_share``: the share of those draws that take one of the question's words (a new
+      name asked about); the others take any word of the example's memories or question (a new name
+      anywhere, e.g. in a sentence the question is not about). In [0, 1];
+    - ``unseen_valid_copies``: copies of each validation example, each with a word pretended unseen
+      (drawn as in training, the same copies every epoch), whose mean loss the validation loss adds,
+      so that early stopping keeps an epoch where the unseen-word path has learned. 0: none.
+    """
 
     vocab_size: int
     memory_size: int = 50
@@ -87,6 +107,8 @@ class MemNNConfig:
     nonlinear: bool = False
     unseen: bool = False
     unseen_rate: float = 0.1
+    unseen_asked_share: float = 0.5  # chosen on validation: experiments/memnn_unseen.py --split valid
+    unseen_valid_copies: int = 4  # chosen on validation: experiments/memnn_unseen.py --split valid
     margin: float = 0.1
     negatives: int = 0  # 0: every wrong memory and word; else a sample of that many per example and step
     ngram_ids: tuple = ()
@@ -97,6 +119,11 @@ class MemNNConfig:
             raise ValueError("hops, dim, memory_size and ngrams must be positive and the vocabulary non-trivial")
         if not 0.0 <= self.unseen_rate < 1.0 or self.margin <= 0 or self.negatives < 0:
             raise ValueError("unseen_rate must be in [0, 1), margin positive and negatives >= 0")
+        share, copies = self.unseen_asked_share, self.unseen_valid_copies
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"unseen_asked_share must be a number in [0, 1], got {share!r}")
+        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
+            raise ValueError(f"unseen_valid_copies must be a whole number >= 0, got {copies!r}")
         object.__setattr__(self, "ngram_ids", tuple(tuple(int(w) for w in g) for g in self.ngram_ids))
 
     @property
@@ -209,12 +236,24 @@ class MemNN(Model):
 
     def extra_data(self, vocab_words) -> dict:
         """``ngram_words`` (features, n): the words of each n-gram row (0 for words and padding),
-        to drop the n-grams of a word pretended unseen."""
+        to drop the n-grams of a word pretended unseen; with ``unseen``, ``answer_words`` (V, k): each
+        word's id and, for an answer of several words ("apple,football"), theirs (0-padded), which
+        training never pretends unseen in an example with that answer."""
         c = self.cfg
         table = np.zeros((c.features, max(2, c.ngrams)), np.int32)
         for i, g in enumerate(c.ngram_ids):
             table[c.vocab_size + i, : len(g)] = g
-        return {"ngram_words": table}
+        out = {"ngram_words": table}
+        if c.unseen:
+            index = {w: i for i, w in enumerate(vocab_words or ())}
+            parts = [[index[p] for p in answer_words(w) if p in index and index[p] != i]
+                     for i, w in enumerate(vocab_words or ())]
+            words = np.zeros((c.vocab_size, 1 + max(map(len, parts), default=0)), np.int32)
+            words[:, 0] = np.arange(c.vocab_size)
+            for i, p in enumerate(parts[: c.vocab_size]):
+                words[i, 1: 1 + len(p)] = p
+            out["answer_words"] = words
+        return out
 
     def _embed(self, module: dict, role: str, feats: jnp.ndarray) -> jnp.ndarray:
         """U_role Phi(text) for feature ids (..., P): (..., d). Unknown words (id 1) add their
@@ -351,15 +390,36 @@ class MemNN(Model):
         last = jnp.take_along_axis(support, jnp.maximum(count - 1, 0)[:, None], axis=1)
         return jnp.where(hops < count[:, None], padded[:, : c.hops], last)  # beyond the facts: the last again
 
-    def _unsee(self, data, story_feats, query, u):
-        """Pretends, per example with probability ``unseen_rate``, that one question word is unknown."""
+    def _unsee(self, data, story_feats, query, answer, u):
+        """Pretends, per example with probability ``unseen_rate`` (``u[:, 0]``), that one of its words
+        was never seen: every occurrence in the memories and the question becomes the unknown word, and
+        the n-grams that contain it are dropped. ``u[:, 1]`` picks the word: below ``unseen_asked_share``,
+        one of the question's distinct words (a new word asked about), else one of the whole example's,
+        memories and question (a new word anywhere), each word of the set as likely; never the answer nor
+        one of the answer's words (R ranks known words: an answer never seen cannot be given).
+
+        The words of the memories alone matter: at test time a new name may stand in a sentence the
+        question is not about, and that sentence must not draw the hops; pretending only question words
+        unseen teaches that an unknown word in memory is the one asked about (experiments/memnn_unseen.py
+        measures both)."""
         c = self.cfg
         v = c.vocab_size
-        qwords = jnp.where((query < v) & (query > UNK), query, 0)
-        n = jnp.sum(qwords > 0, axis=1)
-        pick = jnp.minimum((u[:, 1] * n).astype(jnp.int32), jnp.maximum(n - 1, 0))
-        order = jnp.argsort(qwords == 0, axis=1, stable=True)  # real words first
-        word = jnp.take_along_axis(qwords, jnp.take_along_axis(order, pick[:, None], axis=1), axis=1)[:, 0]
+        b = query.shape[0]
+        rows = jnp.arange(b)[:, None]
+        ids = jnp.concatenate([story_feats.reshape(b, -1), query], axis=1)
+        ids = jnp.where(ids < v, ids, 0)  # the words (n-gram features out)
+        present = jnp.zeros((b, v), bool).at[rows, ids].set(True)
+        parts = data["answer_words"][answer] if "answer_words" in data else answer[:, None]
+        present = present.at[rows, parts].set(False).at[:, : UNK + 1].set(False)  # answer, padding, unknown
+        qwords = jnp.where(query < v, query, 0)
+        in_query = jnp.zeros((b, v), bool).at[rows, qwords].set(True)
+        share = c.unseen_asked_share
+        asked = u[:, 1] < share  # a word of the question, else one of the whole example
+        present = jnp.where(asked[:, None], present & in_query, present)
+        n = jnp.sum(present, axis=1)
+        within = jnp.where(asked, u[:, 1] / (share or 1.0), (u[:, 1] - share) / ((1.0 - share) or 1.0))  # [0, 1)
+        pick = jnp.minimum((within * n).astype(jnp.int32), jnp.maximum(n - 1, 0))
+        word = jnp.argmax(jnp.cumsum(present, axis=1) > pick[:, None], axis=1)  # the pick-th present word
         word = jnp.where((u[:, 0] < c.unseen_rate) & (n > 0), word, -1)
 
         def hide(feats, w):
@@ -370,14 +430,48 @@ class MemNN(Model):
         return hide(story_feats, word), hide(query, word)
 
     def batch_loss(self, params, data, batch, drop=None, rate=0.0):
-        """(margin loss per example (B,), predicted answers (B,) from the full O and R modules)."""
+        """(margin loss per example (B,), predicted answers (B,) from the full O and R modules).
+
+        With ``unseen``, a training step (``drop`` given) pretends words unseen (:meth:`_unsee`); the
+        evaluation loss (no ``drop``: the validation loss, which early stopping reads to choose among
+        epochs of equal validation error) adds the mean loss of ``unseen_valid_copies`` copies of each
+        example, each with a word pretended unseen, picked as in training by uniforms fixed per example
+        (:meth:`_fixed_uniforms`). The reason: on task 1 the plain validation loss reaches 0 within a few
+        epochs, and the first such epoch would be kept before the unseen-word path has learned
+        (experiments/memnn_unseen.py --split valid compares 0, 1 and 4 copies)."""
         del rate
         c = self.cfg
         story, query = batch["story"], batch["query"]
         feats = data["sentences"][story]
-        b, m = story.shape
         if drop is not None and c.unseen:
-            feats, query = self._unsee(data, feats, query, drop[:, -2:])
+            feats, query = self._unsee(data, feats, query, batch["answer"], drop[:, -2:])
+        loss = self._margin_loss(params, data, batch, feats, query, drop)
+        if drop is None and c.unseen and c.unseen_valid_copies:
+            for u in self._fixed_uniforms(story, query):
+                hidden = self._unsee(data, feats, query, batch["answer"], u)
+                loss = loss + self._margin_loss(params, data, batch, *hidden, None) / c.unseen_valid_copies
+        predicted = self.batch_predict(jax.lax.stop_gradient(params), data, batch)
+        return loss, predicted
+
+    def _fixed_uniforms(self, story, query):
+        """(``unseen_valid_copies``, B, 2) uniforms that depend on the example alone (its memories'
+        sentence ids and its question), the same in every epoch: 0 (always pretend) and picks of
+        :meth:`_unsee` spread evenly over [0, 1) from a per-example offset, so that about a share
+        ``unseen_asked_share`` of the copies draws one of the question's words, the others one of the
+        whole example's, as training's draws do."""
+        k = self.cfg.unseen_valid_copies
+        x = jnp.concatenate([story, query], axis=1).astype(jnp.uint32)
+        h = jnp.sum(x * (2 * jnp.arange(x.shape[1], dtype=jnp.uint32) + 1), axis=1)  # position-weighted (wraps)
+        offset = jax.vmap(lambda s: jax.random.uniform(jax.random.fold_in(jax.random.key(0), s)))(h)
+        picks = (offset[None] + jnp.arange(k)[:, None]) / k
+        return jnp.stack([jnp.zeros_like(picks), picks], axis=-1)
+
+    def _margin_loss(self, params, data, batch, feats, query, drop):
+        """The margin losses (B,) of a batch whose memories' and question's feature ids are ``feats``
+        (B, M, P) and ``query`` (B, Q); ``drop``: the step's uniforms (sampled negatives) or None."""
+        c = self.cfg
+        story = batch["story"]
+        b, m = story.shape
         occupied = story != 0
         targets = self._targets(batch["supporting"])  # (B, hops)
         e_y = self._candidates(params, feats, query)
@@ -416,8 +510,7 @@ class MemNN(Model):
         s_r = jnp.take_along_axis(s, batch["answer"][:, None], axis=1)
         wrong_w = keep_w & (jnp.arange(s.shape[1])[None] != batch["answer"][:, None])
         loss = loss + jnp.sum(jnp.where(wrong_w, jax.nn.relu(c.margin - s_r + s), 0.0), axis=1)
-        predicted = self.batch_predict(jax.lax.stop_gradient(params), data, batch)
-        return loss, predicted
+        return loss
 
     def batch_predict(self, params, data, batch):
         return self.predict(params, data, batch).answer
