@@ -14,7 +14,8 @@ from memjax.infer import Answerer, load_models
 from memjax.train.checkpoint import CheckpointError
 from test_cli import MEMJAX, run
 
-RESUME_ARGS = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "290", "--ls-epochs", "10", "--quiet"]
+RESUME_ARGS = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "90", "--ls-epochs", "10", "--quiet"]
+RESUME_EPOCHS = 100  # 10 chunks of 10 epochs, a checkpoint after each
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +110,10 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(data_root, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = _latest(folder)
-    assert killed_at is not None and killed_at < 300, f"killed after epoch {killed_at}: not mid-training"
+    assert killed_at is not None and killed_at < RESUME_EPOCHS, f"killed after epoch {killed_at}: not mid-training"
     assert not (cut / "results.json").exists()
     # a step that was being written when the process died: an incomplete temporary folder
-    (folder / f"{killed_at + 29}.orbax-checkpoint-tmp-1").mkdir()
+    (folder / f"{killed_at + 10}.orbax-checkpoint-tmp-1").mkdir()
 
     r = run(["train", "--resume", str(cut)], env_data=data_root)
     assert r.returncode == 0, r.stderr
