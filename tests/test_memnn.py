@@ -152,7 +152,7 @@ def test_margin_loss_by_hand_with_zero_parameters(adaptive):
     batch = {"story": story, "query": jnp.array([[8, 9], [8, 0]]), "answer": jnp.array([5, 6]),
              "supporting": jnp.array([[1, -1], [0, 1]])}
     answers = jnp.arange(V) < 8  # words 8, 9 are no answers
-    loss, predicted = m.batch_loss(p, {"sentences": sentences, "answers": answers}, batch)
+    loss, predicted = jax.jit(m.batch_loss)(p, {"sentences": sentences, "answers": answers}, batch)
     words = 8 - 2 - 1  # answer words (2..7) other than the true one
     if adaptive:  # example 0: hop 1 the fact (2 other memories + STOP), hop 2 STOP (3 memories);
         want = [(2 + 1) + 3 + words, (1 + 1) + (1 + 1) + words]  # example 1: two facts, each vs 1 memory + STOP
