@@ -44,6 +44,9 @@ SHA = hashlib.sha256(ARCHIVE).hexdigest()
 JUNK = b"this is not a tar archive at all\n" * 100
 
 
+SLOW_SENT, SLOW_RELEASE = threading.Event(), threading.Event()  # /slow.tar.gz: its first bytes are out; it may end
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = {"/archive.tar.gz": ARCHIVE, "/half.tar.gz": ARCHIVE, "/slow.tar.gz": ARCHIVE,
@@ -59,10 +62,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        if self.path == "/slow.tar.gz":  # a little, then a long wait (the client is interrupted meanwhile)
+        if self.path == "/slow.tar.gz":  # a little, then a wait until the test has interrupted the client
             self.wfile.write(body[:100])
             self.wfile.flush()
-            time.sleep(10)
+            SLOW_SENT.set()
+            SLOW_RELEASE.wait(60)
             return
         self.wfile.write(body)
 
@@ -191,12 +195,17 @@ def test_ctrl_c_during_the_transfer_leaves_nothing(server, tmp_path):
     e["MEMJAX_HOME"] = str(home)
     p = subprocess.Popen([sys.executable, "-m", "memjax", "data", "download", "--url", f"{server}/slow.tar.gz",
                           "--sha256", SHA], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
-    for _ in range(200):  # until the transfer has started
-        if any(home.glob(".babi-download-*/tasks_1-20_v1-2.tar.gz*")) or any(home.glob(".babi-download-*/tmp*")):
-            break
-        time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    SLOW_SENT.clear()
+    SLOW_RELEASE.clear()
+    try:
+        assert SLOW_SENT.wait(120), "the download did not start"
+        time.sleep(0.5)  # the client is reading the rest, which does not come until it is interrupted
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        SLOW_RELEASE.set()
+        if p.poll() is None:
+            p.kill()
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "memjax: interrupted", err
     assert listing(tmp_path) == []
 
