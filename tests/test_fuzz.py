@@ -21,6 +21,8 @@ from memjax.data.babi import MAX_NUMBER, DataError, Question, normalize_answer, 
 from memjax.data.own import parse_jsonl, parse_record  # noqa: E402
 from memjax.infer import Limits  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("memory_bound")  # conftest.py: peak memory bounded
+
 # --- what inputs are made of: the characters and numbers the parsers look for, beside any text; mostly
 # near-valid lines (numbered in order, a question's tabs, known words), so that the deep checks are reached
 

@@ -26,7 +26,8 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
 from memjax.infer import Answerer  # noqa: E402
 from memjax.serve import create_app  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
+              pytest.mark.usefixtures("memory_bound")]  # conftest.py: peak memory bounded
 
 
 @pytest.fixture(scope="module")
