@@ -41,21 +41,6 @@ def pytest_unconfigure(config):
         shutil.rmtree(config._memjax_cache, ignore_errors=True)
 
 
-FUZZ_MEMORY_MIB = 256  # the most a fuzz test may raise its process's peak memory, whatever its examples
-
-
-@pytest.fixture
-def memory_bound():
-    """Fails the test when the process's peak resident memory rose by more than FUZZ_MEMORY_MIB during it
-    (the fuzz suites: no input may make a parser, ask's reader or the server hold unbounded memory)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    yield
-    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown <= FUZZ_MEMORY_MIB, f"peak memory rose by {grown:.0f} MiB (bound {FUZZ_MEMORY_MIB} MiB)"
-
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 

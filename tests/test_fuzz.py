@@ -21,7 +21,7 @@ from memjax.data.babi import MAX_NUMBER, DataError, Question, normalize_answer, 
 from memjax.data.own import parse_jsonl, parse_record  # noqa: E402
 from memjax.infer import Limits  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("memory_bound")  # conftest.py: peak memory bounded
+from bounded import bounded  # noqa: E402  (tests/bounded.py: the memory bound of every call fuzzed)
 
 # --- what inputs are made of: the characters and numbers the parsers look for, beside any text; mostly
 # near-valid lines (numbered in order, a question's tabs, known words), so that the deep checks are reached
@@ -101,7 +101,8 @@ def assert_well_formed(q: Question) -> None:
 @example(["1 Mary went home.", "2 Where is Mary?\thome\t٣"])
 def test_babi_parser_parses_or_names_the_line(lines):
     try:
-        questions = parse_lines(lines, source="f.txt", task=3)
+        with bounded():
+            questions = parse_lines(lines, source="f.txt", task=3)
     except DataError as e:
         assert_one_line_error(e, "f.txt", len(lines))
         return
@@ -141,7 +142,9 @@ def test_babi_files_round_trip(tmp_path_factory, story, bom, end):
     lines, questions = story
     path = tmp_path_factory.getbasetemp() / "round-trip.txt"
     path.write_bytes((("\ufeff" if bom else "") + "".join(line + end for line in lines)).encode())
-    assert parse_file(path, task=5) == questions
+    with bounded():
+        parsed = parse_file(path, task=5)
+    assert parsed == questions
 
 
 # --- the JSON-lines parser
@@ -180,7 +183,8 @@ RECORD_LINE = st.one_of(
 @example('{"story": ["A \\ud800 b."], "question": "Where?", "answer": "x"}')  # a lone surrogate
 def test_json_records_parse_or_name_the_line(line):
     try:
-        q = parse_record(line, "f.jsonl:7")
+        with bounded():
+            q = parse_record(line, "f.jsonl:7")
     except DataError as e:
         assert_one_line_error(e, "f.jsonl:7")
         return
@@ -222,7 +226,9 @@ def test_jsonl_files_round_trip(tmp_path_factory, records, bom):
     text, questions = records
     path = tmp_path_factory.getbasetemp() / "round-trip.jsonl"
     path.write_bytes((("\ufeff" if bom else "") + text).encode())
-    assert parse_jsonl(path) == questions
+    with bounded():
+        parsed = parse_jsonl(path)
+    assert parsed == questions
 
 
 @given(st.lists(st.one_of(RECORD_LINE.map(utf8), st.binary(max_size=30)), max_size=6))
@@ -231,7 +237,8 @@ def test_jsonl_files_parse_or_name_the_line(tmp_path_factory, lines):
     data = b"\n".join(lines)
     path.write_bytes(data)
     try:
-        questions = parse_jsonl(path)
+        with bounded():
+            questions = parse_jsonl(path)
     except DataError as e:
         message = str(e)
         assert len(message.splitlines()) == 1 and message.startswith(f"{path}:"), message
@@ -248,7 +255,8 @@ def test_read_lines_gives_each_line_or_its_start(data, max_bytes):
     expected = [line[:-1] if line.endswith(b"\r") else line for line in raw[:-1]]
     if raw[-1]:
         expected.append(raw[-1])  # the last line, without an end
-    got = list(read_lines(io.BytesIO(data), max_bytes))
+    with bounded():
+        got = list(read_lines(io.BytesIO(data), max_bytes))
     assert [n for n, _, _ in got] == list(range(1, len(expected) + 1))
     for (_, line, whole), want in zip(got, expected):
         assert whole == (len(want) <= max_bytes) and line == (want if whole else want[:max_bytes])
@@ -289,7 +297,9 @@ def test_ask_answers_or_names_the_line_and_holds_no_more_than_its_limits(checked
     data = end.join(lines)
     out, err = io.StringIO(), io.StringIO()
     asker = Asker(checked)
-    assert asker.run(io.BytesIO(data), out, err) == 0
+    with bounded():
+        status = asker.run(io.BytesIO(data), out, err)
+    assert status == 0
     answered, refused = out.getvalue().count(" -> "), len(err.getvalue().splitlines())
     event(f"answers: {'some' if answered else 'none'}; refused lines: {'some' if refused else 'none'}")
     numbers = []

@@ -25,9 +25,9 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
 
 from memjax.infer import Answerer  # noqa: E402
 from memjax.serve import create_app  # noqa: E402
+from bounded import bounded  # noqa: E402  (tests/bounded.py: the memory bound of every call fuzzed)
 
-pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
-              pytest.mark.usefixtures("memory_bound")]  # conftest.py: peak memory bounded
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,8 @@ def assert_answered_or_refused(response, fields=None) -> None:
 @given(requests, st.booleans())
 def test_any_json_body_is_answered_or_refused(client, fields, ascii_only):
     body = encoded(fields, ascii_only)
-    response = client.post("/answer", content=body, headers={"content-type": "application/json"})
+    with bounded():
+        response = client.post("/answer", content=body, headers={"content-type": "application/json"})
     # compared with what the server reads: JSON joins the escapes "\\ud800\\udc00" into one character, U+10000
     assert_answered_or_refused(response, json.loads(body))
 
@@ -112,7 +113,8 @@ def test_any_json_body_is_answered_or_refused(client, fields, ascii_only):
                         "application/x-www-form-urlencoded", "multipart/form-data", "", "application/json;"]))
 def test_any_bytes_of_any_type_are_answered_or_refused(client, raw, content_type):
     headers = {"content-type": content_type} if content_type else {}
-    response = client.post("/answer", content=raw, headers=headers)
+    with bounded():
+        response = client.post("/answer", content=raw, headers=headers)
     assert_answered_or_refused(response)
     if not content_type.lower().startswith("application/json"):
         assert response.status_code == 415
