@@ -207,3 +207,34 @@ def test_short_training_run_learns_task_1(data_root):
     assert res["model"] == "qrn" and res["config"]["train"]["optimizer"] == "adagrad"
     assert task["epochs"] == 20 and task["test_error"] <= 5.0, task  # measured: 0.1 (2026-12-06, 2-core CPU)
     print(f"qrn task 1, 20 epochs: test error {task['test_error']:.1f}%, {time.perf_counter() - start:.1f} s")
+
+
+def test_nnx_modules_equal_the_op_and_the_model():
+    from flax import nnx
+
+    from memjax.models.qrn import encode
+    from memjax.nn import QRNLayer, QRNStack
+
+    p, x, q, mask = _layer_inputs()
+    layer = QRNLayer.from_params(p)
+    for reverse in (False, True):
+        h, z = layer(x[None], q[None], mask[None], reverse=reverse)
+        h1, z1 = qrn_layer(p, x, q, mask, reverse=reverse)
+        np.testing.assert_array_equal(h[0], h1)
+        np.testing.assert_array_equal(z[0], z1)
+    fresh = QRNLayer(5, reset=False, rngs=nnx.Rngs(0))
+    assert set(fresh.params()) == {"wz", "bz", "Wh", "bh"} and float(fresh.bz[...]) == 2.5
+
+    model = _model()
+    params = model.init(jax.random.key(2))
+    data, batch = _batch()
+    stack = QRNStack.from_params(params["layers"])
+    assert len(stack.backward) == 2 and jax.tree.all(jax.tree.map(jnp.array_equal, stack.params(), params["layers"]))
+    xs = encode(params["embed"], data["sentences"][batch["story"][:, ::-1]])
+    qs = encode(params["embed"], batch["query"])
+    h, z = stack(xs, qs, batch["story"][:, ::-1] != 0)
+    h_model, z_model = model.reduce(params, data["sentences"], batch["story"], batch["query"])
+    np.testing.assert_allclose(h[:, -1], h_model, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(z[:, :, ::-1], z_model, rtol=1e-6, atol=1e-7)
+    built = QRNStack(8, 3, bidirectional=False, rngs=nnx.Rngs(0))
+    assert len(built.params()) == 3 and "bwd" not in built.params()[0]
