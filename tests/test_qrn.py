@@ -238,3 +238,15 @@ def test_nnx_modules_equal_the_op_and_the_model():
     np.testing.assert_allclose(z[:, :, ::-1], z_model, rtol=1e-6, atol=1e-7)
     built = QRNStack(8, 3, bidirectional=False, rngs=nnx.Rngs(0))
     assert len(built.params()) == 3 and "bwd" not in built.params()[0]
+
+
+def test_layer_gradients_against_finite_differences():
+    from jax.test_util import check_grads
+
+    p, x, q, mask = _layer_inputs(t=5, d=3)
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), p)
+        x64, q64 = jnp.asarray(x, jnp.float64), jnp.asarray(q, jnp.float64)
+        for reverse in (False, True):
+            check_grads(lambda p, x, q: qrn_layer(p, x, q, mask, reverse=reverse)[0], (p64, x64, q64), order=1,
+                        modes=("rev",))
