@@ -250,3 +250,13 @@ def test_layer_gradients_against_finite_differences():
         for reverse in (False, True):
             check_grads(lambda p, x, q: qrn_layer(p, x, q, mask, reverse=reverse)[0], (p64, x64, q64), order=1,
                         modes=("rev",))
+
+
+def test_plot_reads_gates_as_gates():
+    """The heat map's caption says nothing of empty slots for gates, which need not sum to 1."""
+    from memjax.infer import Answer
+    from memjax.plot import _caption
+
+    weights = [[0.2, 0.1], [0.3, 0.05]]
+    assert _caption(Answer("x", 1.0, [], [], [], "gate"), weights, 0, None) == ""
+    assert "empty memory slots" in _caption(Answer("x", 1.0, [], [], [], "hop"), weights, 0, None)
