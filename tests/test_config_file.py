@@ -232,7 +232,7 @@ FLAGS = {  # memjax train's flags before --config and the groups: (dest, default
     "--margin": ('margin', None, None),
     "--negatives": ('negatives', None, None),
     "--embed-init": ('embed_init', None, None),
-    "--optimizer": ('optimizer', None, ['sgd', 'adam', 'rmsprop']),
+    "--optimizer": ('optimizer', None, ['sgd', 'adagrad', 'adam', 'rmsprop']),
     "--dropout": ('dropout', None, None),
     "--dropout-at": ('dropout_at', None, ['facts', 'sentences']),
     "--weight-decay": ('weight_decay', None, None),

@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                              "defaults: each family's recipe (see the model pages of the docs)")
     r.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
                    help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
-                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example)")
+                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example); "
+                        "qrn: Query-Reduction Network (Seo et al. 2017)")
     r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
@@ -99,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_positive(), help="epochs of the main schedule (MemN2N default 100, joint 60; DMN/DMN+: at most 256)")
     r.add_argument("--batch-size", type=_positive(), help="minibatch size (default 32; DMN+ 100)")
     r.add_argument("--lr", type=_positive(float), help="learning rate (default 0.01; DMN/DMN+ Adam 0.001)")
-    r.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"],
-                   help="sgd (MemN2N's recipe), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
+    r.add_argument("--optimizer", choices=["sgd", "adagrad", "adam", "rmsprop"],
+                   help="sgd (MemN2N's recipe), adagrad (QRN's), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
     r.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
     r.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")

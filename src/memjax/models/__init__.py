@@ -5,11 +5,13 @@ from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.memn2n import MemN2N, MemN2NConfig, MemN2NRecipe
 from memjax.models.memnn import MemNN, MemNNConfig
+from memjax.models.qrn import QRN, QRNConfig
 
 # --model name -> (model class, config class)
 FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig),
             "memnn": (MemNN, MemNNConfig),
-            "lstm": (LSTMReader, LSTMConfig), "attn-lstm": (AttnLSTM, AttnLSTMConfig)}
+            "lstm": (LSTMReader, LSTMConfig), "attn-lstm": (AttnLSTM, AttnLSTMConfig),
+            "qrn": (QRN, QRNConfig)}
 
 
 def model_for(name: str, config: dict):
@@ -21,4 +23,4 @@ def model_for(name: str, config: dict):
 
 
 __all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
-           "LSTMReader", "MemN2N", "MemN2NConfig", "MemN2NRecipe", "MemNN", "MemNNConfig", "model_for"]
+           "LSTMReader", "MemN2N", "MemN2NConfig", "MemN2NRecipe", "MemNN", "MemNNConfig", "QRN", "QRNConfig", "model_for"]

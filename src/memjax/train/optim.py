@@ -76,14 +76,25 @@ def rmsprop_recipe(lr: float, max_grad_norm: float | None, padding_mask, decay: 
                        optax.rmsprop(lr, decay=decay, eps=eps, eps_in_sqrt=False))
 
 
+def adagrad_recipe(schedule: optax.Schedule, max_grad_norm: float | None, padding_mask,
+                   initial_accumulator: float = 0.1, eps: float = 1e-7) -> optax.GradientTransformation:
+    """AdaGrad at a scheduled rate (the QRN authors' optimiser; TensorFlow's accumulators start at
+    0.1), padding rows frozen; optional global-norm clipping."""
+    parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
+    return optax.chain(*parts, multiply_by(padding_mask),
+                       optax.adagrad(schedule, initial_accumulator_value=initial_accumulator, eps=eps))
+
+
 def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransformation:
     """The optimiser of a :class:`memjax.train.config.TrainConfig`: ``sgd`` (as the MemN2N recipe: the
     warm-up epochs at their rate, then lr multiplied by ``decay`` every ``decay_every`` epochs;
-    per-matrix clipping), ``adam`` or ``rmsprop`` at ``lr``."""
+    per-matrix clipping), ``adagrad`` (the same schedule; global-norm clipping), ``adam`` or ``rmsprop`` at ``lr``."""
     c = config
     if c.optimizer == "adam":
         return adam_recipe(c.lr, c.max_grad_norm, padding_mask)
     if c.optimizer == "rmsprop":
         return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)
     schedule = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay, c.warmup_epochs, c.warmup_lr)
+    if c.optimizer == "adagrad":
+        return adagrad_recipe(schedule, c.max_grad_norm, padding_mask)
     return sgd_recipe(schedule, c.max_grad_norm, padding_mask)

@@ -37,10 +37,17 @@ LSTM_1K = TrainConfig(epochs=100, batch_size=32, lr=0.001, optimizer="adam", los
 # the epoch with the lowest validation error is kept (patience = every epoch).
 ATTN_LSTM_1K = TrainConfig(epochs=120, batch_size=32, lr=0.001, optimizer="rmsprop", loss="mean", dropout=0.3,
                            patience=120)
+# QRN (Seo et al. 2017), the authors' code (seominjoon/qrn, babi/main.py) on bAbI-1k: AdaGrad 0.5 halved
+# every 100 epochs, batch 32, 150 epochs, L2 0.001; mean loss over the batch (as TensorFlow's mean
+# cross-entropy); the epoch with the lowest validation error is kept (the authors keep the trial of
+# lowest dev loss).
+QRN_1K = TrainConfig(epochs=150, batch_size=32, lr=0.5, optimizer="adagrad", decay_every=100, decay=0.5,
+                     weight_decay=0.001, loss="mean", patience=150)
 
 # --model name -> its per-task recipe
 RECIPES: dict[str, TrainConfig] = {"memn2n": MEMN2N_PER_TASK, "dmn+": DMN_PLUS_10K, "dmn": DMN_1K,
-                                   "memnn": MEMNN_1K, "lstm": LSTM_1K, "attn-lstm": ATTN_LSTM_1K}
+                                   "memnn": MEMNN_1K, "lstm": LSTM_1K, "attn-lstm": ATTN_LSTM_1K,
+                                   "qrn": QRN_1K}
 # --model name -> (recipe, model settings) of joint training where the paper has one; else the per-task recipe
 JOINT: dict[str, tuple[TrainConfig, dict]] = {"memn2n": (MEMN2N_JOINT, MEMN2N_JOINT_MODEL)}
 
