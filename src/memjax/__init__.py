@@ -23,6 +23,7 @@ __version__ = "0.4.0"
 # the model families, as ``memjax train --model`` names them (``memjax.models.FAMILIES`` has their classes;
 # named here so that the command line can list them without importing JAX)
 MODEL_NAMES = ("memn2n", "dmn", "dmn+", "memnn", "lstm", "attn-lstm")
+MODEL_NAMES += ("entnet",)
 
 # name -> module that defines it, imported on first use (PEP 562), so that ``import memjax`` stays light
 _LAZY = {

@@ -28,7 +28,7 @@ from memjax.train.checkpoint import CheckpointError, load_model
 
 
 # how each kind of attention (memjax.models.base.Traits.attention) is named per row, for people
-ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention"}
+ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention", "slots": "slot"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -360,7 +360,7 @@ def _caption(answer: "Answer", weights: list[list[float]], hidden: int, memory: 
         size = f" ({memory} sentences)" if memory else ""
         notes.append(f"the first {hidden} statement(s) lie outside the model's memory{size} and are not shown")
     sums = [sum(col) for col in zip(*weights)] if weights else []
-    if sums and min(sums) < 0.99:
+    if sums and min(sums) < 0.99 and answer.attention != "slots":  # gates (EntNet) do not sum to one
         rest = ", ".join(f"{100 * (1 - s):.0f}%" for s in sums)
         notes.append(f"the rest of each {answer.row_name}'s attention goes to empty memory slots ({rest})")
     return "\n".join(textwrap.fill(_plain(n), 100) for n in notes)

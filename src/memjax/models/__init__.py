@@ -1,6 +1,7 @@
 """Model families, each implementing the one interface of :mod:`memjax.models.base`."""
 
 from memjax.models.base import Model, Phase, Prediction, Traits
+from memjax.models.entnet import EntNet, EntNetConfig
 from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.memn2n import MemN2N, MemN2NConfig, MemN2NRecipe
@@ -10,6 +11,7 @@ from memjax.models.memnn import MemNN, MemNNConfig
 FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig),
             "memnn": (MemNN, MemNNConfig),
             "lstm": (LSTMReader, LSTMConfig), "attn-lstm": (AttnLSTM, AttnLSTMConfig)}
+FAMILIES["entnet"] = (EntNet, EntNetConfig)
 
 
 def model_for(name: str, config: dict):
@@ -20,5 +22,5 @@ def model_for(name: str, config: dict):
     return model(cfg(**config))
 
 
-__all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
+__all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "EntNet", "EntNetConfig", "FAMILIES", "LSTMConfig",
            "LSTMReader", "MemN2N", "MemN2NConfig", "MemN2NRecipe", "MemNN", "MemNNConfig", "model_for"]

@@ -5,7 +5,7 @@ Each ``__call__`` calls its op with the module's ``nnx.Param`` values, vmapped o
 MemN2N (Sukhbaatar et al. 2015): :class:`PositionEncoding`, :class:`TemporalEncoding`,
 :class:`MemoryHop`, :class:`MultiHopRead`. DMN+ (Xiong et al. 2016): :class:`GRU`,
 :class:`AttentionGRU`, :class:`InputFusion`, :class:`AttentionGate`, :class:`MemoryUpdate`,
-:class:`EpisodicMemory`, :class:`AnswerModule`.
+:class:`EpisodicMemory`, :class:`AnswerModule`. EntNet (Henaff et al. 2017): :class:`EntityMemory`.
 
 Every module takes sizes and ``rngs: nnx.Rngs`` (a ``params`` stream), initialises as the memjax
 models do (see each class), accepts any leading batch axes, and has ``params()`` (its parameters as
@@ -15,9 +15,11 @@ parameters). :class:`NNXModel` trains a module of yours through memjax's engine
 """
 
 from memjax.nn.adapter import NNXConfig, NNXModel
+from memjax.nn.entity import EntityMemory
 from memjax.nn.memory import MemoryHop, MultiHopRead, PositionEncoding, TemporalEncoding
 from memjax.nn.recurrent import (GRU, AnswerModule, AttentionGate, AttentionGRU, EpisodicMemory, InputFusion,
                                  MemoryUpdate)
 
 __all__ = ["PositionEncoding", "TemporalEncoding", "MemoryHop", "MultiHopRead", "GRU", "AttentionGRU", "InputFusion",
-           "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule", "NNXConfig", "NNXModel"]
+           "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule", "NNXConfig", "NNXModel",
+           "EntityMemory"]
