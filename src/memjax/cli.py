@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                              "defaults: each family's recipe (see the model pages of the docs)")
     r.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
                    help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
-                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example)")
+                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example); "
+                        "entnet: Recurrent Entity Network (Henaff et al. 2017)")
     r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
