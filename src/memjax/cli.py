@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
                    help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
                         "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example); "
-                        "qrn: Query-Reduction Network (Seo et al. 2017)")
+                        "qrn: Query-Reduction Network (Seo et al. 2017); entnet: Recurrent Entity Network (Henaff et al. 2017)")
     r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")

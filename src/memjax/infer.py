@@ -28,7 +28,7 @@ from memjax.train.checkpoint import CheckpointError, load_model
 
 
 # how each kind of attention (memjax.models.base.Traits.attention) is named per row, for people
-ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention", "gate": "layer"}
+ROW_NAMES = {"hop": "hop", "pass": "pass", "chosen": "hop", "words": "attention", "gate": "layer", "slots": "slot"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,8 @@ class Answer:
         unknown: words of the story or question the model has never seen.
         top: the five most probable answers as (word, probability) (the answer alone for a decoder).
         attention: what ``hops`` holds (:attr:`memjax.models.base.Traits.attention`): ``"hop"``,
-            ``"pass"``, ``"chosen"``, ``"words"``, ``"gate"`` (QRN: each layer's update gates), or None.
+            ``"pass"``, ``"chosen"``, ``"words"``, ``"gate"`` (QRN: each layer's update gates), ``"slots"``
+            (EntNet: each slot's gates), or None.
         reads_unknown: the model read the unknown words (as the unknown word, by their context)
             rather than leaving them out.
     """

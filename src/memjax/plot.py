@@ -360,7 +360,7 @@ def _caption(answer: "Answer", weights: list[list[float]], hidden: int, memory: 
         size = f" ({memory} sentences)" if memory else ""
         notes.append(f"the first {hidden} statement(s) lie outside the model's memory{size} and are not shown")
     sums = [sum(col) for col in zip(*weights)] if weights else []
-    if sums and min(sums) < 0.99 and answer.attention != "gate":  # gates (QRN) are no distribution
+    if sums and min(sums) < 0.99 and answer.attention not in ("gate", "slots"):  # gates (QRN, EntNet) are no distribution
         rest = ", ".join(f"{100 * (1 - s):.0f}%" for s in sums)
         notes.append(f"the rest of each {answer.row_name}'s attention goes to empty memory slots ({rest})")
     return "\n".join(textwrap.fill(_plain(n), 100) for n in notes)
@@ -400,7 +400,7 @@ def plot_attention(answer: "Answer", statements: Sequence[str], question: str, p
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(indices)), labels)
     ax.tick_params(length=0)
-    fig.colorbar(image, ax=ax, label="update gate" if answer.attention == "gate" else "attention weight", shrink=0.9)
+    fig.colorbar(image, ax=ax, label={"gate": "update gate", "slots": "slot gate"}.get(answer.attention, "attention weight"), shrink=0.9)
     head = textwrap.fill(f"{question.strip()}  \u2192  {answer.answer} (p = {answer.probability:.2f})", 80)
     ax.set_title(_plain(head), pad=10)
     caption = _caption(answer, weights, indices[0], memory)  # the memory keeps the last statements

@@ -1,6 +1,7 @@
 """Model families, each implementing the one interface of :mod:`memjax.models.base`."""
 
 from memjax.models.base import Model, Phase, Prediction, Traits
+from memjax.models.entnet import EntNet, EntNetConfig
 from memjax.models.dmn import DMN, DMNConfig, DMNPlus, DMNPlusConfig
 from memjax.models.lstm import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.memn2n import MemN2N, MemN2NConfig, MemN2NRecipe
@@ -11,7 +12,7 @@ from memjax.models.qrn import QRN, QRNConfig
 FAMILIES = {"memn2n": (MemN2N, MemN2NConfig), "dmn": (DMN, DMNConfig), "dmn+": (DMNPlus, DMNPlusConfig),
             "memnn": (MemNN, MemNNConfig),
             "lstm": (LSTMReader, LSTMConfig), "attn-lstm": (AttnLSTM, AttnLSTMConfig),
-            "qrn": (QRN, QRNConfig)}
+            "qrn": (QRN, QRNConfig), "entnet": (EntNet, EntNetConfig)}
 
 
 def model_for(name: str, config: dict):
@@ -22,5 +23,5 @@ def model_for(name: str, config: dict):
     return model(cfg(**config))
 
 
-__all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "FAMILIES", "LSTMConfig",
+__all__ = ["Model", "Phase", "Prediction", "Traits", "AttnLSTM", "AttnLSTMConfig", "DMN", "DMNConfig", "DMNPlus", "DMNPlusConfig", "EntNet", "EntNetConfig", "FAMILIES", "LSTMConfig",
            "LSTMReader", "MemN2N", "MemN2NConfig", "MemN2NRecipe", "MemNN", "MemNNConfig", "QRN", "QRNConfig", "model_for"]

@@ -40,7 +40,8 @@ class Traits:
         attention: what :attr:`Prediction.attention` holds per row: ``"hop"`` (MemN2N's hops), ``"pass"``
             (DMN and DMN+: the gates of each episodic pass), ``"chosen"`` (MemNN: the memory chosen at
             each hop), ``"words"`` (the attention LSTM: its word attention summed per statement), ``"gate"``
-            (QRN: each layer's update gate per statement, not summing to 1), or None (the LSTM reader attends to nothing).
+            (QRN: each layer's update gate per statement, not summing to 1), ``"slots"`` (EntNet: per entity
+            slot, its gate at each sentence), or None (the LSTM reader attends to nothing).
         dropout: the model applies ``TrainConfig.dropout`` (its :meth:`Model.dropout_shape` uniforms).
         random_inputs: the loss draws per-example uniforms every training step whatever the dropout
             (MemNN: sampled negatives, unseen words), shaped as :meth:`Model.dropout_shape`.

@@ -204,7 +204,7 @@ function cell(tag, text, className) {
 }
 
 // what one column of the heat map is, by the kind of attention the model reports (Answer.attention)
-const COLUMN_NAMES = {hop: "Hop", pass: "Pass", chosen: "Hop", words: "Attention", gate: "Layer"};
+const COLUMN_NAMES = {hop: "Hop", pass: "Pass", chosen: "Hop", words: "Attention", gate: "Layer", slots: "Slot"};
 
 function drawHeatmap(statements, hops, supporting, attention) {
   const table = byId("heatmap");

@@ -21,12 +21,12 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 32
     lr: float = 0.01
-    decay_every: int | None = None  # sgd, adagrad: ``lr`` multiplied by ``decay`` every this many epochs (None: constant)
+    decay_every: int | None = None  # sgd, adagrad, adam: ``lr`` multiplied by ``decay`` every this many epochs (None: constant)
     decay: float = 0.5
     max_grad_norm: float | None = None  # sgd: each matrix's gradient clipped to this norm; adam, rmsprop:
     # the whole gradient's (None: no clipping)
     loss: str = "sum"  # "sum" over the batch, as the MemN2N authors' code; or "mean"
-    optimizer: str = "sgd"  # "sgd" or "adagrad" (scheduled as above), "adam" or "rmsprop" (at ``lr``, no schedule)
+    optimizer: str = "sgd"  # "sgd" or "adagrad" (scheduled as above), "adam" (scheduled with decay_every) or "rmsprop" (at ``lr``)
     weight_decay: float = 0.0  # L2: adds weight_decay * sum(w^2) / 2 over the model's decay_mask weights
     dropout: float = 0.0  # dropout rate where the model applies it (DMN+: facts and final memory)
     patience: int | None = None  # early stopping: a run stops after this many epochs without a lower

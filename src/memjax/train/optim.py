@@ -58,8 +58,9 @@ def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float | None, padding_ma
     return optax.chain(*parts, multiply_by(padding_mask), optax.scale_by_learning_rate(schedule))
 
 
-def adam_recipe(lr: float, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
-    """Adam at a constant rate (the DMN+ recipe), padding rows frozen; optional global-norm clipping."""
+def adam_recipe(lr, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
+    """Adam (the DMN+ recipe) at ``lr``, a rate or a schedule (EntNet's halving), padding rows frozen;
+    optional global-norm clipping."""
     parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm else []
     return optax.chain(*parts, multiply_by(padding_mask), optax.adam(lr))
 
@@ -88,10 +89,12 @@ def adagrad_recipe(schedule: optax.Schedule, max_grad_norm: float | None, paddin
 def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransformation:
     """The optimiser of a :class:`memjax.train.config.TrainConfig`: ``sgd`` (as the MemN2N recipe: the
     warm-up epochs at their rate, then lr multiplied by ``decay`` every ``decay_every`` epochs;
-    per-matrix clipping), ``adagrad`` (the same schedule; global-norm clipping), ``adam`` or ``rmsprop`` at ``lr``."""
+    per-matrix clipping), ``adagrad`` (the same schedule; global-norm clipping), ``adam`` (with ``decay_every``:
+    lr multiplied by ``decay`` every that many epochs) or ``rmsprop`` at ``lr``."""
     c = config
     if c.optimizer == "adam":
-        return adam_recipe(c.lr, c.max_grad_norm, padding_mask)
+        rate = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay) if c.decay_every else c.lr
+        return adam_recipe(rate, c.max_grad_norm, padding_mask)
     if c.optimizer == "rmsprop":
         return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)
     schedule = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay, c.warmup_epochs, c.warmup_lr)

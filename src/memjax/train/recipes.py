@@ -44,10 +44,14 @@ ATTN_LSTM_1K = TrainConfig(epochs=120, batch_size=32, lr=0.001, optimizer="rmspr
 QRN_1K = TrainConfig(epochs=150, batch_size=32, lr=0.5, optimizer="adagrad", decay_every=100, decay=0.5,
                      weight_decay=0.001, loss="mean", patience=150)
 
+# EntNet (Henaff et al. 2017) per task, bAbI-10k (docs/anchors.md): Adam 0.01 halved every 25 epochs,
+# 200 epochs, gradient clipping at 40 (the whole gradient's norm); batch 32.
+ENTNET_10K = TrainConfig(epochs=200, batch_size=32, lr=0.01, optimizer="adam", decay_every=25, max_grad_norm=40.0)
+
 # --model name -> its per-task recipe
 RECIPES: dict[str, TrainConfig] = {"memn2n": MEMN2N_PER_TASK, "dmn+": DMN_PLUS_10K, "dmn": DMN_1K,
                                    "memnn": MEMNN_1K, "lstm": LSTM_1K, "attn-lstm": ATTN_LSTM_1K,
-                                   "qrn": QRN_1K}
+                                   "qrn": QRN_1K, "entnet": ENTNET_10K}
 # --model name -> (recipe, model settings) of joint training where the paper has one; else the per-task recipe
 JOINT: dict[str, tuple[TrainConfig, dict]] = {"memn2n": (MEMN2N_JOINT, MEMN2N_JOINT_MODEL)}
 
