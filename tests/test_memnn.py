@@ -407,17 +407,6 @@ def test_unseen_name_is_answered_by_context_and_matches(data_root):
     assert errors[False] >= 20.0, errors
 
 
-def _experiment(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow  # a long training: runs in CI (.ci/run) and with -m slow
 def test_a_new_name_in_another_sentence_does_not_draw_the_question(data_root):
     """Issue 31, item 9 (experiments/memnn_unseen.py's measure, on a shorter training): trained with
@@ -425,6 +414,8 @@ def test_a_new_name_in_another_sentence_does_not_draw_the_question(data_root):
     another name of the story is replaced by a never-seen word ("Daniel travelled to the office.
     Xander went to the hallway. Where is Daniel?"), and questions about the replaced name itself
     with at most 5% error."""
+    from test_dmn import _experiment  # experiments/<name>.py as a module
+
     exp = _experiment("memnn_unseen")
     ds = load_babi([1], "en", str(data_root), 50)[0]
     mcfg, tcfg = build_configs("memnn", ds, False, {"unseen": True}, {"epochs": 20})
