@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -48,8 +49,10 @@ INTEGRITY_FORMAT = 1
 # Orbax runs a restore's reads concurrently in an event loop of its own; when one read fails it closes
 # that loop while the others are still in flight, and tensorstore, completing them, reports
 # "RuntimeError: Event loop is closed" with a traceback (through sys.unraisablehook) after our one-line
-# error, in 1 to 3 runs of 5. That error alone is silenced: while orbax reads, and for good once a read
-# has failed (its stray completions may come at any time after).
+# error, in 1 to 3 runs of 5; and the reads that failed too, their tasks never awaited, are logged by asyncio
+# as "Task exception was never retrieved" with a traceback each when the tasks are freed (a few runs in a
+# hundred with a garbled array file). These two alone are silenced: while orbax reads, and for good once a read has
+# failed (its stray completions may come at any time after).
 
 _lock = threading.Lock()
 _reads = 0  # orbax reads under way
@@ -61,13 +64,19 @@ def _stray(exc) -> bool:
     return (_reads > 0 or _failed) and isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
 
 
+def _stray_task(record: logging.LogRecord) -> bool:
+    """False for asyncio's report of a task's exception never retrieved once a read has failed (a filter)."""
+    return not ((_reads > 0 or _failed) and record.getMessage().startswith("Task exception was never retrieved"))
+
+
 def _hook_stray_errors() -> None:
     """Wraps ``sys.unraisablehook`` (where tensorstore reports them) once, so that it drops
-    :func:`_stray` errors and passes the rest on."""
+    :func:`_stray` errors and passes the rest on; filters asyncio's log by :func:`_stray_task`."""
     global _hooked
     if _hooked:
         return
     _hooked = True
+    logging.getLogger("asyncio").addFilter(_stray_task)
     previous = sys.unraisablehook
 
     def unraisablehook(info):
