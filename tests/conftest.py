@@ -24,7 +24,6 @@ if settings is not None:
     settings.load_profile(os.environ.get("MEMJAX_HYPOTHESIS_PROFILE", "memjax"))
 
 
-
 def pytest_configure(config):
     """One JAX compilation cache per test run (MEMJAX_CACHE, a new temporary folder; removed at the end),
     shared by the xdist workers, which inherit it, and by the commands the tests start, so that a program
@@ -33,7 +32,10 @@ def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # the controller (or the only process, with -n 0) makes the folder
         os.environ["MEMJAX_CACHE"] = tempfile.mkdtemp(prefix="memjax-test-xla-")
         config._memjax_cache = os.environ["MEMJAX_CACHE"]
-    memjax.enable_compilation_cache(os.environ["MEMJAX_CACHE"])
+    if os.environ.get("MEMJAX_CACHE"):
+        memjax.enable_compilation_cache(os.environ["MEMJAX_CACHE"])
+    else:  # a worker started elsewhere, without it: no cache, and the user's left alone by the commands
+        os.environ["MEMJAX_CACHE"] = "off"
 
 
 def pytest_unconfigure(config):
