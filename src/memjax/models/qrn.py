@@ -1,7 +1,7 @@
 """Query-Reduction Network, ``--model qrn`` (Seo, Min, Farhadi & Hajishirzi, ICLR 2017).
 
 Every sentence of the story and the question are embedded with the position encoding of
-Sukhbaatar et al. 2015 (:func:`memjax.ops.encoding.position_factors`, the paper's formula). A stack
+Sukhbaatar et al. 2015 (:func:`memjax.ops.encoding.encode_sentence`, the paper's formula). A stack
 of QRN layers (:mod:`memjax.ops.qrn`) reads the sentences oldest first: the first layer's query is
 the question, layer k's query at step t is layer k-1's reduced query h_t; in the bidirectional
 variant each layer adds a backward pass (its own parameters) to the forward one. The last layer's
@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
-from memjax.ops.encoding import position_factors
+from memjax.ops.encoding import encode_sentence
 from memjax.ops.qrn import qrn_init, qrn_stack
 
 
@@ -63,13 +63,10 @@ class QRNConfig:
 
 
 def encode(embed: jnp.ndarray, ids: jnp.ndarray, formula: str = "paper") -> jnp.ndarray:
-    """Position-encoded sentences (..., d) from word ids (..., L) (0: padding)."""
-    d = embed.shape[1]
+    """Position-encoded sentences (..., d) from word ids (..., L) (0: padding): encode_sentence per row."""
     flat = ids.reshape(-1, ids.shape[-1])
-    a = jax.vmap(lambda m: position_factors(m, d, formula)[0])(flat != 0)  # (N, L, 2)
-    g = position_factors(flat[0] != 0, d, formula)[1]  # (2, d), the same for every sentence
-    bags = jnp.einsum("nlr,nld->nrd", a, embed[flat])
-    return jnp.einsum("nrd,rd->nd", bags, g).reshape(*ids.shape[:-1], d)
+    out = jax.vmap(lambda row: encode_sentence(embed, row, "pe", formula))(flat)
+    return out.reshape(*ids.shape[:-1], embed.shape[1])
 
 
 class QRN(Model):
