@@ -196,17 +196,21 @@ def test_ask_names_the_gate_rows_layers():
     assert 'gate: "Layer"' in SCRIPT
 
 
-@pytest.mark.slow  # 27 s on a loaded 2-core CPU, 20 s of it compiling: runs in CI (.ci/run) and with -m slow
+@pytest.mark.slow  # about 10 s here, most of it compiling: runs in CI (.ci/run) and with -m slow
 def test_short_training_run_learns_task_1(data_root):
-    """A real run: the recipe on bAbI-1k task 1 for 20 epochs (chance: 5 of 6 places wrong, 83%)."""
+    """A real run: the recipe on bAbI-1k task 1 for 60 epochs (chance: 5 of 6 places wrong, 83%).
+
+    At 20 epochs the run had not settled: 0.1% to 7.5% test error by the CPU's instruction set.
+    """
     from memjax.train.protocol import run_babi
 
     start = time.perf_counter()
-    res = run_babi("qrn", "en", [1], data=str(data_root), train_overrides={"epochs": 20})
+    res = run_babi("qrn", "en", [1], data=str(data_root), train_overrides={"epochs": 60})
     task = res["tasks"]["1"]
     assert res["model"] == "qrn" and res["config"]["train"]["optimizer"] == "adagrad"
-    assert task["epochs"] == 20 and task["test_error"] <= 5.0, task  # measured: 0.1 (2026-12-06, 2-core CPU)
-    print(f"qrn task 1, 20 epochs: test error {task['test_error']:.1f}%, {time.perf_counter() - start:.1f} s")
+    # measured 2026-12-06, 2-core CPU, XLA_FLAGS=--xla_cpu_max_isa=AVX512 / AVX2 / AVX: 0.0 / 0.0 / 0.0
+    assert task["epochs"] == 60 and task["test_error"] <= 5.0, task
+    print(f"qrn task 1, 60 epochs: test error {task['test_error']:.1f}%, {time.perf_counter() - start:.1f} s")
 
 
 def test_nnx_modules_equal_the_op_and_the_model():
