@@ -11,7 +11,7 @@ import pytest
 
 from memjax.models.qrn import QRN, QRNConfig
 from memjax.ops.qrn import (linear_recurrence, linear_recurrence_loop, qrn_gates, qrn_init, qrn_layer,
-                            qrn_stack)
+                            qrn_stack, without_reset)
 
 
 def _np_recurrence(a, b, h0=None, reverse=False):
@@ -29,14 +29,18 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _np_layer(p, x, q, mask, reverse=False):
+def _np_layer(p, x, q, mask, bidirectional=False):
+    """The authors' layer (seominjoon/qrn babi/model.py), written out: one update gate and candidate,
+    a reset gate per direction, the backward pass over the reversed story added."""
     p = {k: np.asarray(v, np.float64) for k, v in p.items()}
     q = np.broadcast_to(q, x.shape)
     z = _sigmoid((x * q) @ p["wz"] + p["bz"]) * mask
     cand = np.tanh(np.concatenate([x, q], -1) @ p["Wh"] + p["bh"])
-    if "wr" in p:
-        cand = cand * _sigmoid((x * q) @ p["wr"] + p["br"])[:, None]
-    return _np_recurrence(1 - z, z[:, None] * cand, reverse=reverse), z
+    r = _sigmoid((x * q) @ p["wr"] + p["br"]) if "wr" in p else np.ones((len(x), 2))
+    h = _np_recurrence(1 - z, (z * r[:, 0])[:, None] * cand)
+    if bidirectional:
+        h = h + _np_recurrence(1 - z, (z * r[:, -1])[:, None] * cand, reverse=True)
+    return h, z
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -68,36 +72,48 @@ def test_recurrence_gradients_equal():
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
-def _layer_inputs(seed=0, t=7, d=5):
+def _layer_inputs(seed=0, t=7, d=5, bidirectional=True):
     k = jax.random.split(jax.random.key(seed), 3)
     x, q = 0.5 * jax.random.normal(k[0], (t, d)), 0.5 * jax.random.normal(k[1], (d,))
     mask = jnp.arange(t) >= 2  # two empty slots first (oldest first: the story is shorter than the memory)
-    return qrn_init(k[2], d, reset=True, gate_bias=0.5, std=0.5), x, q, mask
+    p = qrn_init(k[2], d, reset=True, bidirectional=bidirectional, forget_bias=-0.5, std=0.5)
+    p["br"] = p["br"] + jnp.array([0.3, -0.7])[:p["br"].shape[0]]  # the directions' reset gates differ
+    return p, x, q, mask
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_layer_against_numpy_and_masked_slots_leave_h(reverse):
-    p, x, q, mask = _layer_inputs()
-    h, z = qrn_layer(p, x, q, mask, reverse=reverse)
-    hn, zn = _np_layer(p, np.asarray(x, np.float64), np.asarray(q, np.float64), np.asarray(mask), reverse)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_layer_against_numpy_and_masked_slots_leave_h(bidirectional):
+    p, x, q, mask = _layer_inputs(bidirectional=bidirectional)
+    assert p["wr"].shape == (5, 2 if bidirectional else 1)
+    h, z = qrn_layer(p, x, q, mask, bidirectional)
+    hn, zn = _np_layer(p, np.asarray(x, np.float64), np.asarray(q, np.float64), np.asarray(mask), bidirectional)
     np.testing.assert_allclose(h, hn, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z, zn, rtol=1e-5, atol=1e-6)
     assert np.all(np.asarray(z)[:2] == 0)
-    if not reverse:
+    if not bidirectional:
         np.testing.assert_array_equal(h[:2], 0.0)  # nothing read yet
     else:
-        np.testing.assert_allclose(h[0], h[2], rtol=1e-6)  # carried through the empty slots unchanged
-    h_loop, _ = qrn_layer(p, x, q, mask, reverse=reverse, parallel=False)
+        backward = h - qrn_layer(p, x, q, mask)[0]  # the backward state, carried through the empty slots
+        np.testing.assert_allclose(backward[:2], np.broadcast_to(backward[2], (2, 5)), rtol=1e-5, atol=1e-6)
+    h_loop, _ = qrn_layer(p, x, q, mask, bidirectional, parallel=False)
     np.testing.assert_allclose(h, h_loop, rtol=1e-5, atol=1e-6)
+
+
+def test_init_as_the_authors_code():
+    p = qrn_init(jax.random.key(0), 40, reset=True, bidirectional=True)
+    assert float(p["bz"]) == -2.5 and p["wr"].shape == (40, 2) and np.all(np.asarray(p["br"]) == 0)
+    assert 0.8 < float(jnp.std(p["wz"])) < 1.2 and 0.8 < float(jnp.std(p["Wh"]) * np.sqrt(80)) < 1.2
+    z, _, _ = qrn_gates(p, jnp.zeros((3, 40)), jnp.zeros((40,)), jnp.ones(3, bool))
+    np.testing.assert_allclose(z, 1 / (1 + np.exp(2.5)), rtol=1e-6)  # the update gate starts nearly shut
 
 
 def test_gates_without_reset():
     k = jax.random.key(3)
     p = qrn_init(k, 4, reset=False)
-    assert "wr" not in p
+    assert "wr" not in p and without_reset(qrn_init(k, 4)).keys() == p.keys()
     x, q = jnp.ones((3, 4)), jnp.ones((4,))
-    z, cand = qrn_gates(p, x, q, jnp.array([True, False, True]))
-    assert z[1] == 0 and cand.shape == (3, 4)
+    z, cand, reset = qrn_gates(p, x, q, jnp.array([True, False, True]))
+    assert z[1] == 0 and cand.shape == (3, 4) and reset is None
 
 
 def _model(**kw):
@@ -120,7 +136,7 @@ def _batch(seed=0, b=5, m=6):
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_batch_equals_loop_over_stories_and_parallel_equals_sequential(bidirectional):
-    model = _model(bidirectional=bidirectional)
+    model = _model(bidirectional=bidirectional, parallel=True)
     params = model.init(jax.random.key(0))
     data, batch = _batch()
     pred = model.predict(params, data, batch)
@@ -140,14 +156,31 @@ def test_batch_equals_loop_over_stories_and_parallel_equals_sequential(bidirecti
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
-def test_stack_feeds_reduced_queries_upwards():
+def test_stack_feeds_reduced_queries_upwards_and_the_last_layer_runs_forwards_without_reset():
     p, x, q, mask = _layer_inputs(d=5)
     p2 = _layer_inputs(seed=1, d=5)[0]
-    h, z = qrn_stack([{"fwd": p}, {"fwd": p2}], x, q, mask)
-    h1, z1 = qrn_layer(p, x, q, mask)
-    h2, z2 = qrn_layer(p2, x, h1, mask)
+    h, z = qrn_stack([p, p2], x, q, mask)
+    h1, z1 = qrn_layer(p, x, q, mask, bidirectional=True)
+    h2, z2 = qrn_layer(without_reset(p2), x, h1, mask)
     np.testing.assert_allclose(h, h2, rtol=1e-6)
     np.testing.assert_allclose(z, jnp.stack([z1, z2]), rtol=1e-6)
+    h_one, _ = qrn_stack([p, p2], x, q, mask, bidirectional=False)
+    np.testing.assert_allclose(h_one, qrn_layer(without_reset(p2), x, qrn_layer(p, x, q, mask)[0], mask)[0], rtol=1e-6)
+
+
+def test_tied_layers_share_one_set_of_weights():
+    model = _model(layers=3, tied=True)
+    params = model.init(jax.random.key(0))
+    assert len(params["layers"]) == 1
+    untied = _model(layers=3, tied=False)
+    three = {**params, "layers": params["layers"] * 3}
+    data, batch = _batch()
+    np.testing.assert_allclose(untied.predict(three, data, batch).scores, model.predict(params, data, batch).scores,
+                               rtol=1e-6)
+    assert len(untied.init(jax.random.key(0))["layers"]) == 3
+    mask = model.decay_mask(params)
+    assert mask["embed"] == mask["answer"] == mask["layers"][0]["wz"] == mask["layers"][0]["wr"] == 1.0
+    assert mask["layers"][0]["bz"] == mask["layers"][0]["bh"] == mask["layers"][0]["br"] == 0.0
 
 
 def test_adagrad_recipe_as_tensorflow_with_its_schedule():
@@ -177,14 +210,20 @@ def test_adagrad_recipe_as_tensorflow_with_its_schedule():
 def test_recipe_and_registration():
     from memjax import MODEL_NAMES
     from memjax.models import FAMILIES
-    from memjax.train.recipes import QRN_1K, recipe_for
+    from memjax.train.recipes import QRN_1K, QRN_1K_AUTHORS, QRN_10K, recipe_for
 
     assert FAMILIES["qrn"] == (QRN, QRNConfig) and "qrn" in MODEL_NAMES
-    assert recipe_for("qrn") == (QRN_1K, {})
+    assert recipe_for("qrn") == (QRN_1K, {}) == recipe_for("qrn", set_name="en-valid")
+    assert recipe_for("qrn", set_name="en-10k") == (QRN_10K, {"dim": 200}) == recipe_for("qrn", set_name="hn-10k")
+    assert (QRN_10K.batch_size, QRN_10K.optimizer, QRN_10K.lr, QRN_10K.weight_decay, QRN_10K.epochs) == (
+        128, "adam", 0.005, 0.0005, 150)
     assert (QRN_1K.optimizer, QRN_1K.lr, QRN_1K.decay_every, QRN_1K.epochs, QRN_1K.batch_size,
-            QRN_1K.weight_decay) == ("adagrad", 0.5, 100, 150, 32, 0.001)
+            QRN_1K.weight_decay) == ("adam", 0.005, 100, 150, 32, 0.001)
+    assert (QRN_1K_AUTHORS.optimizer, QRN_1K_AUTHORS.lr) == ("adagrad", 0.5)
     c = QRNConfig(vocab_size=20)
-    assert (c.dim, c.layers, c.reset, c.bidirectional, c.gate_bias) == (50, 2, True, True, 2.5)
+    assert (c.dim, c.layers, c.reset, c.bidirectional, c.tied, c.forget_bias, c.init_std) == (50, 2, True, True, False,
+                                                                                              2.5, 0.3)
+    assert c.parallel is None  # the faster scan on the platform
 
 
 def test_ask_names_the_gate_rows_layers():
@@ -207,7 +246,7 @@ def test_short_training_run_learns_task_1(data_root):
     start = time.perf_counter()
     res = run_babi("qrn", "en", [1], data=str(data_root), train_overrides={"epochs": 60})
     task = res["tasks"]["1"]
-    assert res["model"] == "qrn" and res["config"]["train"]["optimizer"] == "adagrad"
+    assert res["model"] == "qrn" and res["config"]["train"]["optimizer"] == "adam"
     # measured 2026-12-06, 2-core CPU, XLA_FLAGS=--xla_cpu_max_isa=AVX512 / AVX2 / AVX: 0.0 / 0.0 / 0.0
     assert task["epochs"] == 60 and task["test_error"] <= 5.0, task
     print(f"qrn task 1, 60 epochs: test error {task['test_error']:.1f}%, {time.perf_counter() - start:.1f} s")
@@ -220,28 +259,30 @@ def test_nnx_modules_equal_the_op_and_the_model():
     from memjax.nn import QRNLayer, QRNStack
 
     p, x, q, mask = _layer_inputs()
-    layer = QRNLayer.from_params(p)
-    for reverse in (False, True):
-        h, z = layer(x[None], q[None], mask[None], reverse=reverse)
-        h1, z1 = qrn_layer(p, x, q, mask, reverse=reverse)
+    for bidirectional in (False, True):
+        layer = QRNLayer.from_params(p, bidirectional)
+        h, z = layer(x[None], q[None], mask[None])
+        h1, z1 = qrn_layer(p, x, q, mask, bidirectional)
         np.testing.assert_array_equal(h[0], h1)
         np.testing.assert_array_equal(z[0], z1)
     fresh = QRNLayer(5, reset=False, rngs=nnx.Rngs(0))
-    assert set(fresh.params()) == {"wz", "bz", "Wh", "bh"} and float(fresh.bz[...]) == 2.5
+    assert set(fresh.params()) == {"wz", "bz", "Wh", "bh"} and float(fresh.bz[...]) == -2.5
 
-    model = _model()
-    params = model.init(jax.random.key(2))
-    data, batch = _batch()
-    stack = QRNStack.from_params(params["layers"])
-    assert len(stack.backward) == 2 and jax.tree.all(jax.tree.map(jnp.array_equal, stack.params(), params["layers"]))
-    xs = encode(params["embed"], data["sentences"][batch["story"][:, ::-1]])
-    qs = encode(params["embed"], batch["query"])
-    h, z = stack(xs, qs, batch["story"][:, ::-1] != 0)
-    h_model, z_model = model.reduce(params, data["sentences"], batch["story"], batch["query"])
-    np.testing.assert_allclose(h[:, -1], h_model, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(z[:, :, ::-1], z_model, rtol=1e-6, atol=1e-7)
-    built = QRNStack(8, 3, bidirectional=False, rngs=nnx.Rngs(0))
-    assert len(built.params()) == 3 and "bwd" not in built.params()[0]
+    for tied in (True, False):
+        model = _model(tied=tied)
+        params = model.init(jax.random.key(2))
+        data, batch = _batch()
+        stack = QRNStack.from_params(params["layers"], depth=2)
+        assert jax.tree.all(jax.tree.map(jnp.array_equal, stack.params(), params["layers"]))
+        xs = encode(params["embed"], data["sentences"][batch["story"][:, ::-1]])
+        qs = encode(params["embed"], batch["query"])
+        h, z = stack(xs, qs, batch["story"][:, ::-1] != 0)
+        h_model, z_model = model.reduce(params, data["sentences"], batch["story"], batch["query"])
+        np.testing.assert_allclose(h[:, -1], h_model, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(z[:, :, ::-1], z_model, rtol=1e-6, atol=1e-7)
+    built = QRNStack(8, 3, rngs=nnx.Rngs(0))
+    assert len(built.params()) == 3 and built.params()[0]["wr"].shape == (8, 2)
+    assert len(QRNStack(8, 3, tied=True, rngs=nnx.Rngs(0)).params()) == 1
 
 
 def test_layer_gradients_against_finite_differences():
@@ -251,8 +292,8 @@ def test_layer_gradients_against_finite_differences():
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), p)
         x64, q64 = jnp.asarray(x, jnp.float64), jnp.asarray(q, jnp.float64)
-        for reverse in (False, True):
-            check_grads(lambda p, x, q: qrn_layer(p, x, q, mask, reverse=reverse)[0], (p64, x64, q64), order=1,
+        for bidirectional in (False, True):
+            check_grads(lambda p, x, q: qrn_layer(p, x, q, mask, bidirectional)[0], (p64, x64, q64), order=1,
                         modes=("rev",))
 
 
@@ -264,3 +305,19 @@ def test_plot_reads_gates_as_gates():
     weights = [[0.2, 0.1], [0.3, 0.05]]
     assert _caption(Answer("x", 1.0, [], [], [], "gate"), weights, 0, None) == ""
     assert "empty memory slots" in _caption(Answer("x", 1.0, [], [], [], "hop"), weights, 0, None)
+
+
+def test_the_table_shows_the_published_tasks_only_where_published():
+    """QRN's published row has tasks 2-5 only: the others show '-', and no paper mean is made of a part."""
+    from memjax.train.protocol import _summarise, format_table
+
+    results = {"tasks": {str(t): {"test_error": 1.0 * t, "valid_error": 0.0, "train_error": 0.0} for t in (1, 2)}}
+    _summarise(results, "qrn", "en", False, [1, 2])
+    assert results["paper"]["tasks"] == {"2": 0.7} and results["paper"]["failed_tasks"] is None
+    lines = format_table(results).splitlines()
+    assert lines[2].split() == ["1", "1.0", "0.0", "0.0", "-"] and lines[3].split() == ["2", "2.0", "0.0", "0.0", "0.7"]
+    assert lines[5].split() == ["mean", "1.5"]  # no paper mean over tasks it does not have
+    assert "mean 9.9 over 20 tasks" in lines[6] and "failed" not in lines[6].split("paper:")[1]
+    full = {"tasks": {str(t): {"test_error": 0.0, "valid_error": 0.0, "train_error": 0.0} for t in range(1, 21)}}
+    _summarise(full, "entnet", "en-10k", False, list(range(1, 21)))
+    assert format_table(full).splitlines()[-2].split()[-1] == "0.5"  # EntNet's 20 published tasks: their mean

@@ -165,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--negatives", type=_positive(), metavar="K",
                    help="MemNN: sample K wrong memories and words per example and step (default: all of them)")
 
+    qe = t.add_argument_group("QRN and EntNet", "--model qrn (Seo et al. 2017) and --model entnet (Henaff et al. 2017)")
+    qe.add_argument("--layers", type=_positive(), help="QRN: layers stacked (default 2)")
+    qe.add_argument("--init-std", type=_positive(float), metavar="S",
+                    help="QRN: the embedding and gate weights start N(0, S^2) (default 0.3, chosen on validation; "
+                         "the authors' 1); EntNet: every weight (default 0.1)")
+    qe.add_argument("--slots", type=_positive(), help="EntNet: memory slots (default 20)")
+
     t.add_argument_group("LSTM baselines",  # no flags of their own: a title and a line in the help
                          "--model lstm and attn-lstm (no flags of their own: the recipe's flags act on them, "
                          "and --embed-init)")
@@ -295,7 +302,8 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "pe_formula": "pe_formula", "temporal": "te", "attend_empty": "attend_empty", "tying": "tying",
                "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
                "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
-               "margin": "margin", "negatives": "negatives"}
+               "margin": "margin", "negatives": "negatives", "layers": "layers", "init_std": "init_std",
+               "slots": "slots"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
                "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
@@ -554,7 +562,8 @@ def _train(args) -> int:
                        "attend_empty": args.attend_empty, "supervise": args.supervise,
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
-                       "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at}
+                       "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at,
+                       "layers": args.layers, "init_std": args.init_std, "slots": args.slots}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

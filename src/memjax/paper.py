@@ -13,7 +13,7 @@ table, as the Keras bAbI RNN example quotes it, has the same numbers as accuraci
 (72% accuracy, 28 error).
 The strongly supervised DMN row (bAbI 1k) is Kumar et al. 2016, "Ask Me Anything", Table 1, printed there
 as accuracies (error = 100 - accuracy): its mean accuracy (93.6) and its 18 passed tasks match
-docs/reproduction.md.
+docs/reproduction.md. EntNet (Henaff et al. 2017, Table 2) and QRN (the authors' README): see their rows.
 """
 
 from __future__ import annotations
@@ -52,7 +52,19 @@ DMN_1K = _per_task([
     0.0, 1.8, 4.8, 0.0, 0.7, 0.0, 3.1, 3.5, 0.0, 2.5,
     0.1, 0.0, 0.2, 0.0, 0.0, 0.6, 40.4, 4.7, 65.5, 0.0])
 
-# (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks)
+# EntNet on bAbI-10k, per task (Henaff et al. 2017, Table 2; the same 20 numbers in the README of
+# jimfleming/recurrent-entity-networks): mean 0.5, no failed task.
+ENTNET_10K = _per_task([
+    0.0, 0.1, 4.1, 0.0, 0.3, 0.2, 0.0, 0.5, 0.1, 0.6,
+    0.3, 0.0, 1.3, 0.0, 0.0, 0.2, 0.5, 0.3, 2.3, 0.0])
+
+# QRN (Seo et al. 2017): the paper's per-task table (its appendix) was not available to us. The authors'
+# README (seominjoon/qrn, June 2016) gives the "2rb" model's bAbI-1k errors on tasks 2-5 and the mean
+# 9.9; its later README gives the 10k mean 0.3. Tasks without a published number are left out.
+QRN_1K = {2: 0.7, 3: 5.7, 4: 0.0, 5: 1.1}
+QRN_10K: dict[int, float] = {}
+
+# (model, set, joint) -> (row label, per-task errors, published mean, published failed tasks or None)
 ROWS = {
     ("memn2n", "en", False): ("MemN2N PE LS RN (paper)", MEMN2N_PE_LS_RN, 13.9, 11),
     ("memn2n", "en", True): ("MemN2N PE LS RN joint (paper)", MEMN2N_PE_LS_RN_JOINT, 12.4, 11),
@@ -60,9 +72,12 @@ ROWS = {
     ("memnn", "en", False): ("MemNN AM+NG+NL, strongly supervised (paper)", MEMNN_STRONG, 6.7, 4),
     ("lstm", "en", False): ("LSTM (paper)", LSTM_1K, 51.3, 20),
     ("dmn", "en", False): ("DMN, strongly supervised (paper)", DMN_1K, 6.4, 2),
+    ("qrn", "en", False): ("QRN 2rb (authors' README: tasks 2-5 and the mean)", QRN_1K, 9.9, None),
+    ("qrn", "en-10k", False): ("QRN (authors' README: the mean)", QRN_10K, 0.3, 0),
+    ("entnet", "en-10k", False): ("EntNet (paper)", ENTNET_10K, 0.5, 0),
 }
 
 
 def reference(model: str, set_name: str, joint: bool):
-    """The published row for this setting, or None."""
+    """The published row for this setting, or None. A row may lack tasks (QRN's): ``row.get(t)``."""
     return ROWS.get((model, set_name, joint))

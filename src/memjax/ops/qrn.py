@@ -4,13 +4,16 @@ A QRN layer reads the story's sentences x_1..x_T (oldest first) with a query q_t
 question in the first layer, the previous layer's reduced queries above it):
 
 - update gate z_t = sigmoid(w_z . (x_t * q_t) + b_z), a scalar per step;
-- reset gate r_t = sigmoid(w_r . (x_t * q_t) + b_r) (optional; 1 without it);
-- candidate reduced query h~_t = r_t tanh(W_h [x_t; q_t] + b_h);
-- h_t = z_t h~_t + (1 - z_t) h_{t-1}, h_0 = 0.
+- candidate reduced query h~_t = tanh(W_h [x_t; q_t] + b_h);
+- reset gate r_t = sigmoid(w_r . (x_t * q_t) + b_r) (optional; 1 without it), which scales the candidate;
+- h_t = z_t r_t h~_t + (1 - z_t) h_{t-1}, h_0 = 0.
+
+A bidirectional layer runs the same gates and candidates forwards and backwards, each direction
+with its own reset gate, and adds the two (the authors' code, seominjoon/qrn ``babi/model.py``).
 
 The gates and the candidate depend on the inputs only, so the recurrence is linear in h:
-h_t = a_t h_{t-1} + b_t with a_t = 1 - z_t, b_t = z_t h~_t, which :func:`linear_recurrence` computes
-as a parallel prefix scan (``jax.lax.associative_scan``, O(log T) depth) and
+h_t = a_t h_{t-1} + b_t with a_t = 1 - z_t, b_t = z_t r_t h~_t, which :func:`linear_recurrence`
+computes as a parallel prefix scan (``jax.lax.associative_scan``, O(log T) depth) and
 :func:`linear_recurrence_loop` as the plain sequential ``jax.lax.scan`` the tests compare it with.
 Empty memory slots (``mask`` False) get z = 0: they leave h unchanged.
 """
@@ -67,26 +70,37 @@ def linear_recurrence_loop(a: jnp.ndarray, b: jnp.ndarray, h0: jnp.ndarray | Non
     return jax.lax.scan(step, h0, (a, b), reverse=reverse)[1]
 
 
-def qrn_init(key: jax.Array, dim: int, reset: bool = True, gate_bias: float = 2.5, std: float = 1.0,
-             dtype=jnp.float32) -> dict:
-    """Parameters of one QRN layer (one direction) over d-dimensional sentences and queries.
+def qrn_init(key: jax.Array, dim: int, reset: bool = True, bidirectional: bool = False,
+             forget_bias: float = 2.5, std: float = 1.0, dtype=jnp.float32) -> dict:
+    """Parameters of one QRN layer over d-dimensional sentences and queries.
 
     Returns:
-        ``{"wz": (d,), "bz": (), "Wh": (2d, d), "bh": (d,)}`` plus ``"wr", "br"`` with ``reset``:
-        weights N(0, std^2), ``bz`` (and ``br``) start at ``gate_bias``, ``bh`` at 0.
+        ``{"wz": (d,), "bz": (), "Wh": (2d, d), "bh": (d,)}`` plus, with ``reset``, ``"wr": (d, R)``
+        and ``"br": (R,)``, one reset gate per direction (R = 2 when ``bidirectional``, else 1).
+        As the authors' code: the gates' weights N(0, std^2), the candidate's N(0, 1 / 2d) (TensorFlow's
+        unit-scaling default); ``bz`` starts at ``-forget_bias`` (the update gate starts nearly shut:
+        a new sentence changes the reduced query only where it matters), ``br`` and ``bh`` at 0.
     """
     kz, kh, kr = jax.random.split(key, 3)
-    params = {"wz": std * jax.random.normal(kz, (dim,), dtype), "bz": jnp.asarray(gate_bias, dtype),
-              "Wh": std * jax.random.normal(kh, (2 * dim, dim), dtype), "bh": jnp.zeros((dim,), dtype)}
+    params = {"wz": std * jax.random.normal(kz, (dim,), dtype), "bz": jnp.asarray(-forget_bias, dtype),
+              "Wh": jax.random.normal(kh, (2 * dim, dim), dtype) / jnp.sqrt(2.0 * dim).astype(dtype),
+              "bh": jnp.zeros((dim,), dtype)}
     if reset:
-        params["wr"] = std * jax.random.normal(kr, (dim,), dtype)
-        params["br"] = jnp.asarray(gate_bias, dtype)
+        directions = 2 if bidirectional else 1
+        params["wr"] = std * jax.random.normal(kr, (dim, directions), dtype)
+        params["br"] = jnp.zeros((directions,), dtype)
     return params
 
 
+def without_reset(params: dict) -> dict:
+    """``params`` of a layer with its reset gate left out (the last layer of a stack runs without one)."""
+    return {k: v for k, v in params.items() if k not in ("wr", "br")}
+
+
 def qrn_gates(params: dict, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray):
-    """(z (T,), candidate (T, d)) of one QRN layer: the update gate (0 at empty slots) and the
-    candidate reduced query (times the reset gate when ``params`` has one).
+    """(z (T,), candidate (T, d), reset gates (T, R) or None) of one QRN layer: the update gate (0 at
+    empty slots), the candidate reduced query, and the reset gate of each direction when ``params``
+    has them.
 
     Args:
         params: from :func:`qrn_init`.
@@ -98,39 +112,45 @@ def qrn_gates(params: dict, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray):
     xq = x * q
     z = jax.nn.sigmoid(xq @ params["wz"] + params["bz"]) * mask
     candidate = jnp.tanh(jnp.concatenate([x, q], axis=-1) @ params["Wh"] + params["bh"])
-    if "wr" in params:
-        candidate = candidate * jax.nn.sigmoid(xq @ params["wr"] + params["br"])[:, None]
-    return z, candidate
+    reset = jax.nn.sigmoid(xq @ params["wr"] + params["br"]) if "wr" in params else None
+    return z, candidate, reset
 
 
-def qrn_layer(params: dict, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray, reverse: bool = False,
+def qrn_layer(params: dict, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray, bidirectional: bool = False,
               parallel: bool = True):
-    """One direction of a QRN layer: (h (T, d) the reduced queries, z (T,) the update gates).
+    """One QRN layer: (h (T, d) the reduced queries, z (T,) the update gates).
 
-    ``reverse``: the backward direction (h_t from h_{t+1}); ``parallel``: the associative scan
-    (:func:`linear_recurrence`), else the sequential loop (same values).
+    ``bidirectional``: the forward and the backward (h_t from h_{t+1}) recurrences added, each with its
+    own reset gate (the first column forwards, the last backwards); else forwards only. ``parallel``: the associative
+    scan (:func:`linear_recurrence`), else the sequential loop (same values).
     """
-    z, candidate = qrn_gates(params, x, q, mask)
+    z, candidate, reset = qrn_gates(params, x, q, mask)
     scan = linear_recurrence if parallel else linear_recurrence_loop
-    return scan(1.0 - z, z[:, None] * candidate, reverse=reverse), z
+    decay, update = 1.0 - z, z[:, None] * candidate
+
+    def direction(column, reverse):
+        return scan(decay, update if reset is None else update * reset[:, column, None], reverse=reverse)
+
+    h = direction(0, False)
+    return (h + direction(-1, True) if bidirectional else h), z
 
 
-def qrn_stack(layers: list, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray, parallel: bool = True):
+def qrn_stack(layers: list, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray, bidirectional: bool = True,
+              parallel: bool = True):
     """Stacked QRN layers: (the last layer's reduced queries (T, d), update gates (K, T)).
 
     Args:
-        layers: per layer, ``{"fwd": params}`` or ``{"fwd": ..., "bwd": ...}`` (bidirectional: the
-            backward direction's reduced queries are added to the forward's).
+        layers: per layer, :func:`qrn_init`'s parameters (the same dict K times: layers with tied weights).
         x: (T, d) the sentences, oldest first; q: (d,) the question; mask: (T,) bool.
+        bidirectional: every layer but the last runs both ways.
 
-    Layer k's query at step t is layer k-1's reduced query h_t; the gates reported are the forward
-    direction's.
+    Layer k's query at step t is layer k-1's reduced query h_t. As in the authors' code, the last
+    layer runs forwards only and without its reset gate: its state after the last sentence answers.
     """
     gates = []
-    for layer in layers:
-        h, z = qrn_layer(layer["fwd"], x, q, mask, parallel=parallel)
-        if "bwd" in layer:
-            h = h + qrn_layer(layer["bwd"], x, q, mask, reverse=True, parallel=parallel)[0]
-        q = h
+    for k, params in enumerate(layers):
+        last = k == len(layers) - 1
+        q, z = qrn_layer(without_reset(params) if last else params, x, q, mask, bidirectional and not last,
+                         parallel)
         gates.append(z)
     return q, jnp.stack(gates)

@@ -41,8 +41,9 @@ def default_stop(model: str, model_overrides: dict | None) -> dict:
     return overrides
 
 
-def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict):
-    """The model and training configs: the paper's recipe, then the user's overrides.
+def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, train_overrides: dict,
+                  set_name: str = "en"):
+    """The model and training configs: the paper's recipe (for ``set_name``), then the user's overrides.
 
     With ``pe_formula="official"`` and no ``pe_length``, J is fixed as in the authors' code: the
     padded sentence length, plus one for the time word when temporal encoding is on.
@@ -59,7 +60,7 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
     given = default_stop(model, given)
     if train_overrides.get("buckets") and not model_class.traits.length_buckets:
         raise ValueError(f"--model {model} does not train in length buckets (--buckets): DMN+ does")
-    recipe, recipe_model = recipe_for(model, joint)
+    recipe, recipe_model = recipe_for(model, joint, set_name)
     tcfg = with_overrides(recipe, model, train_overrides)
     if tcfg.dropout and not model_class.traits.dropout:
         raise ValueError(f"--model {model} has no dropout")
@@ -363,7 +364,8 @@ def run_babi(
                "device": f"{jax.devices()[0].platform} ({platform.node()})"}
     seconds = {"compile": 0.0, "train": 0.0, "eval": 0.0}
     history: list[dict] = []
-    configs = [build_configs(model, ds, joint, model_overrides or {}, train_overrides or {}) for ds in datasets]
+    configs = [build_configs(model, ds, joint, model_overrides or {}, train_overrides or {}, set_name)
+               for ds in datasets]
     mcfg0, tcfg = configs[0]
     results["config"] = {"model": dataclasses.asdict(mcfg0), "train": tcfg.record(), "joint": joint,
                          "tasks": list(tasks), "seeds": seeds, "first_seed": first_seed, "memory": memory,
@@ -450,8 +452,8 @@ def _summarise(results: dict, model: str, set_name: str, joint: bool, tasks: lis
     ref = paper.reference(model, set_name, joint)
     if ref is not None:
         label, row, mean, failed = ref
-        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks}, "mean_test_error": mean,
-                            "failed_tasks": failed}
+        results["paper"] = {"row": label, "tasks": {str(t): row[t] for t in tasks if t in row},
+                            "mean_test_error": mean, "failed_tasks": failed}
 
 
 def format_table(results: dict) -> str:
@@ -464,16 +466,17 @@ def format_table(results: dict) -> str:
     for t, e in results["tasks"].items():
         line = f"{t:>5}  {e['test_error']:8.1f}  {e['valid_error']:9.1f}  {e['train_error']:9.1f}"
         if ref:
-            line += f"  {ref['tasks'].get(t, float('nan')):6.1f}"
+            line += f"  {ref['tasks'][t]:6.1f}" if t in ref["tasks"] else f"  {'-':>6}"
         lines.append(line)
     lines.append("-" * len(head))
     mean = f"{'mean':>5}  {results['mean_test_error']:8.1f}"
-    if ref:
+    if ref and set(ref["tasks"]) == set(results["tasks"]):  # the paper's mean over the same tasks
         mean += " " * 24 + f"  {np.mean(list(ref['tasks'].values())):6.1f}"
     lines.append(mean)
     failed = f"failed tasks (test error > {FAIL_THRESHOLD:g}%): {results['failed_tasks']} of {len(results['tasks'])}"
     if ref:
-        failed += f"   paper: {ref['row']}, mean {ref['mean_test_error']} over 20 tasks, {ref['failed_tasks']} failed"
+        failed += f"   paper: {ref['row']}, mean {ref['mean_test_error']} over 20 tasks"
+        failed += "" if ref["failed_tasks"] is None else f", {ref['failed_tasks']} failed"
     lines.append(failed)
     return "\n".join(lines)
 
