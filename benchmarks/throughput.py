@@ -24,7 +24,10 @@ Everything is measured in one process, one thing at a time:
 - DMN+ and DMN training examples/s at the DMN+ recipe's batch 100 and hidden size 80 on bAbI-10k
   task 1 (:func:`dmn_rows`), one run and two runs at once (one per core), beside a PyTorch DMN+
   (benchmarks/torch_dmn_plus.py) timed in the same process when torch is installed; the same rows
-  for the other models with their own recipes (``--dmn``: MemNN, and the LSTM baselines).
+  for the other models with their own recipes (``--dmn``: MemNN, the LSTM baselines, QRN at its
+  10k recipe's batch 128 and d = 200, EntNet at batch 32 and d = 100).
+- QRN's recurrence as an associative scan against the sequential loop at 50, 1,000 and 10,000
+  statements (:func:`qrn_scan_rows`, ``--qrn-scan``).
 
 Prints a table and writes JSON (``--out``, default benchmarks/results/throughput.json).
 """
@@ -57,7 +60,7 @@ from memjax.train.engine import Trainer, occupancy
 from memjax.train.protocol import build_configs
 
 STEPS = 8  # training steps per epoch in every row
-RECIPE_ROWS = ("dmn+", "dmn", "memnn", "lstm", "attn-lstm")  # models trained with their own recipes on bAbI-10k task 1
+RECIPE_ROWS = ("dmn+", "dmn", "memnn", "lstm", "attn-lstm", "qrn", "entnet")  # trained with their own recipes on bAbI-10k task 1
 
 
 def _median_seconds(fn, repeats: int = 5, min_time: float = 0.2) -> float:
@@ -172,7 +175,8 @@ def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int,
         for r in runs:
             # the DMN with 3 fixed passes (--no-stop), as its rows were measured before --stop became its default
             fixed = {"stop": False} if model == "dmn" else {}
-            mcfg, tcfg = build_configs(model, ds, False, fixed, {"epochs": epochs, "patience": None, "buckets": k})
+            mcfg, tcfg = build_configs(model, ds, False, fixed, {"epochs": epochs, "patience": None, "buckets": k},
+                                       "en-10k")  # the 10k recipes (QRN: batch 128, d = 200)
             trainer = Trainer(FAMILIES[model][0](mcfg), tcfg, ds)
             fit = trainer.fit(list(range(r)))
             steps = trainer.steps_per_epoch * epochs * r
@@ -235,6 +239,37 @@ def long_stories(lengths: list[int], questions: int = 8, chunk: int = 4096) -> l
     return rows
 
 
+def qrn_scan_rows(lengths: list[int], batch: int = 32, dim: int = 50) -> list[dict]:
+    """QRN's recurrence as an associative scan against the sequential loop, per story length.
+
+    One training step's work of a 2-layer bidirectional QRN stack (:func:`memjax.ops.qrn_stack`) on
+    random sentences: the gradient of a loss of its last state with respect to the layers' weights,
+    for ``batch`` stories of T sentences; median wall time of the compiled step, and the ratio.
+    """
+    from memjax.ops.qrn import qrn_init, qrn_stack
+
+    rows = []
+    for t in lengths:
+        k = jax.random.split(jax.random.key(t), 3)
+        x = 0.3 * jax.random.normal(k[0], (batch, t, dim))
+        q = 0.3 * jax.random.normal(k[1], (batch, dim))
+        mask = jnp.ones((batch, t), bool)
+        layers = [qrn_init(k[2], dim, bidirectional=True)] * 2
+        row = {"statements": t, "batch": batch, "dim": dim}
+        for name, parallel in (("associative", True), ("sequential", False)):
+            def loss(layers, parallel=parallel):
+                h, _ = jax.vmap(lambda xi, qi, mi: qrn_stack(layers, xi, qi, mi, True, parallel))(x, q, mask)
+                return jnp.sum(h[:, -1] ** 2)
+            step = jax.jit(jax.grad(loss))
+            t0 = time.perf_counter()
+            jax.block_until_ready(step(layers))
+            row[f"{name}_compile_s"] = time.perf_counter() - t0
+            row[f"{name}_s"] = _median_seconds(lambda: step(layers), repeats=5, min_time=0.3)
+        row["sequential_over_associative"] = row["sequential_s"] / row["associative_s"]
+        rows.append(row)
+    return rows
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -257,6 +292,9 @@ def main(argv=None):
                    help="DMN+ rows with these --buckets settings (0: off; default 0,5; quick 0)")
     p.add_argument("--dmn-epochs", type=int, help="epochs per DMN row (default 3; quick 1)")
     p.add_argument("--torch-steps", type=int, default=30, help="timed steps of the PyTorch DMN+ (0: skip)")
+    p.add_argument("--qrn-scan", default=None,
+                   help="story lengths of QRN's associative-against-sequential scan rows (default 50,1000,10000; "
+                        "quick 50,1000; none: skip)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "throughput.json"))
     args = p.parse_args(argv)
     batches = _ints(args.batches or ("32,512" if args.quick else "32,128,512,1024,4096"))
@@ -289,7 +327,7 @@ def main(argv=None):
         d_rows, torch_row, source = dmn_rows(dmn_models, _ints(args.dmn_runs or ("1" if args.quick else "1,2")),
                                              args.dmn_epochs or (1 if args.quick else 3), args.torch_steps,
                                              _ints(args.dmn_buckets or ("0" if args.quick else "0,5")))
-        print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, the others 32; DMN hidden 80) "
+        print(f"\nTraining on {source} with each model's recipe (batch: DMN+ 100, QRN 128, the others 32; DMN hidden 80) "
               f"(examples/s of whole epochs, validation included)")
         head = f"{'model':>9} {'buckets':>7} {'batch':>5} {'runs':>4} {'memory':>6} {'compile s':>9} {'train ex/s':>11} {'vs PyTorch':>10}"
         print(head)
@@ -301,6 +339,17 @@ def main(argv=None):
         if torch_row:
             print(f"{'torch':>9} {'-':>7} {100:>5} {1:>4} {'':>6} {'':>9} {torch_row['train_ex_s']:11,.0f}   (PyTorch {torch_row['torch']} "
                   f"DMN+, {torch_row['threads']} threads, median of {args.torch_steps} steps)")
+    scan_rows = [] if args.qrn_scan == "none" else qrn_scan_rows(
+        _ints(args.qrn_scan or ("50,1000" if args.quick else "50,1000,10000")))
+    if scan_rows:
+        print("\nQRN's recurrence, one training step of a 2-layer bidirectional stack (batch 32, d = 50): "
+              "associative scan against the sequential loop")
+        head = f"{'statements':>10} {'associative ms':>14} {'sequential ms':>13} {'seq / assoc':>11}"
+        print(head)
+        print("-" * len(head))
+        for r in scan_rows:
+            print(f"{r['statements']:>10,} {1000 * r['associative_s']:14.2f} {1000 * r['sequential_s']:13.2f} "
+                  f"{r['sequential_over_associative']:10.2f}x", flush=True)
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "
           f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):")
@@ -315,7 +364,7 @@ def main(argv=None):
     result = {"date": time.strftime("%Y-%m-%d"), "device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
               "machine": platform.processor() or platform.machine(), "cores": len(jax.local_devices()),
               "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows, "long_stories": long_rows,
-              "dmn": {"data": source, "rows": d_rows, "torch_dmn_plus": torch_row},
+              "dmn": {"data": source, "rows": d_rows, "torch_dmn_plus": torch_row}, "qrn_scan": scan_rows,
               "seconds": time.perf_counter() - t0}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['seconds']:.0f} s)")
