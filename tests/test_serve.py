@@ -648,14 +648,20 @@ def background(cell) -> tuple[int, int, int, float]:
     return int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]) if len(parts) == 4 else 1.0
 
 
-def test_the_page_shows_a_second_familys_attention_as_its_passes(data_root, browser, tmp_path_factory):
-    """DMN+ through the same page: its gates per episodic pass, in columns named Pass k (an untrained model:
-    what the page shows, not how well it answers, is tested here)."""
+@pytest.mark.parametrize("family, columns, distribution", [
+    ("dmn+", ["Pass 1", "Pass 2", "Pass 3"], True),  # gates per episodic pass: a softmax over the statements
+    ("qrn", ["Layer 1", "Layer 2"], False),  # update gates per layer, each in (0, 1)
+    ("entnet", [f"Slot {j}" for j in range(1, 21)], False),  # each slot's gate per statement, in (0, 1)
+])
+def test_the_page_shows_other_families_attention_in_their_own_columns(data_root, browser, tmp_path_factory, family,
+                                                                      columns, distribution):
+    """DMN+, QRN and EntNet through the same page, each with its own kind of attention in columns named
+    after it (untrained models: what the page shows, not how well they answer, is tested here)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    out = tmp_path_factory.mktemp("dmn_plus") / "run"
-    save_untrained(out, "dmn+", data_root)
+    out = tmp_path_factory.mktemp(family.replace("+", "_plus")) / "run"
+    save_untrained(out, family, data_root)
     with serving(out, data_root, out.parent) as url:
         browser.get(url + "/")
         wait = WebDriverWait(browser, 60)
@@ -665,12 +671,15 @@ def test_the_page_shows_a_second_familys_attention_as_its_passes(data_root, brow
         browser.find_element(By.ID, "ask").click()
         wait.until(lambda d: d.find_element(By.ID, "answer").text)
         heads = browser.find_elements(By.CSS_SELECTOR, "#heatmap thead th")
-        assert [h.text for h in heads] == ["#", "Statement", "Pass 1", "Pass 2", "Pass 3"]
+        assert [h.text for h in heads] == ["#", "Statement", *columns]
         rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr")
         assert len(rows) == len(STORY)
-        for p in range(3):  # each pass's gates are a softmax over the statements
+        for p in range(len(columns)):
             column = [float(r.find_elements(By.CSS_SELECTOR, "td.weight")[p].get_attribute("data-weight")) for r in rows]
-            assert sum(column) == pytest.approx(1.0, abs=1e-4)
+            if distribution:
+                assert sum(column) == pytest.approx(1.0, abs=1e-4)
+            else:
+                assert all(0.0 < w < 1.0 for w in column), column
 
 
 def save_untrained(out: Path, family: str, data_root: Path) -> None:
