@@ -38,13 +38,21 @@ from memjax.data.babi import DataError, parse_tasks
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SETS = {"en": ("qrn_babi1k", list(range(1, 21))),
-        "en-10k": ("qrn_babi10k", [t for t in range(1, 21) if t != 3])}  # en-10k task 3: no training file here
+TASKS = {"en": list(range(1, 21)), "en-10k": [t for t in range(1, 21) if t != 3]}  # en-10k task 3: no training file here
+# --model -> (title, paper, {set: results name}, where the published row comes from); entnet_babi10k.py runs EntNet's
+FAMILIES = {
+    "qrn": ("QRN", "Seo et al. 2017", {"en": "qrn_babi1k", "en-10k": "qrn_babi10k"},
+            "The paper's per-task table (its appendix) was not available to us; the authors' README gives the "
+            "numbers shown (memjax/paper.py)."),
+    "entnet": ("EntNet", "Henaff et al. 2017", {"en-10k": "entnet_babi10k"},
+               "Per task from the paper's Table 2 (memjax/paper.py)."),
+}
 
 
-def markdown(set_name: str, found: dict[int, dict]) -> str:
-    name, _ = SETS[set_name]
-    label, row, mean, failed = paper.reference("qrn", set_name, False)
+def markdown(model: str, set_name: str, found: dict[int, dict]) -> str:
+    title, source, names, origin = FAMILIES[model]
+    name = names[set_name]
+    label, row, mean, failed = paper.reference(model, set_name, False)
     lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in range(1, 21):
@@ -64,20 +72,22 @@ def markdown(set_name: str, found: dict[int, dict]) -> str:
         lines.append(f"| failed (> {FAIL_THRESHOLD:g}%) | {sum(e > FAIL_THRESHOLD for e in ours)} | "
                      f"{'-' if failed is None else failed} | | | | | |")
     device = next(iter(found.values()))["device"] if found else "-"
-    notes = [f"- Published: {label}. The paper's per-task table (its appendix) was not available to us; the "
-             "authors' README gives the numbers shown (memjax/paper.py).",
+    notes = [f"- Published: {label}. {origin}",
              f"- device: {device}; seconds are wall times of each task's training of all its trials and its "
              "evaluation (compilation included)."]
-    return (f"# QRN on bAbI-{'10k' if set_name == 'en-10k' else '1k'} (test error %, Seo et al. 2017)\n\n"
-            f"Command: `python experiments/qrn_babi.py --set {set_name}`. Trials selected on validation "
+    script = "qrn_babi.py" if model == "qrn" else "entnet_babi10k.py"
+    return (f"# {title} on bAbI-{'10k' if set_name == 'en-10k' else '1k'} (test error %, {source})\n\n"
+            f"Command: `python experiments/{script} --set {set_name}`. Trials selected on validation "
             "(the release's en-valid split)" + ("; task 3 is missing from our copy of the data" if set_name == "en-10k"
                                                 else "") + ".\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
 
 
-def main(argv=None) -> int:
+def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     memjax.configure_xla()  # one JAX device per CPU core, as the command line does
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--set", default="en", choices=sorted(SETS), help="en (bAbI-1k, default) or en-10k")
+    names = FAMILIES[model][2]
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--set", default=next(iter(names)), choices=list(names),
+                   help=f"the bAbI set (default {next(iter(names))})")
     p.add_argument("--tasks", default=None, help="tasks to run (default: every task of the set we have)")
     p.add_argument("--seeds", type=int, default=4, help="trials per task, selected on validation (default 4)")
     p.add_argument("--data", default=None)
@@ -85,7 +95,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
-    name, every = SETS[args.set]
+    name, every = names[args.set], TASKS[args.set]
     folder = RESULTS / name
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -99,7 +109,7 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         try:
-            res = run_babi("qrn", args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True))
+            res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True))
         except DataError as e:
             print(f"task {t}: skipped ({e})", file=sys.stderr, flush=True)
             continue
@@ -108,7 +118,7 @@ def main(argv=None) -> int:
         print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of {args.seeds}, validation "
               f"error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s", flush=True)
     found = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
-    (RESULTS / f"{name}.md").write_text(markdown(args.set, found))
+    (RESULTS / f"{name}.md").write_text(markdown(model, args.set, found))
     print((RESULTS / f"{name}.md").read_text())
     return 0
 
