@@ -270,6 +270,15 @@ def qrn_scan_rows(lengths: list[int], batch: int = 32, dim: int = 50) -> list[di
     return rows
 
 
+def _print_table(title: str, head: str, lines: list[str]) -> None:
+    """A blank line, the title, the header over a rule, the rows."""
+    print("\n" + title)
+    print(head)
+    print("-" * len(head))
+    for line in lines:
+        print(line, flush=True)
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -342,23 +351,18 @@ def main(argv=None):
     scan_rows = [] if args.qrn_scan == "none" else qrn_scan_rows(
         _ints(args.qrn_scan or ("50,1000" if args.quick else "50,1000,10000")))
     if scan_rows:
-        print("\nQRN's recurrence, one training step of a 2-layer bidirectional stack (batch 32, d = 50): "
-              "associative scan against the sequential loop")
-        head = f"{'statements':>10} {'associative ms':>14} {'sequential ms':>13} {'seq / assoc':>11}"
-        print(head)
-        print("-" * len(head))
-        for r in scan_rows:
-            print(f"{r['statements']:>10,} {1000 * r['associative_s']:14.2f} {1000 * r['sequential_s']:13.2f} "
-                  f"{r['sequential_over_associative']:10.2f}x", flush=True)
+        _print_table("QRN's recurrence, one training step of a 2-layer bidirectional stack (batch 32, d = 50): "
+                     "associative scan against the sequential loop",
+                     f"{'statements':>10} {'associative ms':>14} {'sequential ms':>13} {'seq / assoc':>11}",
+                     [f"{r['statements']:>10,} {1000 * r['associative_s']:14.2f} {1000 * r['sequential_s']:13.2f} "
+                      f"{r['sequential_over_associative']:10.2f}x" for r in scan_rows])
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
-    print(f"\nanswering one question over one long story (MemN2N trained on 50-statement stories, test error "
-          f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):")
-    head = f"{'statements':>10} {'latency ms':>10} {'compile s':>9} {'program MB':>10} {'temp MB':>8} {'right':>7}"
-    print(head)
-    print("-" * len(head))
-    for r in long_rows:
-        print(f"{r['statements']:>10,} {1000 * r['latency_s']:10.1f} {r['compile_s']:9.2f} "
-              f"{r['program_mb'] or 0:10.1f} {r['temp_mb'] or 0:8.1f} {r['right']:>3}/{r['questions']:<3}", flush=True)
+    _print_table(f"answering one question over one long story (MemN2N trained on 50-statement stories, test error "
+                 f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):",
+                 f"{'statements':>10} {'latency ms':>10} {'compile s':>9} {'program MB':>10} {'temp MB':>8} {'right':>7}",
+                 [f"{r['statements']:>10,} {1000 * r['latency_s']:10.1f} {r['compile_s']:9.2f} "
+                  f"{r['program_mb'] or 0:10.1f} {r['temp_mb'] or 0:8.1f} {r['right']:>3}/{r['questions']:<3}"
+                  for r in long_rows])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"date": time.strftime("%Y-%m-%d"), "device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,

@@ -42,8 +42,7 @@ class QRNConfig:
     ``dim``: the embedding size, also the reduced queries' size; ``layers``: QRN layers stacked;
     ``reset``: the reset gate; ``bidirectional``: every layer but the last adds a backward pass;
     ``tied``: the layers share one set of weights (the authors' code; untied chosen on validation);
-    ``forget_bias``: the update gate's bias starts at
-    ``-forget_bias``; ``init_std``: the embedding and the gates' weights start N(0, init_std^2) (the
+    ``forget_bias``: the update gate's bias starts at ``-forget_bias``; ``init_std``: the embedding and the gates' weights start N(0, init_std^2) (the
     padding word's embedding 0; the candidate and answer weights are fan-in scaled; 0.3 chosen on
     validation, the authors' is 1); ``pe_length``: J of the position encoding (None: each sentence's
     own length); ``parallel``: the associative scan (True) or the sequential loop (False), same

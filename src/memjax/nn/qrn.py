@@ -36,12 +36,13 @@ class QRNLayer(nnx.Module):
         reset: with the reset gate.
         bidirectional: run both ways.
         forget_bias: the update gate's bias starts at ``-forget_bias``.
-        init_std: the gates' weights' standard deviation.
+        init_std: the gates' weights' standard deviation (default 0.3, as memjax's QRN model; the
+            authors' code: 1).
         rngs: ``nnx.Rngs`` with a ``params`` stream.
     """
 
     def __init__(self, dim: int, *, reset: bool = True, bidirectional: bool = False, forget_bias: float = 2.5,
-                 init_std: float = 1.0, rngs: nnx.Rngs):
+                 init_std: float = 0.3, rngs: nnx.Rngs):
         self._names = _NAMES + (_RESET if reset else ())
         self.bidirectional = bidirectional
         params = qrn_init(rngs.params(), dim, reset, bidirectional, forget_bias, init_std)
@@ -75,8 +76,8 @@ class QRNLayer(nnx.Module):
 class QRNStack(nnx.Module):
     """Stacked QRN layers (:func:`memjax.ops.qrn_stack`): layer k's query is layer k-1's reduced
     queries; with ``bidirectional`` every layer but the last runs both ways; the last runs forwards
-    without its reset gate. ``tied``: the layers share one :class:`QRNLayer`'s weights (the authors' code;
-memjax's QRN model unties them by default).
+    without its reset gate. ``tied``: the layers share one :class:`QRNLayer`'s weights (the authors'
+code; memjax's QRN model unties them by default).
 
     Args:
         dim: d.

@@ -121,8 +121,9 @@ def qrn_layer(params: dict, x: jnp.ndarray, q: jnp.ndarray, mask: jnp.ndarray, b
     """One QRN layer: (h (T, d) the reduced queries, z (T,) the update gates).
 
     ``bidirectional``: the forward and the backward (h_t from h_{t+1}) recurrences added, each with its
-    own reset gate (the first column forwards, the last backwards); else forwards only. ``parallel``: the associative
-    scan (:func:`linear_recurrence`), else the sequential loop (same values).
+    own reset gate (the first column forwards, the last backwards); else forwards only.
+    ``parallel``: the associative scan (:func:`linear_recurrence`), else the sequential loop (same
+    values).
     """
     z, candidate, reset = qrn_gates(params, x, q, mask)
     scan = linear_recurrence if parallel else linear_recurrence_loop
