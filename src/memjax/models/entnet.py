@@ -81,6 +81,10 @@ class EntNet(Model):
                 "answer": (c.init_std * jax.random.normal(k[3], (c.vocab_size, c.dim))).at[0].set(0.0)}
 
     # ---- one example, from the ops ---------------------------------------------------------------
+    def encode_sentences(self, params: dict, sentences: jnp.ndarray) -> jnp.ndarray:
+        """(U, d): every distinct sentence (U, L) encoded once (row 0, empty, encodes to 0)."""
+        return jax.vmap(lambda ids: masked_encoding(params["embed"], ids, params["story_mask"]))(sentences)
+
     def apply(self, params: dict, sentences: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray):
         """Answers one question.
 
@@ -93,17 +97,20 @@ class EntNet(Model):
         Returns:
             (logits (V,), gates (N, M): each entity slot's gate per memory slot).
         """
-        E = params["embed"]
+        return self._answer(params, self.encode_sentences(params, sentences), story, query)
+
+    def _answer(self, params: dict, encoded: jnp.ndarray, story: jnp.ndarray, query: jnp.ndarray):
+        """:meth:`apply` from the encoded sentences (U, d)."""
         order = story[::-1]  # reading order: oldest first (empty slots lead, skipped)
-        s = jax.vmap(lambda ids: masked_encoding(E, ids, params["story_mask"]))(sentences[order])  # (M, d)
-        h, gates = entity_scan(params["memory"], s, order != 0)
-        q = masked_encoding(E, query, params["query_mask"])
+        h, gates = entity_scan(params["memory"], encoded[order], order != 0)
+        q = masked_encoding(params["embed"], query, params["query_mask"])
         y, _ = entity_read(params["output"], h, q)
         return params["answer"] @ y, gates[::-1].T
 
     def logits(self, params: dict, data: dict, batch: dict):
         """(answer logits (B, V), the words that may not be answers at -1e30; gates (B, N, M))."""
-        logits, gates = jax.vmap(self.apply, in_axes=(None, None, 0, 0))(params, data["sentences"], batch["story"],
+        encoded = self.encode_sentences(params, data["sentences"])  # once per batch, not once per example
+        logits, gates = jax.vmap(self._answer, in_axes=(None, None, 0, 0))(params, encoded, batch["story"],
                                                                          batch["query"])
         if data.get("answers") is not None:
             logits = jnp.where(data["answers"], logits, -1e30)

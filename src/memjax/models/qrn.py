@@ -107,7 +107,8 @@ class QRN(Model):
         """(the last layer's reduced query after the most recent sentence (B, d), update gates (B, K, M)
         per memory slot, slot 0 the most recent)."""
         c = self.cfg
-        x = encode(params["embed"], sentences[story[:, ::-1]], c.pe_formula, c.pe_length)  # (B, M, d), oldest first
+        encoded = encode(params["embed"], sentences, c.pe_formula, c.pe_length)  # (U, d): each distinct sentence once
+        x = encoded[story[:, ::-1]]  # (B, M, d), oldest first
         q = encode(params["embed"], query, c.pe_formula, c.pe_length)  # (B, d)
         mask = story[:, ::-1] != 0
         layers = params["layers"] * c.layers if c.tied else params["layers"]
