@@ -7,6 +7,7 @@ checked against the real files (``dialog_data``) at the end.
 """
 
 import hashlib
+import tarfile
 
 import pytest
 
@@ -201,3 +202,15 @@ def test_the_real_files_have_the_released_md5s(dialog_data, monkeypatch):
     with pytest.raises(download.DownloadError,
                        match=r"dialog-babi-kb-all.txt: md5 is 082bbb1f2781a0a9f3e954893bde43c0, not 0{32}$"):
         download.check_dialog_release(dialog_data)
+
+
+def test_an_archive_of_the_real_files_installs_with_the_embedded_table(dialog_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMJAX_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(download, "DIALOG_SIZE", None)  # an archive of our own: not the release's size
+    archive = tmp_path / download.DIALOG_ARCHIVE
+    with tarfile.open(archive, "w") as tar:  # uncompressed: quick
+        for name in download.DIALOG_MD5:
+            tar.add(dialog_data / name, f"{TOP}/{name}")
+    root = download.import_dialog_archive(archive)
+    assert root == tmp_path / "home" / "data" / TOP and sorted(p.name for p in root.iterdir()) == sorted(FILES)
+    download.check_dialog_release(root)
