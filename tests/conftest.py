@@ -69,6 +69,28 @@ def data_root() -> Path:
     pytest.skip("bAbI data not found: set MEMJAX_DATA to a tasks_1-20_v1-2 folder, or run memjax data download")
 
 
+DEFAULT_DIALOG_DATA = REPO.parent / "shared" / "data" / "dialog-babi" / "dialog-bAbI-tasks"
+
+
+@pytest.fixture(scope="session")
+def dialog_data() -> Path:
+    """The dialog bAbI folder (dialog-bAbI-tasks): $MEMJAX_DIALOG_DATA (which must then hold it: CI sets it),
+    else ../shared beside the repo, else memjax's data home; without any of them, the tests that read it skip."""
+    value = os.environ.get("MEMJAX_DIALOG_DATA")
+    if value:
+        if not (Path(value) / "dialog-babi-candidates.txt").is_file():
+            pytest.fail(f"MEMJAX_DIALOG_DATA={value} is not a dialog bAbI dialog-bAbI-tasks folder")
+        return Path(value)
+    if (DEFAULT_DIALOG_DATA / "dialog-babi-candidates.txt").is_file():
+        return DEFAULT_DIALOG_DATA
+    from memjax.data.download import dialog_dir, is_dialog_release
+
+    if is_dialog_release(dialog_dir()):  # what memjax data download --dataset dialog-babi installed
+        return dialog_dir()
+    pytest.skip("dialog bAbI not found: set MEMJAX_DIALOG_DATA to a dialog-bAbI-tasks folder, "
+                "or run memjax data download --dataset dialog-babi")
+
+
 @pytest.fixture(scope="session")
 def task1_run(data_root, tmp_path_factory) -> Path:
     """One run of MemN2N's default recipe on bAbI-1k task 1, saved with --out (about 8 s), shared by the

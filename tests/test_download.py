@@ -48,9 +48,10 @@ SLOW_SENT, SLOW_RELEASE = threading.Event(), threading.Event()  # /slow.tar.gz: 
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    bodies = {"/archive.tar.gz": ARCHIVE, "/half.tar.gz": ARCHIVE, "/slow.tar.gz": ARCHIVE, "/junk.tar.gz": JUNK}
+
     def do_GET(self):
-        body = {"/archive.tar.gz": ARCHIVE, "/half.tar.gz": ARCHIVE, "/slow.tar.gz": ARCHIVE,
-                "/junk.tar.gz": JUNK}.get(self.path)
+        body = self.bodies.get(self.path)
         if body is None:
             self.send_error(404)
             return
@@ -74,14 +75,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serving(handler=_Handler):
+    """Serves ``handler`` (a subclass of _Handler with its own ``bodies``) on 127.0.0.1: yields the base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serving()
 
 
 @pytest.fixture
@@ -92,11 +98,14 @@ def closed_port_url():
     return f"http://127.0.0.1:{port}/tasks_1-20_v1-2.tar.gz"
 
 
-def memjax(args, home, **env):
-    """Runs the command line in a fresh process with MEMJAX_HOME=home; no MEMJAX_DATA, no proxies."""
-    e = {k: v for k, v in os.environ.items() if k not in ("MEMJAX_DATA", "MEMJAX_BABI_URL") and "proxy" not in k.lower()}
+def memjax(args, home, *, setup="", **env):
+    """Runs the command line in a fresh process with MEMJAX_HOME=home; no MEMJAX_DATA (nor MEMJAX_DIALOG_DATA),
+    no proxies. ``setup``: Python code run in that process first (to set module attributes)."""
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("MEMJAX_DATA", "MEMJAX_DIALOG_DATA", "MEMJAX_BABI_URL") and "proxy" not in k.lower()}
     e.update(MEMJAX_HOME=str(home), **env)
-    return subprocess.run([sys.executable, "-m", "memjax", *args], capture_output=True, text=True, env=e, timeout=120)
+    program = ["-c", f"{setup}\nfrom memjax.cli import run\nrun()"] if setup else ["-m", "memjax"]
+    return subprocess.run([sys.executable, *program, *args], capture_output=True, text=True, env=e, timeout=120)
 
 
 def listing(folder: Path) -> list[str]:

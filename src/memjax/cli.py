@@ -278,19 +278,29 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--task", help="which task's model or curves, when the run trained several")
     g.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: DIR/plots)")
 
-    d = sub.add_parser("data", help="download, import or list bAbI in memjax's data home",
+    d = sub.add_parser("data", help="download, import or list bAbI (and dialog bAbI) in memjax's data home",
                        description="memjax's data home is $MEMJAX_HOME/data (default ~/.cache/memjax/data). Commands "
                                    f"given neither --data nor ${ENV_VAR} read bAbI there, downloading it on first use.")
     dsub = d.add_subparsers(dest="data_command", required=True)
-    dd = dsub.add_parser("download", help="download the bAbI release (tasks_1-20_v1-2.tar.gz), verify and unpack it")
+    dataset = dict(choices=["babi", "dialog-babi"], default="babi",
+                   help="babi: bAbI tasks 1-20 (tasks_1-20_v1-2.tar.gz, the default); dialog-babi: the dialog bAbI "
+                        "tasks 1-6 (dialog-bAbI-tasks.tgz, Bordes et al. 2017), checked by size and each file's md5")
+    dd = dsub.add_parser("download", help="download the bAbI release (tasks_1-20_v1-2.tar.gz), verify and unpack it "
+                                          "(--dataset dialog-babi: dialog bAbI)")
+    dd.add_argument("--dataset", **dataset)
     dd.add_argument("--set", default="all", choices=[*BABI_VARIANTS, "all"],
-                    help="the variant you want (the archive holds them all): its folder is printed (default all)")
+                    help="the bAbI variant you want (the archive holds them all): its folder is printed (default all)")
     dd.add_argument("--url", help="download from this URL, e.g. a mirror (default: the official URL, then a fallback)")
-    dd.add_argument("--sha256", type=_sha256, metavar="HEX", help="the archive's sha256 (default: the official one)")
-    di = dsub.add_parser("import", help="verify and unpack a bAbI archive already on disk (for offline machines)")
-    di.add_argument("file", metavar="FILE", help="the archive, tasks_1-20_v1-2.tar.gz")
-    di.add_argument("--sha256", type=_sha256, metavar="HEX", help="the archive's sha256 (default: the official one)")
-    dsub.add_parser("list", help="show which bAbI variants are in the data home, and where")
+    dd.add_argument("--sha256", type=_sha256, metavar="HEX",
+                    help="the bAbI archive's sha256 (default: the official one; dialog bAbI has none)")
+    di = dsub.add_parser("import", help="verify and unpack a bAbI (or dialog bAbI) archive already on disk "
+                                        "(for offline machines)")
+    di.add_argument("file", metavar="FILE",
+                    help="the archive, tasks_1-20_v1-2.tar.gz (dialog-bAbI-tasks.tgz with --dataset dialog-babi)")
+    di.add_argument("--dataset", **dataset)
+    di.add_argument("--sha256", type=_sha256, metavar="HEX",
+                    help="the bAbI archive's sha256 (default: the official one; dialog bAbI has none)")
+    dsub.add_parser("list", help="show which bAbI variants, and whether dialog bAbI, are in the data home, and where")
     return p
 
 
