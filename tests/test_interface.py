@@ -11,7 +11,8 @@ import pytest
 
 from memjax.data.generate import single_fact
 from memjax.infer import Answerer, model_data, predictions
-from memjax.models import FAMILIES
+from dialog_samples import small_task
+from memjax.models import DIALOG_FAMILIES, FAMILIES
 from memjax.models.base import Model, Phase, Prediction
 from memjax.train.protocol import build_configs
 
@@ -42,8 +43,15 @@ def dataset():
     return single_fact(64, 16, 16, story_length=4, people=4, places=4, seed=0)
 
 
+@pytest.fixture(scope="module")
+def dialogs(tmp_path_factory):
+    return small_task(tmp_path_factory.mktemp("dialogs"))
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_each_family_implements_the_interface(name, dataset):
+def test_each_family_implements_the_interface(name, dataset, dialogs):
+    if name in DIALOG_FAMILIES:  # they answer with candidate utterances, from dialogs
+        dataset = dialogs
     cls, _ = FAMILIES[name]
     assert issubclass(cls, Model) and cls.traits.name == name
     for method in ("init", "loss", "predict"):
@@ -73,12 +81,15 @@ def test_each_family_implements_the_interface(name, dataset):
     if cls.traits.answers_as_words:
         assert pred.scores is None and pred.words is not None
     else:
-        assert pred.scores.shape == (len(split), mcfg.vocab_size)
+        answers = len(mcfg.candidates) if name in DIALOG_FAMILIES else mcfg.vocab_size
+        assert pred.scores.shape == (len(split), answers)
         np.testing.assert_allclose(np.asarray(pred.scores).sum(1), 1.0, rtol=1e-5)
     # the host loop of eval answers the same as the batch at once
     chunked = predictions(model, params, data, split.story, split.query, chunk=5)
     np.testing.assert_array_equal(chunked.answer, pred.answer)
 
+    if name in DIALOG_FAMILIES:
+        return  # they converse (memjax chat), not answer questions about a story
     # ask: a new story, with the family's kind of attention
     qa = Answerer("1", model, params, dataset.vocab, dataset.memory_size, [1])
     story = [s.lower().replace(".", "") for s in STORY][-dataset.memory_size:]

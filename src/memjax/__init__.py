@@ -22,7 +22,8 @@ __version__ = "0.4.0"
 
 # the model families, as ``memjax train --model`` names them (``memjax.models.FAMILIES`` has their classes;
 # named here so that the command line can list them without importing JAX)
-MODEL_NAMES = ("memn2n", "dmn", "dmn+", "memnn", "lstm", "attn-lstm", "qrn", "entnet")
+MODEL_NAMES = ("memn2n", "dmn", "dmn+", "memnn", "lstm", "attn-lstm", "qrn", "entnet", "memn2n-dialog",
+               "embeddings-dialog")
 
 # name -> module that defines it, imported on first use (PEP 562), so that ``import memjax`` stays light
 _LAZY = {

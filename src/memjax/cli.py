@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                         "[model] and [train] tables; flags given on the command line override it (see the "
                         "docs, Command line, 'Config files')")
     t.add_argument("--data", help=f"bAbI tasks_1-20_v1-2 folder (default: ${ENV_VAR})")
-    t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en)")
+    t.add_argument("--set", default="en", help="data set subfolder: en (1k), en-10k, ... (default en); dialog: "
+                                               "dialog bAbI tasks 1-6 (--data: its dialog-bAbI-tasks folder, "
+                                               "default $MEMJAX_DIALOG_DATA)")
     t.add_argument("--tasks", help="tasks: 1, 1,2,5-7 or all (default 1)")
     t.add_argument("--valid", default="release", choices=["release", "holdout"],
                    help="validation split: the release's en-valid split, or a seeded 10%% hold-out")
@@ -87,9 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     r = t.add_argument_group("training recipe (all models)",
                              "defaults: each family's recipe (see the model pages of the docs)")
     r.add_argument("--model", default="memn2n", choices=list(MODEL_NAMES),
-                   help="model family (default memn2n); dmn: Kumar et al. 2016, strongly supervised; "
-                        "lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM example); "
-                        "qrn: Query-Reduction Network (Seo et al. 2017); entnet: Recurrent Entity Network (Henaff et al. 2017)")
+                   help="model family (default memn2n; with --set dialog, memn2n is memn2n-dialog); dmn: Kumar et al. 2016, "
+                        "strongly supervised; lstm, attn-lstm: baselines (an LSTM reader; Keras's attention + LSTM "
+                        "example); qrn: Query-Reduction Network (Seo et al. 2017); entnet: Recurrent Entity Network "
+                        "(Henaff et al. 2017); memn2n-dialog, embeddings-dialog: dialog bAbI (Bordes et al. 2017), "
+                        "MemN2N and the supervised-embeddings baseline")
     r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
@@ -112,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dim", type=_positive(), help="embedding size (MemN2N default 20, joint 50; DMN+ 80, also its hidden size)")
     r.add_argument("--hops", type=_positive(), help="memory hops, or DMN/DMN+ passes (default 3; DMN: from the "
                                                     "data, see --stop)")
-    r.add_argument("--memory", type=_positive(), default=50, help="memory size in sentences (default 50)")
+    r.add_argument("--memory", type=_positive(), default=50,
+                   help="memory size in sentences (dialog bAbI: utterances) (default 50)")
 
     m = t.add_argument_group("MemN2N", "--model memn2n (Sukhbaatar et al. 2015)")
     m.add_argument("--encoding", choices=["bow", "pe"], help="sentence encoding (default pe)")
@@ -171,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="QRN: the embedding and gate weights start N(0, S^2) (default 0.3, chosen on validation; "
                          "the authors' 1); EntNet: every weight (default 0.1)")
     qe.add_argument("--slots", type=_positive(), help="EntNet: memory slots (default 20)")
+
+    dg = t.add_argument_group("Dialog", "--set dialog: --model memn2n-dialog and embeddings-dialog (Bordes et al. 2017)")
+    dg.add_argument("--match", action=argparse.BooleanOptionalAction, default=None,
+                    help="the match-type features of the candidates (memn2n-dialog default on; embeddings-dialog off)")
 
     t.add_argument_group("LSTM baselines",  # no flags of their own: a title and a line in the help
                          "--model lstm and attn-lstm (no flags of their own: the recipe's flags act on them, "
@@ -236,6 +245,22 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-story", type=_positive(), metavar="N",
                    help="the most statements in a story (default 1000). A story that loses a statement to a limit "
                         "answers no question until a new story starts")
+
+    c = sub.add_parser("chat", help="talk with a model trained on dialog bAbI (--set dialog)",
+                       description="A conversation, one user turn per line (interactively or from standard input): "
+                                   "the bot answers each with one of its candidate utterances. When it issues an "
+                                   "api_call, memjax runs it against the knowledge base and writes the results "
+                                   "into the memory, and the bot goes on. '<SILENCE>' lets the bot speak again; "
+                                   "'/reset' starts a new conversation.")
+    c.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a dialog training run")
+    c.add_argument("--task", help="which task's model, when the run trained several")
+    c.add_argument("--kb", metavar="FILE",
+                   help="the knowledge base api_call reads (default: dialog-babi-kb-all.txt of the dialog data, "
+                        "$MEMJAX_DIALOG_DATA or the data home)")
+    c.add_argument("--show", type=_nonnegative, default=0, metavar="N",
+                   help="print the N utterances each hop read most (default 0: none)")
+    c.add_argument("--max-line", type=_positive(), metavar="BYTES",
+                   help="the longest turn (default 65536 bytes); a longer one is skipped with a message")
 
     s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
                        description="Serve a trained model: POST /answer (a story and a question) returns the "
@@ -313,7 +338,7 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
                "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
                "margin": "margin", "negatives": "negatives", "layers": "layers", "init_std": "init_std",
-               "slots": "slots"}
+               "slots": "slots", "match": "match"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
                "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
@@ -427,7 +452,8 @@ def _config_value(path: str, name: str, value, action: argparse.Action):
 # a pipe or an unreadable file given for one is one line and exit status 2, not a traceback.
 _INPUT_FILES = {"train": (("train_file", "--train-file"), ("test_file", "--test-file"), ("valid_file", "--valid-file"),
                           ("glove", "--glove")),
-                "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),)}
+                "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),),
+                "chat": (("kb", "--kb"),)}
 
 
 def _not_a_file(path: str) -> str | None:
@@ -554,7 +580,10 @@ def _train(args) -> int:
         if args.tasks or args.joint:
             raise ValueError("--tasks and --joint are for bAbI; your own files are trained as one dataset")
     files = {"train": args.train_file, "test": args.test_file, "valid": args.valid_file} if args.train_file else None
-    tasks = parse_tasks(args.tasks or "1")
+    dialog = args.set == "dialog"
+    if dialog and args.model == "memn2n":  # MemN2N on dialog bAbI is its response selector
+        args.model = "memn2n-dialog"
+    tasks = parse_tasks(args.tasks or "1", tasks=6 if dialog else 20)
     from memjax.distributed import initialize
 
     if initialize(args.coordinator, args.num_processes, args.process_id):
@@ -573,7 +602,7 @@ def _train(args) -> int:
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
                        "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at,
-                       "layers": args.layers, "init_std": args.init_std, "slots": args.slots}
+                       "layers": args.layers, "init_std": args.init_std, "slots": args.slots, "match": args.match}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,
@@ -598,7 +627,7 @@ def _train(args) -> int:
     finally:
         progress.close()  # the live display ends before the table (or an error's line) is printed
     mode = "joint" if args.joint else "per task"
-    what = "your own data" if args.set == "own" else f"bAbI {args.set}"
+    what = {"own": "your own data", "dialog": "dialog bAbI"}.get(args.set, f"bAbI {args.set}")
     print(f"{args.model} on {what}, {mode}, best of {args.seeds} run(s) on validation")
     print(format_table(results))
     s = results["seconds"]
@@ -642,6 +671,25 @@ def _ask(args) -> int:
     return Asker(qa, args.show).run(sys.stdin.buffer, sys.stdout, sys.stderr)
 
 
+def _chat(args) -> int:
+    from memjax.chat import Chatbot, KnowledgeBase, converse
+    from memjax.infer import Limits
+
+    limits = Limits(**({"max_line": args.max_line} if args.max_line else {}))
+    bot = Chatbot.load(args.checkpoint, args.task, None, limits)
+    if args.kb:
+        bot.kb = KnowledgeBase.read(args.kb)
+    elif bot.cfg.entity_types and bot.label != "6":  # tasks 1-5 share the release's knowledge base
+        from memjax.data.dialog import dialog_root
+
+        bot.kb = KnowledgeBase.read(dialog_root() / "dialog-babi-kb-all.txt")
+    if sys.stdin.isatty():
+        print(f"memjax chat: dialog task {bot.label} model from {args.checkpoint} ({len(bot.cfg.candidates)} "
+              "candidate utterances). Type your turns; <SILENCE> lets the bot go on; /reset starts again.",
+              file=sys.stderr)
+    return converse(bot, sys.stdin.buffer, sys.stdout, sys.stderr, args.show)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -662,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "ask":
             return _ask(args)
+        if args.command == "chat":
+            return _chat(args)
         if args.command == "generate":
             from memjax.data.generate import generate, write_babi
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from memjax.data.babi import words
 from memjax.data.dataset import UNK, Vocab
-from memjax.models import model_for
+from memjax.models import DIALOG_FAMILIES, model_for
 from memjax.models.base import Prediction
 from memjax.train.checkpoint import CheckpointError, load_model
 
@@ -222,6 +222,8 @@ class Answerer:
                     raise CheckpointError(f"{directory}: no model for task {task} "
                                           f"(it holds {', '.join(sorted(models, key=_order))})")
         m = models[label]
+        if m.get("family") in DIALOG_FAMILIES:
+            raise CheckpointError(f"{directory}: a dialog model: talk with it through memjax chat")
         # load_models checked the entry: its vocabulary is in memjax's order and fits the config, its memory size too
         return cls(label, _model(m), m["params"], Vocab(m["vocab"][2:]), int(m["memory_size"]), m.get("tasks", ()), limits)
 

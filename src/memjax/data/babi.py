@@ -224,12 +224,15 @@ def data_root(flag: str | None = None) -> Path:
     return root
 
 
-def parse_tasks(spec: str) -> list[int]:
-    """Parses a task list such as ``"1"``, ``"1,2,5-7"`` or ``"all"``."""
+def parse_tasks(spec: str, tasks: int = 20) -> list[int]:
+    """Parses a task list such as ``"1"``, ``"1,2,5-7"`` or ``"all"`` of a collection of ``tasks`` tasks
+    (bAbI's 20; dialog bAbI's 6)."""
     spec = spec.strip().lower()
+    count = tasks
     if spec == "all":
-        return list(ALL_TASKS)
+        return list(range(1, count + 1))
     tasks: list[int] = []
+    what = "bAbI" if count == 20 else "dialog bAbI"
     for part in spec.split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
@@ -240,8 +243,8 @@ def parse_tasks(spec: str) -> list[int]:
         if not rng:
             raise DataError(f"bad task range {part!r} in {spec!r}")
         for t in rng:
-            if t not in TASK_NAMES:
-                raise DataError(f"unknown task {t}: bAbI has tasks 1 to 20")
+            if not 1 <= t <= count:
+                raise DataError(f"unknown task {t}: {what} has tasks 1 to {count}")
             if t not in tasks:
                 tasks.append(t)
     return tasks

@@ -18,8 +18,10 @@ import memjax
 from memjax import paper
 from memjax.data.babi import data_root
 from memjax.data.dataset import Dataset, load_babi
+from memjax.data.dialog import DIALOG_SET, DialogDataset, dialog_root, load_dialog_task
 from memjax.data.own import load_files
-from memjax.models import FAMILIES, model_for
+from memjax.models import DIALOG_FAMILIES, FAMILIES, model_for
+from memjax.train import dialog as dialog_measures
 from memjax.train.checkpoint import CheckpointError, TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, occupancy, steps_per_epoch
 from memjax.train.recipes import recipe_for, with_overrides
@@ -335,9 +337,16 @@ def run_babi(
         files = {k: (str(Path(v).absolute()) if v else None) for k, v in files.items()}
         own = load_files(files["train"], files["test"], files.get("valid"), memory)
         datasets, tasks, set_name = [own], list(own.tasks), "own"
+    dialog = set_name == DIALOG_SET
+    if dialog != (model in DIALOG_FAMILIES):
+        raise ValueError(f"--model {model} does not train on --set {set_name}: dialog bAbI (--set dialog) takes "
+                         f"--model {' or '.join(DIALOG_FAMILIES)}, and they train on nothing else")
+    if dialog and (joint or files):
+        raise ValueError("dialog bAbI trains one model per task, on its own files (no --joint, no --train-file)")
     model_overrides = default_stop(model, model_overrides)  # run.json records the DMN default it got
+    root = None if files else (dialog_root(data) if dialog else data_root(data))
     arguments = {"model": model, "set": set_name, "tasks": list(tasks), "joint": joint, "seeds": seeds,
-                 "data": None if files else str(data_root(data)), "memory": memory, "valid": valid,
+                 "data": None if files else str(root), "memory": memory, "valid": valid,
                  "model_overrides": model_overrides or {}, "train_overrides": train_overrides or {}, "files": files,
                  "devices": devices, "first_seed": first_seed}
     if glove is not None:
@@ -357,7 +366,9 @@ def run_babi(
                 shutil.rmtree(out / old, ignore_errors=True)
             (out / RUN_FILE).write_text(json.dumps({**arguments, "memjax_version": memjax.__version__}, indent=2) + "\n")
     watch = Watch(out, resume, tensorboard, report)
-    if not files:
+    if dialog:
+        datasets = [load_dialog_task(t, root, memory) for t in tasks]
+    elif not files:
         datasets = load_babi(list(tasks), set_name, data, memory, joint=joint, valid=valid)
     seed_list = list(range(first_seed, first_seed + seeds))
     results = {"model": model, "set": set_name, "config": {}, "tasks": {}, "memjax_version": memjax.__version__,
@@ -371,6 +382,9 @@ def run_babi(
                          "tasks": list(tasks), "seeds": seeds, "first_seed": first_seed, "memory": memory,
                          "valid": valid, "devices": devices if devices is not None else len(jax.local_devices())}
     results["config"]["model"].pop("vocab_size")
+    if dialog:  # the candidates and entity types travel with the saved model; here, how many
+        for key in ("candidates", "entity_types", "continues"):
+            results["config"]["model"][key] = len(results["config"]["model"][key])
     pretrained = None
     if glove is not None:
         from memjax.data.glove import load_glove
@@ -427,6 +441,11 @@ def run_babi(
                 "memory_size": ds.memory_size, "tasks": list(ds.tasks), "seed": int(fit.seeds[best])}
             for t in ds.tasks:
                 results["tasks"][str(t)] = _task_entry(fit, ds, t, best)
+            if isinstance(ds, DialogDataset):  # per-response and per-dialog accuracy, test and test-OOV
+                oov = None
+                if ds.oov is not None:
+                    oov = _predictor(FAMILIES[model][0](mcfg), params, ds.sentences, vocab_words=ds.vocab.words)(ds.oov)
+                results["tasks"][str(ds.tasks[0])].update(dialog_measures.entry(ds, fit.predictions["test"][best], oov))
             if _label(ds, joint) == "joint":
                 results["joint_selected_seed"] = int(fit.seeds[best])
             for t in ds.tasks:
@@ -449,6 +468,11 @@ def _summarise(results: dict, model: str, set_name: str, joint: bool, tasks: lis
     test_errors = [v["test_error"] for v in results["tasks"].values()]
     results["mean_test_error"] = float(np.mean(test_errors))
     results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
+    if set_name == DIALOG_SET:
+        match = results["config"]["model"].get("match", False)
+        results["paper"] = {"row": f"Bordes et al. 2017, Table 2: {model}" + (" + match type" if match else ""),
+                            "column": dialog_measures.paper_column(model, match)}
+        return
     ref = paper.reference(model, set_name, joint)
     if ref is not None:
         label, row, mean, failed = ref
@@ -457,7 +481,10 @@ def _summarise(results: dict, model: str, set_name: str, joint: bool, tasks: lis
 
 
 def format_table(results: dict) -> str:
-    """The per-task table: test error of the selected run, with the paper's number where known."""
+    """The per-task table: test error of the selected run, with the paper's number where known (dialog
+    bAbI: accuracies, :func:`memjax.train.dialog.format_table`)."""
+    if results.get("set") == DIALOG_SET:
+        return dialog_measures.format_table(results)
     ref = results.get("paper")
     head = f"{'task':>5}  {'test err':>8}  {'valid err':>9}  {'train err':>9}"
     if ref:

@@ -1,0 +1,86 @@
+"""memjax chat: the knowledge base's API, a conversation with a trained dialog model (its API call run,
+the results in the memory, the bot going on), and turns that cannot be used."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dialog_samples import KB, write_release
+from memjax.chat import Chatbot, KnowledgeBase
+from memjax.data.babi import DataError
+from memjax.train.checkpoint import CheckpointError
+
+
+def test_the_knowledge_base_answers_an_api_call_with_the_matching_restaurants_facts(tmp_path):
+    (tmp_path / "kb.txt").write_text(KB)
+    kb = KnowledgeBase.read(tmp_path / "kb.txt")
+    assert kb.call(["thai", "rome"]) == ["resto_c R_cuisine thai", "resto_c R_location rome", "resto_c R_phone resto_c_phone"]
+    assert [line.split()[0] for line in kb.call(["thai"])] == ["resto_a"] * 3 + ["resto_c"] * 3 + ["resto_f"] * 3
+    assert kb.call(["korean", "paris"]) == []
+    (tmp_path / "bad.txt").write_text("1 resto_a cuisine\n")
+    with pytest.raises(DataError, match=r"bad.txt, line 1: expected 'ID restaurant R_relation value'"):
+        KnowledgeBase.read(tmp_path / "bad.txt")
+
+
+def _memjax(args, stdin="", timeout=600, **env):
+    return subprocess.run([sys.executable, "-m", "memjax", *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env})
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """memn2n-dialog trained on the small task (every dialog right, the OOV one too, after 60 epochs: about 10 s)."""
+    folder = tmp_path_factory.mktemp("small")
+    release = write_release(folder / "release")
+    r = _memjax(["train", "--set", "dialog", "--tasks", "1", "--data", str(release), "--epochs", "60", "--dim", "16", "--batch-size", "8",
+                 "--out", str(folder / "run"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+def test_a_conversation_books_a_table_never_seen_in_training(small_run):
+    """(thai, rome) is no training dialog's pair, resto_c no training dialog's restaurant: the bot issues the
+    call, reads the results memjax writes into its memory, proposes resto_c and gives its phone number."""
+    kb = small_run / "release" / "dialog-babi-kb-all.txt"
+    turns = "hello\ni'd like thai food in rome\nthe phone number please\n"
+    r = _memjax(["chat", "--checkpoint", str(small_run / "run"), "--kb", str(kb)], turns, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    bot = [line for line in r.stdout.splitlines() if line.startswith("bot: ")]
+    assert bot == ["bot: hello what can i help you with today", "bot: ok let me look into some options for you",
+                   "bot: api_call thai rome", "bot: what do you think of this option: resto_c",
+                   "bot: here it is resto_c_phone"], r.stdout
+    assert "(knowledge base: 1 restaurants: resto_c)" in r.stdout
+
+
+def test_turns_that_cannot_be_used_are_one_line_and_the_conversation_goes_on(small_run):
+    kb = small_run / "release" / "dialog-babi-kb-all.txt"
+    turns = b"hello\n\n" + b"x" * 100_000 + b"\n\xff\xfe\nhi zanzibar\n/reset\nhello\n"
+    r = subprocess.run([sys.executable, "-m", "memjax", "chat", "--checkpoint", str(small_run / "run"), "--kb", str(kb)],
+                       input=turns, capture_output=True, timeout=120)
+    err = r.stderr.decode().splitlines()
+    assert r.returncode == 0 and "Traceback" not in r.stderr.decode()
+    assert err == ["memjax: <stdin>:2: an empty turn: say something, or <SILENCE> to let the bot go on",
+                   "memjax: <stdin>:3: the turn is longer than 65536 bytes (--max-line)",
+                   "memjax: <stdin>:4: not UTF-8 text (invalid start byte at byte 0)",
+                   "memjax: <stdin>:5: words the model never saw: hi, zanzibar"], err
+    out = r.stdout.decode().splitlines()
+    assert out[0] == "bot: hello what can i help you with today" and "(a new conversation)" in out
+    assert out[-1] == "bot: hello what can i help you with today"
+
+
+def test_a_checkpoint_of_another_family_is_one_line(task1_run):
+    r = _memjax(["chat", "--checkpoint", str(task1_run)], "hello\n", timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"memjax: error: {task1_run} holds a memn2n model: memjax chat talks "
+                                                 "with dialog models (memjax train --set dialog)")
+    with pytest.raises(CheckpointError, match="memjax chat talks with dialog models"):
+        Chatbot.load(task1_run)
+
+
+def test_ask_refuses_a_dialog_model_in_one_line(small_run):
+    r = _memjax(["ask", "--checkpoint", str(small_run / "run")], "where is it?\n", timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "a dialog model: talk with it through memjax chat" in r.stderr.strip().splitlines()[-1]
