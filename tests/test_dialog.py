@@ -83,6 +83,8 @@ def test_vectorised_examples(tmp_path):
     # a word of no training or validation dialog and of no candidate is the unknown word
     assert ds.vocab.id("rome") != UNK and ds.vocab.id("zanzibar") == UNK
     assert ds.entity_types["resto_c"] == "name" and ds.entity_types["thai"] == "cuisine"
+    # words of no training dialog: the OOV restaurant (in the candidates), the test dialog's new words
+    assert "resto_c" in ds.unseen and "resto_c_phone" in ds.unseen and "resto_a" not in ds.unseen
     assert small_task(tmp_path / "m2", memory_size=2).train.story.shape[1] == 2
 
 
@@ -107,11 +109,13 @@ def _reference(model, params, data, ds, split):
     p = jax.tree.map(np.asarray, params)
     sentences, cfg, words = np.asarray(data["sentences"]), model.cfg, ds.vocab.words
     types = dict(cfg.entity_types)
+    A = {i: p["A"][UNK if w in cfg.unseen else i] for i, w in enumerate(words)}  # unseen words: the unknown's row
+    W = {i: p["W"][UNK if w in cfg.unseen else i] for i, w in enumerate(words)}
     out = []
     for rows, q_ids in zip(split.story, split.query):
         slots = [i for i, r in enumerate(rows) if r]
-        memory = np.array([p["A"][sentences[rows[i]]].sum(0) + p["T"][i] for i in slots]).reshape(-1, cfg.dim)
-        q = p["A"][q_ids].sum(0)
+        memory = np.array([sum(A[w] for w in sentences[rows[i]]) + p["T"][i] for i in slots]).reshape(-1, cfg.dim)
+        q = sum(A[w] for w in q_ids)
         for _ in range(cfg.hops):
             if slots:
                 s = memory @ q
@@ -121,7 +125,7 @@ def _reference(model, params, data, ds, split):
         said = {words[w] for w in np.concatenate([sentences[rows].ravel(), q_ids]) if w}
         logits = []
         for c in cfg.candidates:
-            y = p["W"][[ds.vocab.index[w] for w in c.split() if w in ds.vocab.index]].sum(0)
+            y = sum(W[ds.vocab.index[w]] for w in c.split() if w in ds.vocab.index)
             score = q @ y
             if cfg.match:
                 matched = {types[w] for w in c.split() if w in types and w in said}

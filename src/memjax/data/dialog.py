@@ -178,6 +178,7 @@ class DialogDataset(Dataset):
     dialogs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> (N,) dialog index
     oov: Split | None = None
     continues: tuple[int, ...] = ()  # candidates the user always answers with <SILENCE> in the training dialogs
+    unseen: tuple[str, ...] = ()  # words of the vocabulary in no training dialog (only in candidates, dev dialogs)
 
 
 def continuing(turns: Sequence[Turn], index: dict[str, int]) -> tuple[int, ...]:
@@ -189,6 +190,17 @@ def continuing(turns: Sequence[Turn], index: dict[str, int]) -> tuple[int, ...]:
         answer = index[a.answer]
         followed[answer] = followed.get(answer, True) and silent
     return tuple(sorted(c for c, always in followed.items() if always))
+
+
+def _words_of(turns: Sequence[Turn]) -> set[str]:
+    """Every word the dialogs of ``turns`` hold (utterances, results, answers) and the speaker words."""
+    seen = {USER, BOT, KB}
+    for t in turns:
+        seen.update(t.query)
+        seen.update(t.answer.split())
+        for _, u in t.history:
+            seen.update(u)
+    return seen
 
 
 def _sentence(speaker: str, utterance: list[str]) -> list[str]:
@@ -241,7 +253,8 @@ def vectorize_dialogs(name: str, task: int, splits: dict[str, list[Turn]], candi
         dialogs[split] = np.array([t.dialog for t in turns], np.int32)
     return DialogDataset(name, (task,), vocab, enc.sentences(), arrays["train"], arrays["valid"], arrays["test"],
                          memory_size=memory, candidates=list(candidates), entity_types=dict(entity_types),
-                         dialogs=dialogs, oov=arrays.get("oov"), continues=continuing(splits["train"], index))
+                         dialogs=dialogs, oov=arrays.get("oov"), continues=continuing(splits["train"], index),
+                         unseen=tuple(sorted(tokens - _words_of(splits["train"]))))
 
 
 def dialog_root(flag: str | None = None) -> Path:

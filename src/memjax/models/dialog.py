@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memjax.data.dataset import UNK
 from memjax.data.dialog import ENTITY_TYPES, DialogDataset, words
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 
@@ -42,6 +43,9 @@ class DialogConfig:
         hops: memory hops; 0 is the supervised-embeddings baseline (one bag of the whole dialog).
         continues: candidates after which the bot speaks again (the training dialogs' user always stayed
             silent there): ``memjax chat`` goes on without waiting for the user.
+        unseen: words of the vocabulary that no training dialog holds (new entities of the candidates): they
+            are read with the unknown word's vectors, so that no trained meaning is given to a word never seen
+            in a dialog, and keep their identity for the match features.
     """
 
     vocab_size: int
@@ -53,6 +57,7 @@ class DialogConfig:
     candidates: tuple[str, ...] = ()
     entity_types: tuple[tuple[str, str], ...] = ()
     continues: tuple[int, ...] = ()
+    unseen: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3 or self.hops < 0:
@@ -65,6 +70,7 @@ class DialogConfig:
         object.__setattr__(self, "candidates", tuple(self.candidates))
         object.__setattr__(self, "entity_types", tuple(tuple(p) for p in self.entity_types))
         object.__setattr__(self, "continues", tuple(int(c) for c in self.continues))
+        object.__setattr__(self, "unseen", tuple(self.unseen))
 
 
 def candidate_arrays(candidates, entity_types, vocab_words: list[str]) -> dict[str, np.ndarray]:
@@ -103,11 +109,14 @@ class DialogMemN2N(Model):
         if not isinstance(ds, DialogDataset):
             raise ValueError("dialog models train on dialog bAbI (--set dialog)")
         return {"candidates": tuple(ds.candidates), "entity_types": tuple(sorted(ds.entity_types.items())),
-                "continues": tuple(ds.continues)}
+                "continues": tuple(ds.continues), "unseen": tuple(ds.unseen)}
 
     def inputs(self, sentences: np.ndarray, vocab_words: list[str]) -> dict:
         c = self.cfg
-        return {"sentences": np.asarray(sentences, np.int32),
+        rows = np.arange(len(vocab_words), dtype=np.int32)  # each word's row of A and W
+        index = {w: i for i, w in enumerate(vocab_words)}
+        rows[[index[w] for w in c.unseen if w in index]] = UNK
+        return {"sentences": np.asarray(sentences, np.int32), "rows": rows,
                 **candidate_arrays(c.candidates, c.entity_types, vocab_words)}
 
     def answer_text(self, prediction: Prediction, row: int, vocab_words: list[str]) -> str:
@@ -128,8 +137,9 @@ class DialogMemN2N(Model):
         A = params["A"]
         story = batch["story"]  # (B, M) rows of data["sentences"]
         occupied = story != 0
-        bags = A[data["sentences"][story]].sum(-2)  # (B, M, d); empty slots 0 (A's padding row stays 0)
-        q = A[batch["query"]].sum(-2)
+        rows = data["rows"]
+        bags = A[rows[data["sentences"][story]]].sum(-2)  # (B, M, d); empty slots 0 (A's padding row stays 0)
+        q = A[rows[batch["query"]]].sum(-2)
         if self.cfg.hops == 0:  # supervised embeddings: the dialog and the query in one bag
             return q + bags.sum(1), jnp.zeros(story.shape[:1] + (0,) + story.shape[1:])
         memory = bags + params["T"][: story.shape[1]] * occupied[..., None]
@@ -154,7 +164,7 @@ class DialogMemN2N(Model):
     def logits(self, params: dict, data: dict, batch: dict):
         """(candidate logits (B, C), the hops' attention (B, K, M))."""
         q, attention = self.state(params, data, batch)
-        candidates = params["W"][data["cand_words"]].sum(1)  # (C, d)
+        candidates = params["W"][data["rows"][data["cand_words"]]].sum(1)  # (C, d)
         logits = q @ candidates.T
         if self.cfg.match:
             logits = logits + jnp.einsum("bct,bt->bc", self.matches(data, batch), q @ params["match"].T)

@@ -383,7 +383,7 @@ def run_babi(
                          "valid": valid, "devices": devices if devices is not None else len(jax.local_devices())}
     results["config"]["model"].pop("vocab_size")
     if dialog:  # the candidates and entity types travel with the saved model; here, how many
-        for key in ("candidates", "entity_types", "continues"):
+        for key in ("candidates", "entity_types", "continues", "unseen"):
             results["config"]["model"][key] = len(results["config"]["model"][key])
     pretrained = None
     if glove is not None:
