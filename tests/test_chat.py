@@ -84,3 +84,15 @@ def test_ask_refuses_a_dialog_model_in_one_line(small_run):
     r = _memjax(["ask", "--checkpoint", str(small_run / "run")], "where is it?\n", timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "a dialog model: talk with it through memjax chat" in r.stderr.strip().splitlines()[-1]
+
+
+def test_eval_of_a_dialog_run_gives_its_training_measures(small_run, tmp_path):
+    import json
+
+    r = _memjax(["eval", "--checkpoint", str(small_run / "run"), "--out", str(tmp_path)], timeout=120)
+    assert r.returncode == 0, r.stderr
+    trained = json.loads((small_run / "run" / "results.json").read_text())["tasks"]["1"]
+    again = json.loads((tmp_path / "results.json").read_text())["tasks"]["1"]
+    for key in ("test_accuracy", "test_dialog_accuracy", "oov_accuracy", "oov_dialog_accuracy", "valid_error"):
+        assert again[key] == trained[key], key
+    assert "T1 issuing API calls" in r.stdout and "paper OOV" in r.stdout

@@ -209,13 +209,14 @@ def _sentence(speaker: str, utterance: list[str]) -> list[str]:
 
 def vectorize_dialogs(name: str, task: int, splits: dict[str, list[Turn]], candidates: Sequence[str],
                       entity_types: dict[str, str], memory_size: int | None = None,
-                      paths: dict | None = None) -> DialogDataset:
+                      paths: dict | None = None, vocab: Vocab | None = None) -> DialogDataset:
     """Builds a :class:`DialogDataset` from parsed splits (``train``, ``valid``, ``test``, optional ``oov``).
 
     The vocabulary holds the words of the training and validation dialogs, of the candidates and the
     speaker words; other words (new entities of the OOV set) read as the unknown word, but keep their
     identity for the match-type features through the candidates (which hold every bot utterance).
     ``memory_size``: the most recent utterances kept (default: the longest dialog so far of any split).
+    ``vocab``: a trained model's (evaluation: its words; others read as the unknown word).
     """
     index = {c: i for i, c in enumerate(candidates)}
     for split, turns in splits.items():
@@ -231,7 +232,7 @@ def vectorize_dialogs(name: str, task: int, splits: dict[str, list[Turn]], candi
                 tokens.update(u)
     for c in candidates:
         tokens.update(words(c))
-    vocab = Vocab(tokens)
+    vocab = vocab or Vocab(tokens)
     longest = max(len(t.history) for turns in splits.values() for t in turns)
     memory = max(1, longest if memory_size is None else memory_size)
     if memory < 1:
@@ -265,25 +266,27 @@ def dialog_root(flag: str | None = None) -> Path:
     return download.dialog_root(flag)
 
 
-def load_dialog_task(task: int, root: str | Path | None = None, memory_size: int | None = None) -> DialogDataset:
+def load_dialog_task(task: int, root: str | Path | None = None, memory_size: int | None = None,
+                     vocab: Vocab | None = None, candidates: Sequence[str] | None = None) -> DialogDataset:
     """Reads and vectorises one dialog bAbI task from the release folder ``root`` (default:
     :func:`memjax.data.download.dialog_root`).
 
     Entity types come from the knowledge base (tasks 1-5) and from the result lines of the training and
-    validation dialogs (task 6 has no knowledge-base file).
+    validation dialogs (task 6 has no knowledge-base file). A trained model's ``vocab`` and ``candidates``
+    (in its order) replace those of the data (evaluation).
     """
     if root is None:
         root = dialog_root()
     paths = task_paths(root, task)
     splits = {k: parse_dialogs(p) for k, p in paths.items() if k in SPLIT_FILES and p is not None}
-    candidates = parse_candidates(paths["candidates"])
+    candidates = list(candidates) if candidates is not None else parse_candidates(paths["candidates"])
     types = parse_kb(paths["kb"]) if paths["kb"] is not None else {}
     for split in ("train", "valid"):
         for t in splits[split]:
             for speaker, fact in t.history:
                 if speaker == KB:
                     _add_fact(types, fact, None, None)
-    return vectorize_dialogs(f"dialog task {task}", task, splits, candidates, types, memory_size, paths)
+    return vectorize_dialogs(f"dialog task {task}", task, splits, candidates, types, memory_size, paths, vocab)
 
 
 def per_dialog_accuracy(correct: np.ndarray, dialogs: np.ndarray) -> float:

@@ -468,8 +468,8 @@ def _summarise(results: dict, model: str, set_name: str, joint: bool, tasks: lis
     test_errors = [v["test_error"] for v in results["tasks"].values()]
     results["mean_test_error"] = float(np.mean(test_errors))
     results["failed_tasks"] = int(sum(e > FAIL_THRESHOLD for e in test_errors))
-    if set_name == DIALOG_SET:
-        match = results["config"]["model"].get("match", False)
+    if set_name == DIALOG_SET:  # training records the model's config; evaluation, whether it matched
+        match = results["config"]["model"]["match"] if "config" in results else results["match"]
         results["paper"] = {"row": f"Bordes et al. 2017, Table 2: {model}" + (" + match type" if match else ""),
                             "column": dialog_measures.paper_column(model, match)}
         return
@@ -549,7 +549,8 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
             raise CheckpointError(f"{checkpoint}: neither run.json nor the saved models name their tasks "
                                   "(give --tasks)")
     own = files or run.get("files")
-    root = None if own else data_root(data or run.get("data"))
+    dialog = set_name == DIALOG_SET
+    root = None if own else (dialog_root if dialog else data_root)(data or run.get("data"))
     if own:
         set_name = "own"
     results = {"model": run.get("model", "memn2n"), "set": set_name, "checkpoint": str(checkpoint), "tasks": {},
@@ -565,6 +566,8 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
             vocab = Vocab(m["vocab"][2:])
             if own:
                 ds = load_files(own["train"], own["test"], own.get("valid"), int(m["memory_size"]), vocab=vocab)
+            elif dialog:
+                ds = load_dialog_task(t, root, int(m["memory_size"]), vocab=vocab, candidates=m["model"]["candidates"])
             else:
                 ds = vectorize(f"{set_name} task {t}", *load_questions(root, set_name, t, valid),
                                memory_size=int(m["memory_size"]), vocab=vocab)
@@ -572,6 +575,8 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
             predict = _predictor(model, jax.tree.map(jnp.asarray, m["params"]), ds.sentences,
                                  vocab_words=ds.vocab.words)
             answered[key] = (ds, {split: predict(getattr(ds, split)) for split in SPLITS})
+            if dialog and ds.oov is not None:
+                answered[key][1]["oov"] = predict(ds.oov)
         ds, predictions = answered[key]
         entry = {}
         for split in SPLITS:
@@ -583,6 +588,9 @@ def evaluate_babi(checkpoint: str | Path, set_name: str | None = None, tasks: li
         results["tasks"][str(t)] = {"test_error": entry["test_error"], "valid_error": entry["valid_error"],
                                     "train_error": entry["train_error"], "n_train": entry["n_train"],
                                     "n_valid": entry["n_valid"], "n_test": entry["n_test"], "model": label}
+        if dialog:
+            results["tasks"][str(t)].update(dialog_measures.entry(ds, predictions["test"], predictions.get("oov")))
+            results["match"] = bool(m["model"].get("match", False))
         log(f"task {t}: test error {entry['test_error']:.1f}% (model {label})")
     _summarise(results, results["model"], set_name, joint, tasks)
     results["seconds"] = {"total": round(time.perf_counter() - t_start, 3)}
