@@ -28,6 +28,7 @@ Everything is measured in one process, one thing at a time:
   10k recipe's batch 128 and d = 200, EntNet at batch 32 and d = 100).
 - QRN's recurrence as an associative scan against the sequential loop at 50, 1,000 and 10,000
   statements (:func:`qrn_scan_rows`, ``--qrn-scan``).
+- Dialog bAbI: MemN2N with match type at its recipe on tasks 1 and 5 (:func:`dialog_rows`, ``--dialog``).
 
 Prints a table and writes JSON (``--out``, default benchmarks/results/throughput.json).
 """
@@ -200,6 +201,32 @@ def dmn_rows(models: list[str], runs: list[int], epochs: int, torch_steps: int,
     return rows, torch_row, source
 
 
+def dialog_rows(tasks: list[int], epochs: int) -> list[dict]:
+    """Training throughput of MemN2N with match type on dialog bAbI (``memjax train --set dialog``'s recipe,
+    whole dialogs in memory), one run per task: training examples of whole epochs per second of the
+    engine's training time (a dev pass per epoch included). Skipped, with a line, without the data."""
+    from memjax.data.babi import DataError
+    from memjax.data.dialog import load_dialog_task
+    from memjax.data.download import dialog_root
+
+    try:
+        root = dialog_root()
+    except DataError as e:
+        print(f"(dialog bAbI rows skipped: {e})")
+        return []
+    rows = []
+    for task in tasks:
+        ds = load_dialog_task(task, root, 1000)
+        mcfg, tcfg = build_configs("memn2n-dialog", ds, False, {}, {"epochs": epochs, "patience": None}, "dialog")
+        trainer = Trainer(FAMILIES["memn2n-dialog"][0](mcfg), tcfg, ds)
+        fit = trainer.fit([0])
+        steps = trainer.steps_per_epoch * epochs
+        rows.append({"task": task, "batch": trainer.batch_size, "dim": mcfg.dim, "memory": trainer.memory,
+                     "candidates": len(mcfg.candidates), "epochs": epochs, "compile_s": fit.seconds["compile"],
+                     "train_s": fit.seconds["train"], "train_ex_s": steps * trainer.batch_size / fit.seconds["train"]})
+    return rows
+
+
 def long_stories(lengths: list[int], questions: int = 8, chunk: int = 4096) -> list[dict]:
     """Answering over one generated story of L statements: latency and memory against L.
 
@@ -300,6 +327,8 @@ def main(argv=None):
     p.add_argument("--dmn-buckets", default=None,
                    help="DMN+ rows with these --buckets settings (0: off; default 0,5; quick 0)")
     p.add_argument("--dmn-epochs", type=int, help="epochs per DMN row (default 3; quick 1)")
+    p.add_argument("--dialog", default=None, help="dialog bAbI tasks of the dialog rows (default 1,5; quick 1; none: skip)")
+    p.add_argument("--dialog-epochs", type=int, help="epochs per dialog row (default 1)")
     p.add_argument("--torch-steps", type=int, default=30, help="timed steps of the PyTorch DMN+ (0: skip)")
     p.add_argument("--qrn-scan", default=None,
                    help="story lengths of QRN's associative-against-sequential scan rows (default 50,1000,10000; "
@@ -356,6 +385,14 @@ def main(argv=None):
                      f"{'statements':>10} {'associative ms':>14} {'sequential ms':>13} {'seq / assoc':>11}",
                      [f"{r['statements']:>10,} {1000 * r['associative_s']:14.2f} {1000 * r['sequential_s']:13.2f} "
                       f"{r['sequential_over_associative']:10.2f}x" for r in scan_rows])
+    dialog = [] if args.dialog == "none" else dialog_rows(_ints(args.dialog or ("1" if args.quick else "1,5")),
+                                                           args.dialog_epochs or 1)
+    if dialog:
+        _print_table("Dialog bAbI, MemN2N + match type (memjax train --set dialog's recipe, whole dialogs in memory, "
+                     "one run; examples/s of whole epochs, dev pass included)",
+                     f"{'task':>4} {'batch':>5} {'memory':>6} {'candidates':>10} {'compile s':>9} {'train ex/s':>11}",
+                     [f"{r['task']:>4} {r['batch']:>5} {r['memory']:>6} {r['candidates']:>10,} {r['compile_s']:9.1f} "
+                      f"{r['train_ex_s']:11,.0f}" for r in dialog])
     long_rows = long_stories(_ints(args.long or ("1000,10000" if args.quick else "1000,10000,100000")))
     _print_table(f"answering one question over one long story (MemN2N trained on 50-statement stories, test error "
                  f"{long_rows[0]['trained_test_error']:.1f}%; chunked scoring, streaming softmax):",
@@ -369,6 +406,7 @@ def main(argv=None):
               "machine": platform.processor() or platform.machine(), "cores": len(jax.local_devices()),
               "jax": jax.__version__, "quick": args.quick, "peak": peak, "rows": rows, "long_stories": long_rows,
               "dmn": {"data": source, "rows": d_rows, "torch_dmn_plus": torch_row}, "qrn_scan": scan_rows,
+              "dialog": dialog,
               "seconds": time.perf_counter() - t0}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['seconds']:.0f} s)")
