@@ -76,7 +76,7 @@ def assert_error(response, status: int, *words: str) -> dict:
 def test_health_names_the_model(client):
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": "1", "tasks": [1], "memory_size": 50}
+    assert r.json() == {"status": "ok", "kind": "qa", "model": "1", "tasks": [1], "memory_size": 50}
 
 
 def test_answer_gives_the_answer_and_the_attention_per_hop(client):

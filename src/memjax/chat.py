@@ -11,6 +11,7 @@ me look into some options for you"). Words the model never saw are reported, nev
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import BinaryIO, Sequence, TextIO
@@ -29,6 +30,7 @@ from memjax.train.checkpoint import CheckpointError
 
 API_FIELDS = ("R_cuisine", "R_location", "R_number", "R_price")  # an api_call's words after "api_call", in order
 MAX_GOING_ON = 4  # bot turns in a row without the user (results read, an option proposed, ...)
+SPEAKERS = {"user": USER, "bot": BOT, "kb": KB}  # the speakers' names in JSON (memjax serve's /chat) -> history's
 
 
 class KnowledgeBase:
@@ -95,9 +97,10 @@ class Chatbot:
 
     @classmethod
     def load(cls, directory: str | Path, task: int | str | None = None, kb: KnowledgeBase | None = None,
-             limits: Limits | None = None) -> "Chatbot":
-        """The dialog model of ``task`` in a run's folder (the only one by default)."""
-        models = load_models(directory)
+             limits: Limits | None = None, models: dict[str, dict] | None = None) -> "Chatbot":
+        """The dialog model of ``task`` in a run's folder (the only one by default); ``models``: the folder's
+        models if already loaded (:func:`memjax.infer.load_models`)."""
+        models = load_models(directory) if models is None else models
         dialog = {k: m for k, m in models.items() if m.get("family") in DIALOG_FAMILIES}
         if not dialog:
             family = next(iter(models.values())).get("family", "memn2n")
@@ -118,6 +121,13 @@ class Chatbot:
     def reset(self) -> None:
         """A new conversation: the memory emptied."""
         self.history = []
+
+    def in_conversation(self, history: Sequence[tuple[str, str]]) -> "Chatbot":
+        """A copy of the bot (its model, vocabulary and knowledge base shared) whose memory is ``history``:
+        a server answers each request with its own copy, so that concurrent conversations never mix."""
+        bot = copy.copy(self)
+        bot.history = list(history)
+        return bot
 
     def _ids(self, text: str, unknown: dict[str, None]) -> list[int]:
         out = []
@@ -190,8 +200,8 @@ class Chatbot:
             elif self.candidate_index(reply.text) not in self.cfg.continues:
                 break
             user = SILENCE
-        if len(self.history) > self.limits.max_story:  # only the most recent memory_size are read
-            self.history = self.history[-self.cfg.memory_size:]
+        if len(self.history) > self.limits.max_story:  # only the most recent memory_size are read; and what
+            self.history = self.history[-min(self.cfg.memory_size, self.limits.max_story):]  # is kept fits the limits
         return replies
 
     def candidate_index(self, text: str) -> int:
@@ -200,6 +210,23 @@ class Chatbot:
             return self.cfg.candidates.index(text)
         except ValueError:
             return -1
+
+
+def default_kb(bot: Chatbot, path: str | Path | None = None) -> KnowledgeBase | None:
+    """The knowledge base the bot's api_call reads (``memjax chat`` and ``memjax serve``'s ``--kb``): ``path``,
+    else, for a model of tasks 1-5 (which share it), the release's ``dialog-babi-kb-all.txt``
+    (:func:`memjax.data.dialog.dialog_root`); None for a model that makes no API call (task 6 has no file).
+
+    Raises:
+        DataError: the file is missing or malformed, or no dialog bAbI folder is found.
+    """
+    if path:
+        return KnowledgeBase.read(path)
+    if bot.cfg.entity_types and bot.label != "6":
+        from memjax.data.dialog import dialog_root
+
+        return KnowledgeBase.read(dialog_root() / "dialog-babi-kb-all.txt")
+    return None
 
 
 def converse(bot: Chatbot, stream: BinaryIO, out: TextIO, err: TextIO, show: int = 0, source: str = "<stdin>") -> int:

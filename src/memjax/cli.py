@@ -262,15 +262,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-line", type=_positive(), metavar="BYTES",
                    help="the longest turn (default 65536 bytes); a longer one is skipped with a message")
 
-    s = sub.add_parser("serve", help="a JSON API and a web page that answer questions with a trained model",
+    s = sub.add_parser("serve", help="a JSON API and a web page that answer questions (or converse, with a dialog "
+                                     "model) with a trained model",
                        description="Serve a trained model: POST /answer (a story and a question) returns the "
                                    "answer, its probability and the attention per hop; GET /health; GET / is a "
-                                   "page to pick a bAbI story or type one and see the attention as a heat map.")
+                                   "page to pick a bAbI story or type one and see the attention as a heat map. "
+                                   "A dialog model (train --set dialog) converses instead: POST /chat (the "
+                                   "conversation so far and the user's turn) returns the bot's turns, and GET / "
+                                   "is a chat page.")
     s.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out folder of a training run")
     s.add_argument("--task", help="which task's model, when the run trained several (a number, or joint)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_positive(), default=8000, help="port (default 8000)")
     s.add_argument("--data", help=f"bAbI folder for the page's example stories (default: the run's, else ${ENV_VAR})")
+    s.add_argument("--kb", metavar="FILE",
+                   help="a dialog model's knowledge base, which api_call reads (default, as memjax chat's: "
+                        "dialog-babi-kb-all.txt of the dialog data, $MEMJAX_DIALOG_DATA or the data home)")
     s.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="a host name requests may be addressed to besides localhost and --host, such as a reverse "
                         "proxy's (repeatable; '*' accepts any; others get 400)")
@@ -453,7 +460,7 @@ def _config_value(path: str, name: str, value, action: argparse.Action):
 _INPUT_FILES = {"train": (("train_file", "--train-file"), ("test_file", "--test-file"), ("valid_file", "--valid-file"),
                           ("glove", "--glove")),
                 "eval": (("test_file", "--test-file"),), "plot": (("story", "--story"),), "data": (("file", ""),),
-                "chat": (("kb", "--kb"),)}
+                "chat": (("kb", "--kb"),), "serve": (("kb", "--kb"),)}
 
 
 def _not_a_file(path: str) -> str | None:
@@ -672,17 +679,12 @@ def _ask(args) -> int:
 
 
 def _chat(args) -> int:
-    from memjax.chat import Chatbot, KnowledgeBase, converse
+    from memjax.chat import Chatbot, converse, default_kb
     from memjax.infer import Limits
 
     limits = Limits(**({"max_line": args.max_line} if args.max_line else {}))
     bot = Chatbot.load(args.checkpoint, args.task, None, limits)
-    if args.kb:
-        bot.kb = KnowledgeBase.read(args.kb)
-    elif bot.cfg.entity_types and bot.label != "6":  # tasks 1-5 share the release's knowledge base
-        from memjax.data.dialog import dialog_root
-
-        bot.kb = KnowledgeBase.read(dialog_root() / "dialog-babi-kb-all.txt")
+    bot.kb = default_kb(bot, args.kb)
     if sys.stdin.isatty():
         print(f"memjax chat: dialog task {bot.label} model from {args.checkpoint} ({len(bot.cfg.candidates)} "
               "candidate utterances). Type your turns; <SILENCE> lets the bot go on; /reset starts again.",

@@ -203,10 +203,12 @@ class Answerer:
         self._answers = np.arange(model.cfg.vocab_size) > 0
 
     @classmethod
-    def load(cls, directory: str | Path, task: int | str | None = None, limits: Limits | None = None) -> "Answerer":
+    def load(cls, directory: str | Path, task: int | str | None = None, limits: Limits | None = None,
+             models: dict[str, dict] | None = None) -> "Answerer":
         """The model of ``task`` in a run's folder (the only one, or the joint model, by default), answering
-        within ``limits`` (default :class:`Limits`)."""
-        models = load_models(directory)
+        within ``limits`` (default :class:`Limits`); ``models``: the folder's models if already loaded
+        (:func:`load_models`)."""
+        models = load_models(directory) if models is None else models
         if task is None:
             if len(models) != 1:
                 raise CheckpointError(f"{directory} holds models for tasks {', '.join(sorted(models, key=_order))}: "

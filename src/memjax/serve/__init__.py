@@ -1,5 +1,8 @@
 """``memjax serve``: a trained model behind a JSON API and a web page with an attention heat map.
 
+A dialog model (``memjax train --set dialog``) is served as a conversation instead: ``POST /chat`` and a
+chat page (:func:`memjax.serve.app.create_chat_app`).
+
 Start it with ``memjax serve --checkpoint runs/task1``, or build the application in Python::
 
     from starlette.testclient import TestClient
@@ -33,17 +36,17 @@ from pathlib import Path
 from memjax.data.babi import ENV_VAR, data_root
 from memjax.runtime import stdout_to_devnull
 
-__all__ = ["allowed_hosts", "create_app", "serve", "story_source"]
+__all__ = ["allowed_hosts", "create_app", "create_chat_app", "serve", "story_source"]
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _EVERY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 def __getattr__(name: str):
-    if name == "create_app":  # imported on use, so that ``memjax serve`` can say when Starlette is missing
-        from memjax.serve.app import create_app
+    if name in ("create_app", "create_chat_app"):  # imported on use, so that ``memjax serve`` can say when
+        from memjax.serve import app  # Starlette is missing
 
-        return create_app
+        return getattr(app, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -124,18 +127,21 @@ def unusable_address(host: str, port: int) -> str | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Runs ``memjax serve``: loads the model once, then serves it until interrupted.
+    """Runs ``memjax serve``: loads the model once, then serves it until interrupted: a dialog model
+    (:data:`memjax.models.DIALOG_FAMILIES`) as a conversation (``POST /chat``), any other as question
+    answering (``POST /answer``).
 
     Args:
-        args: the command line's ``checkpoint``, ``task``, ``host``, ``port``, ``data``,
-            ``allowed_host`` (a list, or None) and ``request_timeout`` (seconds).
+        args: the command line's ``checkpoint``, ``task``, ``host``, ``port``, ``data``, ``kb`` (a dialog
+            model's knowledge base, or None: :func:`memjax.chat.default_kb`), ``allowed_host`` (a list, or
+            None) and ``request_timeout`` (seconds).
 
     Returns:
         The exit status.
 
     Raises:
         CheckpointError: the checkpoint is missing or holds no model for ``--task``.
-        DataError: ``--data`` is not a folder.
+        DataError: ``--data`` is not a folder; ``--kb`` (or the default knowledge base) is missing or malformed.
     """
     missing = _missing_dependencies()
     if missing:
@@ -148,8 +154,10 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from memjax import enable_compilation_cache
-    from memjax.infer import Answerer
-    from memjax.serve.app import create_app, served_hosts
+    from memjax.chat import Chatbot, default_kb
+    from memjax.infer import Answerer, load_models
+    from memjax.models import DIALOG_FAMILIES
+    from memjax.serve.app import create_app, create_chat_app, served_hosts
     from memjax.serve.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEAD, protocol
 
     hosts = allowed_hosts(args.host, args.allowed_host or ())
@@ -159,15 +167,29 @@ def serve(args: argparse.Namespace) -> int:
         print(f"memjax: error: --allowed-host: {e}", file=sys.stderr)
         return 2
 
-    root, set_name = story_source(args.checkpoint, args.data)
     enable_compilation_cache()
-    qa = Answerer.load(args.checkpoint, args.task)
-    app = create_app(qa, root, set_name, allowed_hosts=hosts)
+    models = load_models(args.checkpoint)
+    if any(m.get("family") in DIALOG_FAMILIES for m in models.values()):  # a conversation instead of /answer
+        bot = Chatbot.load(args.checkpoint, args.task, models=models)
+        bot.kb = default_kb(bot, getattr(args, "kb", None))
+        app = create_chat_app(bot, allowed_hosts=hosts)
+        kb = f"{len(bot.kb.facts)} restaurants in its knowledge base" if bot.kb else "no knowledge base"
+        loaded = (f"dialog model of task {bot.label} ({len(bot.cfg.candidates)} candidate utterances, memory "
+                  f"{bot.cfg.memory_size}) from {args.checkpoint}; {kb}")
+    else:
+        if getattr(args, "kb", None):
+            print(f"memjax: error: --kb: {args.checkpoint} holds no dialog model (the knowledge base is for the "
+                  "api_call of dialog models)", file=sys.stderr)
+            return 2
+        root, set_name = story_source(args.checkpoint, args.data)
+        qa = Answerer.load(args.checkpoint, args.task, models=models)
+        app = create_app(qa, root, set_name, allowed_hosts=hosts)
+        stories = f"example stories from {root / set_name}" if root else \
+            f"no bAbI data folder, so no example stories (pass --data DIR, set {ENV_VAR} or run memjax data download)"
+        loaded = (f"model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
+                  f"from {args.checkpoint}; {stories}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    stories = f"example stories from {root / set_name}" if root else \
-        f"no bAbI data folder, so no example stories (pass --data DIR, set {ENV_VAR} or run memjax data download)"
-    _say(f"memjax serve: model {qa.label} (tasks {', '.join(map(str, qa.tasks)) or '?'}, memory {qa.memory_size}) "
-         f"from {args.checkpoint}; {stories}")
+    _say(f"memjax serve: {loaded}")
     _say(f"memjax serve: open {url(args.host, args.port)} (Ctrl+C stops)")
     with _stop_on_sigterm():
         try:

@@ -1,11 +1,14 @@
 """The web application: a JSON API over an :class:`~memjax.infer.Answerer`, and the page that uses it.
 
 Routes:
-    ``GET /health``: the model's label, tasks and memory size.
+    ``GET /health``: the kind of server (``"qa"``), the model's label, tasks and memory size.
     ``POST /answer``: ``{"story": [...] or "one\\nper\\nline", "question": "..."}`` -> ``Answer.to_dict()``.
     ``GET /api/tasks``: the bAbI tasks the model answers, and whether example stories are available.
     ``GET /api/stories?task=N&limit=K``: the task's first test stories with their questions and answers.
     ``GET /``: the page (plain HTML, its script and style sheet under ``/static/``).
+
+A dialog model is served by :func:`create_chat_app` instead: ``POST /chat``, ``GET /health`` (kind
+``"dialog"``) and a chat page; each kind of server answers the other's route with a 404 naming its own.
 
 Every error is a JSON object ``{"error": message}`` (with ``"field"`` when one field of the request
 is at fault). A handler that fails unexpectedly answers 500 and logs the traceback; the server goes on.
@@ -36,9 +39,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from memjax.chat import SPEAKERS
 from memjax.data.babi import TASK_NAMES, DataError
-from memjax.infer import LimitError
-from memjax.serve import page
+from memjax.infer import LimitError, Limits
+from memjax.serve import chat_page, page
 from memjax.serve.stories import example_stories
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from memjax.chat import Chatbot
     from memjax.infer import Answerer
 
 log = logging.getLogger("memjax.serve")
@@ -249,7 +254,7 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
     cache: dict[tuple[int, int], list[dict]] = {}
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": answerer.label, "tasks": list(answerer.tasks),
+        return JSONResponse({"status": "ok", "kind": "qa", "model": answerer.label, "tasks": list(answerer.tasks),
                              "memory_size": int(answerer.memory_size)})
 
     async def answer(request: Request) -> Response:
@@ -291,9 +296,115 @@ def create_app(answerer: Answerer, data_root: str | Path | None = None, set_name
         Route("/answer", guarded(answer), methods=["POST"]),
         Route("/api/tasks", guarded(task_list)),
         Route("/api/stories", guarded(stories)),
+        Route("/chat", _elsewhere("this server answers questions about stories (POST /answer); /chat is served "
+                                  "for dialog models (memjax train --set dialog)"), methods=["GET", "POST"]),
     ]
+    return _application(routes, hosts)
+
+
+def _application(routes: list[Route], hosts: frozenset[str] | None) -> Starlette:
     return Starlette(routes=routes, middleware=[Middleware(Guard, allowed=hosts)],
                      exception_handlers={HTTPException: _http_error, Exception: _server_error})
+
+
+def _elsewhere(message: str) -> Endpoint:
+    """A route of the other kind of server: 404 saying which route this one serves."""
+
+    async def refuse(request: Request) -> Response:
+        return error_response(404, message)
+
+    return refuse
+
+
+def history_entries(value: Any, limits: Limits) -> list[tuple[str, str]]:
+    """The ``history`` field of ``POST /chat``: ``[{"speaker": "user"|"bot"|"kb", "text": "..."}]``, oldest
+    first, as :attr:`memjax.chat.Chatbot.history`'s (speaker, text) pairs.
+
+    Each entry is held to ``limits`` as a turn is (characters and words: 413), the list to ``max_story``
+    entries (413); a speaker not in :data:`memjax.chat.SPEAKERS` or a lone surrogate is 400, a wrong type 422.
+    """
+    if not isinstance(value, list):
+        raise RequestError(422, f"history must be a list of {{speaker, text}} objects, not {_json_type(value)}",
+                           "history")
+    if len(value) > limits.max_story:
+        raise RequestError(413, f"the history has {len(value)} entries: at most {limits.max_story} are accepted",
+                           "history")
+    entries = []
+    for i, entry in enumerate(value):
+        where = f"history[{i}]"
+        if not isinstance(entry, dict):
+            raise RequestError(422, f"{where} must be an object {{speaker, text}}, not {_json_type(entry)}", "history")
+        speaker, text = entry.get("speaker"), entry.get("text")
+        if not isinstance(speaker, str) or speaker not in SPEAKERS:
+            said = repr(speaker[:40]) if isinstance(speaker, str) else _json_type(speaker)
+            raise RequestError(400, f"{where}.speaker must be one of {', '.join(SPEAKERS)}, not {said}", "history")
+        if not isinstance(text, str):
+            raise RequestError(422, f"{where}.text must be a string, not {_json_type(text)}", "history")
+        unicode_text(text, "history", f"{where}.text")
+        if len(text) > limits.max_line:
+            raise RequestError(413, f"{where}.text has {len(text)} characters: at most {limits.max_line} are accepted",
+                               "history")
+        n = len(text.split())
+        if n > limits.max_statement_words:
+            raise RequestError(413, f"{where}.text has {n} words: at most {limits.max_statement_words} are accepted",
+                               "history")
+        entries.append((SPEAKERS[speaker], text))
+    return entries
+
+
+def create_chat_app(bot: Chatbot, max_body: int = MAX_BODY, allowed_hosts: Collection[str] | None = None) -> Starlette:
+    """The Starlette application conversing with a dialog model (``memjax serve`` of a ``--set dialog`` run).
+
+    Routes: ``POST /chat`` (``{"history": [{"speaker", "text"}...], "turn": "..."}`` -> ``{"replies":
+    [Reply.to_dict()...], "history": [...]}``: stateless, the client sends the conversation so far and
+    gets it back with the turn, the bot's replies and the knowledge base's result lines added),
+    ``GET /health`` and ``GET /`` (the chat page). ``POST /answer`` is a 404 naming ``/chat``.
+
+    Args:
+        bot: a loaded :class:`~memjax.chat.Chatbot` (its ``kb`` set for api_call); each request answers with
+            its own copy (:meth:`~memjax.chat.Chatbot.in_conversation`), so the bot's history is never touched.
+        max_body: the largest request body accepted, in bytes (413 above).
+        allowed_hosts: as :func:`create_app`'s.
+
+    Raises:
+        ValueError: an entry of ``allowed_hosts`` is not a host name or address.
+    """
+    hosts = served_hosts(allowed_hosts)
+    names = {token: name for name, token in SPEAKERS.items()}
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "kind": "dialog", "model": bot.label,
+                             "memory_size": int(bot.cfg.memory_size), "candidates": len(bot.cfg.candidates),
+                             "knowledge_base": bot.kb is not None})
+
+    async def chat(request: Request) -> Response:
+        require_json(request)
+        fields = parse_json_object(await read_body(request, max_body))
+        history = history_entries(fields.get("history", []), bot.limits)
+        turn = required(fields, "turn")
+        if not isinstance(turn, str):
+            raise RequestError(422, f"turn must be a string, not {_json_type(turn)}", "turn")
+        unicode_text(turn, "turn")
+        talking = bot.in_conversation(history)
+        try:
+            replies = await run_in_threadpool(talking.say, turn)
+        except LimitError as e:  # over the bot's Limits
+            raise RequestError(413, str(e), "turn") from None
+        except ValueError as e:  # no words
+            raise RequestError(400, str(e), "turn") from None
+        return JSONResponse({"replies": [r.to_dict() for r in replies],
+                             "history": [{"speaker": names[who], "text": text} for who, text in talking.history]})
+
+    routes = [
+        Route("/", _static(chat_page.HTML, "text/html; charset=utf-8")),
+        Route("/static/chat.js", _static(chat_page.SCRIPT, "text/javascript; charset=utf-8")),
+        Route("/static/page.css", _static(chat_page.STYLE, "text/css; charset=utf-8")),
+        Route("/health", guarded(health)),
+        Route("/chat", guarded(chat), methods=["POST"]),
+        Route("/answer", _elsewhere("this server talks with a dialog model: POST /chat with {\"history\": [...], "
+                                    "\"turn\": \"...\"}, not /answer"), methods=["GET", "POST"]),
+    ]
+    return _application(routes, hosts)
 
 
 # a Host header: a bracketed IPv6 address or a name, then an optional port; or a bare IPv6 address

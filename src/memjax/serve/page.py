@@ -59,11 +59,10 @@ HTML = """<!doctype html>
 </html>
 """
 
-SCRIPT = r""""use strict";
+# what both pages' scripts share (the chat page's is in memjax.serve.chat_page): fetching JSON, errors, cells
+COMMON_SCRIPT = r""""use strict";
 
 const byId = (id) => document.getElementById(id);
-let examples = [];   // the selected task's example stories, as /api/stories gives them
-let picked = null;   // the example question in the form, while the user has not changed it
 
 async function getJSON(url, options) {
   let response;
@@ -91,6 +90,35 @@ function showError(message) {
   byId("error").textContent = message;
   byId("error").hidden = !message;
 }
+
+function cell(tag, text, className) {
+  const c = document.createElement(tag);
+  c.textContent = text;
+  if (className) {
+    c.className = className;
+  }
+  return c;
+}
+
+// a heat-map cell: the weight written and shaded (none: outside the model's memory)
+function weightCell(weight, hop, strongest) {
+  if (weight === undefined) {
+    const c = cell("td", "\u2013", "weight outside");
+    c.title = "outside the model's memory";
+    return c;
+  }
+  const c = cell("td", weight.toFixed(2), "weight" + (strongest ? " strongest" : ""));
+  c.dataset.hop = String(hop);
+  c.dataset.weight = String(weight);
+  c.style.backgroundColor = "rgba(29, 78, 216, " + Math.max(0, Math.min(1, weight)).toFixed(3) + ")";
+  c.style.color = weight > 0.5 ? "#fff" : "#111";
+  return c;
+}
+"""
+
+SCRIPT = COMMON_SCRIPT + r"""
+let examples = [];   // the selected task's example stories, as /api/stories gives them
+let picked = null;   // the example question in the form, while the user has not changed it
 
 async function loadModel() {
   const h = await getJSON("health");
@@ -194,15 +222,6 @@ function showAnswer(statements, result, example) {
   byId("result").hidden = false;
 }
 
-function cell(tag, text, className) {
-  const c = document.createElement(tag);
-  c.textContent = text;
-  if (className) {
-    c.className = className;
-  }
-  return c;
-}
-
 // what one column of the heat map is, by the kind of attention the model reports (Answer.attention)
 const COLUMN_NAMES = {hop: "Hop", pass: "Pass", chosen: "Hop", words: "Attention", gate: "Layer", slots: "Slot"};
 
@@ -227,20 +246,6 @@ function drawHeatmap(statements, hops, supporting, attention) {
     return row;
   });
   table.tBodies[0].replaceChildren(...rows);
-}
-
-function weightCell(weight, hop, strongest) {
-  if (weight === undefined) {
-    const c = cell("td", "\u2013", "weight outside");
-    c.title = "outside the model's memory";
-    return c;
-  }
-  const c = cell("td", weight.toFixed(2), "weight" + (strongest ? " strongest" : ""));
-  c.dataset.hop = String(hop);
-  c.dataset.weight = String(weight);
-  c.style.backgroundColor = "rgba(29, 78, 216, " + Math.max(0, Math.min(1, weight)).toFixed(3) + ")";
-  c.style.color = weight > 0.5 ? "#fff" : "#111";
-  return c;
 }
 
 async function start() {
