@@ -109,8 +109,9 @@ def _reference(model, params, data, ds, split):
     p = jax.tree.map(np.asarray, params)
     sentences, cfg, words = np.asarray(data["sentences"]), model.cfg, ds.vocab.words
     types = dict(cfg.entity_types)
-    A = {i: p["A"][UNK if w in cfg.unseen else i] for i, w in enumerate(words)}  # unseen words: the unknown's row
-    W = {i: p["W"][UNK if w in cfg.unseen else i] for i, w in enumerate(words)}
+    # words of no training dialog, and unknown words, read as nothing
+    A = {i: 0.0 if w in cfg.unseen or i == UNK else p["A"][i] for i, w in enumerate(words)}
+    W = {i: 0.0 if w in cfg.unseen or i == UNK else p["W"][i] for i, w in enumerate(words)}
     out = []
     for rows, q_ids in zip(split.story, split.query):
         slots = [i for i, r in enumerate(rows) if r]

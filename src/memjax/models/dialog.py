@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from memjax.data.dataset import UNK
+from memjax.data.dataset import PAD, UNK
 from memjax.data.dialog import ENTITY_TYPES, DialogDataset, words
 from memjax.models.base import Model, Phase, Prediction, Traits, softmax_prediction
 
@@ -43,9 +43,10 @@ class DialogConfig:
         hops: memory hops; 0 is the supervised-embeddings baseline (one bag of the whole dialog).
         continues: candidates after which the bot speaks again (the training dialogs' user always stayed
             silent there): ``memjax chat`` goes on without waiting for the user.
-        unseen: words of the vocabulary that no training dialog holds (new entities of the candidates): they
-            are read with the unknown word's vectors, so that no trained meaning is given to a word never seen
-            in a dialog, and keep their identity for the match features.
+        unseen: words of the vocabulary that no training dialog holds (new entities of the candidates): like
+            words outside the vocabulary, they read as the padding row (zero, never trained), so that a word
+            never seen in a dialog has no trained meaning (not even one learned from candidates that were
+            always wrong); they keep their identity for the match features.
     """
 
     vocab_size: int
@@ -115,7 +116,7 @@ class DialogMemN2N(Model):
         c = self.cfg
         rows = np.arange(len(vocab_words), dtype=np.int32)  # each word's row of A and W
         index = {w: i for i, w in enumerate(vocab_words)}
-        rows[[index[w] for w in c.unseen if w in index]] = UNK
+        rows[[index[w] for w in c.unseen if w in index] + [UNK]] = PAD  # the padding row: zero, never trained
         return {"sentences": np.asarray(sentences, np.int32), "rows": rows,
                 **candidate_arrays(c.candidates, c.entity_types, vocab_words)}
 
