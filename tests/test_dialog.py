@@ -18,7 +18,7 @@ from memjax.data.dialog import (BOT, ENTITY_TYPES, KB, SILENCE, USER, load_dialo
                                 per_dialog_accuracy)
 from memjax.data.dataset import UNK
 from memjax.infer import model_data
-from memjax.models.dialog import DialogConfig, DialogMemN2N
+from memjax.models.dialog import DialogMemN2N
 from memjax.train.protocol import build_configs
 
 @pytest.fixture(scope="module")

@@ -288,12 +288,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(checkpoint: Path, data_root: Path, log_dir: Path, *flags: str):
-    """``memjax serve`` of ``checkpoint`` (with ``flags``) in a subprocess, its URL; stopped with SIGTERM, after
-    which it must exit with status 0."""
+def serving(checkpoint: Path, data_root: Path | None, log_dir: Path, *flags: str, env: dict | None = None,
+            log_name: str = "serve.log"):
+    """``memjax serve`` of ``checkpoint`` (with ``flags``, and ``env`` added to the environment) in a
+    subprocess, logging to ``log_dir/log_name``; its URL. Stopped with SIGTERM, after which it must exit
+    with status 0."""
     port = free_port()
-    log_path = log_dir / "serve.log"
-    env = {**os.environ, "MEMJAX_DATA": str(data_root)}
+    log_path = log_dir / log_name
+    env = {**os.environ, **({"MEMJAX_DATA": str(data_root)} if data_root else {}), **(env or {})}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(MEMJAX + ["serve", "--checkpoint", str(checkpoint), "--port", str(port), *flags],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -3,8 +3,6 @@ routes of the other kind of server, and the chat page in headless Chromium."""
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import warnings
@@ -23,7 +21,8 @@ from dialog_samples import write_release  # noqa: E402
 from memjax.chat import Chatbot, KnowledgeBase, default_kb  # noqa: E402
 from memjax.infer import Limits  # noqa: E402
 from memjax.serve import create_app, create_chat_app  # noqa: E402
-from test_serve import assert_error, assert_secured, browser, free_port, wait_for_health  # noqa: E402,F401
+from test_serve import assert_error, assert_secured, browser, free_port  # noqa: E402,F401
+from test_serve import serving as serve_in_process  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -269,26 +268,9 @@ def serving(small_run: Path, name: str, *flags: str):
     """``memjax serve`` of the small run in a subprocess (the knowledge base by default from
     $MEMJAX_DIALOG_DATA, the small release), logging to ``small_run/name.log``; its URL. SIGTERM stops it,
     with status 0."""
-    port = free_port()
-    log_path = small_run / f"{name}.log"
-    env = {**os.environ, "MEMJAX_DIALOG_DATA": str(small_run / "release")}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "memjax", "serve", "--checkpoint", str(small_run / "run"),
-                                 "--port", str(port), *flags], stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(proc, url, log_path)
+    with serve_in_process(small_run / "run", None, small_run, *flags, log_name=f"{name}.log",
+                          env={"MEMJAX_DIALOG_DATA": str(small_run / "release")}) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            status = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-    assert status == 0, log_path.read_text()[-3000:]
-    assert "memjax serve: stopped" in log_path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -425,13 +407,14 @@ def test_the_browser_page_shows_the_users_text_as_text(server, browser):
 
     browser.get(server + "/")
     WebDriverWait(browser, 60).until(lambda d: "Dialog model" in d.find_element(By.ID, "model").text)
-    markup = '<img src=x onerror="document.title=1">hello <b>there</b>'
+    # a known word first: the reply is a greeting, and the next reply reads a memory of two utterances, both shown
+    markup = 'hello <img src=x onerror="document.title=1"> <b>there</b>'
     assert say(browser, markup) >= 1
     user = browser.find_element(By.CSS_SELECTOR, '[data-testid="user-turn"] p.text')
     assert user.text == markup
     assert "<img" in browser.find_element(By.CSS_SELECTOR, '[data-testid="user-turn"] p.note').text
     say(browser, "hello")
-    attention = browser.find_elements(By.CSS_SELECTOR, '[data-testid="attention"]')[-1]
+    attention = browser.find_elements(By.CSS_SELECTOR, '[data-testid="attention"]')[0]  # the first reply that reads
     attention.find_element(By.TAG_NAME, "summary").click()
     read = [c.text for c in attention.find_elements(By.CSS_SELECTOR, "td.statement")]
     assert markup.lower() in read

@@ -23,7 +23,7 @@ import numpy as np
 from memjax.data.babi import DataError
 from memjax.data.dataset import Vocab
 from memjax.data.dialog import BOT, KB, SILENCE, USER, _read_lines, _split_id, words
-from memjax.infer import LimitError, Limits, load_models, model_data, predictions
+from memjax.infer import LimitError, Limits, choose_model, load_models, model_data, predictions
 from memjax.models import DIALOG_FAMILIES, model_for
 from memjax.models.base import Prediction
 from memjax.train.checkpoint import CheckpointError
@@ -110,15 +110,7 @@ class Chatbot:
             family = next(iter(models.values())).get("family", "memn2n")
             raise CheckpointError(f"{directory} holds a {family} model: memjax chat talks with dialog models "
                                   "(memjax train --set dialog)")
-        if task is None:
-            if len(dialog) != 1:
-                raise CheckpointError(f"{directory} holds models for tasks {', '.join(sorted(dialog))}: choose one "
-                                      "with --task")
-            label = next(iter(dialog))
-        else:
-            label = str(task)
-            if label not in dialog:
-                raise CheckpointError(f"{directory}: no model for task {task} (it holds {', '.join(sorted(dialog))})")
+        label = choose_model(directory, dialog, task)
         m = dialog[label]
         return cls(label, model_for(m["family"], m["model"]), m["params"], Vocab(m["vocab"][2:]), kb, limits)
 

@@ -209,20 +209,7 @@ class Answerer:
         within ``limits`` (default :class:`Limits`); ``models``: the folder's models if already loaded
         (:func:`load_models`)."""
         models = load_models(directory) if models is None else models
-        if task is None:
-            if len(models) != 1:
-                raise CheckpointError(f"{directory} holds models for tasks {', '.join(sorted(models, key=_order))}: "
-                                      "choose one with --task")
-            label = next(iter(models))
-        else:
-            label = str(task)
-            if label not in models:
-                joint = models.get("joint")
-                if joint is not None and (label == "joint" or label.isdigit() and int(label) in joint.get("tasks", ())):
-                    label = "joint"
-                else:
-                    raise CheckpointError(f"{directory}: no model for task {task} "
-                                          f"(it holds {', '.join(sorted(models, key=_order))})")
+        label = choose_model(directory, models, task)
         m = models[label]
         if m.get("family") in DIALOG_FAMILIES:
             raise CheckpointError(f"{directory}: a dialog model: talk with it through memjax chat")
@@ -299,6 +286,23 @@ class Answerer:
         else:
             top = [(text, probability)]
         return Answer(text, probability, hops, list(unknown), top, self.model.traits.attention, self.keeps_unknown)
+
+
+def choose_model(directory, models: dict[str, dict], task: int | str | None) -> str:
+    """The label of ``task``'s model among a folder's ``models``: the only one when ``task`` is None, the joint
+    model for a task it was trained on. Raises CheckpointError (one line naming ``directory``) otherwise."""
+    held = ", ".join(sorted(models, key=_order))
+    if task is None:
+        if len(models) != 1:
+            raise CheckpointError(f"{directory} holds models for tasks {held}: choose one with --task")
+        return next(iter(models))
+    label = str(task)
+    if label in models:
+        return label
+    joint = models.get("joint")
+    if joint is not None and (label == "joint" or label.isdigit() and int(label) in joint.get("tasks", ())):
+        return "joint"
+    raise CheckpointError(f"{directory}: no model for task {task} (it holds {held})")
 
 
 def _order(label: str):
