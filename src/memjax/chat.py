@@ -58,17 +58,16 @@ class KnowledgeBase:
 
     def call(self, arguments: Sequence[str]) -> list[str]:
         """The result lines of ``api_call`` with ``arguments`` (cuisine, location, party size, price): every
-        fact of each restaurant of that cuisine, location and price, restaurants in name order. The party
-        size is the caller's: the dataset's result lines give the requested size as ``R_number``, whatever
-        the knowledge base's line says (a restaurant seats any party)."""
+        fact of each restaurant whose facts match all the arguments given, restaurants in name order.
+        (The dataset's dialogs list 3 to 6 of the 8 restaurants of a cuisine, place and price, with the
+        requested party size whatever the knowledge base says: a sample we cannot repeat. Matching the
+        knowledge base's own party size gives a few restaurants too, and real ones.)"""
         wanted = dict(zip(API_FIELDS, arguments))
-        size = wanted.pop("R_number", None)
         lines = []
         for name in sorted(self.facts):
             facts = dict(self.facts[name])
             if all(facts.get(field) == value for field, value in wanted.items()):
-                lines += [f"{name} {relation} {size if relation == 'R_number' and size else value}"
-                          for relation, value in self.facts[name]]
+                lines += [f"{name} {relation} {value}" for relation, value in self.facts[name]]
         return lines
 
 
