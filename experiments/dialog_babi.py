@@ -72,8 +72,8 @@ def markdown(found: dict) -> str:
     device = next(iter(found.values()))["device"] if found else "-"
     return ("# Dialog bAbI (per-response accuracy %, Bordes, Boureau & Weston 2017, Table 2)\n\n"
             "Command: `python experiments/dialog_babi.py`. Runs selected on the dev sets; test and test-OOV "
-            "answered once by the selected run. The paper's cells are as docs/anchors of the project list them "
-            "(memjax/train/dialog.py).\n\n" + "\n".join(lines)
+            "answered once by the selected run. The paper's cells: memjax.train.dialog.PAPER (as later work reports "
+            "them; not checked here against the paper's PDF).\n\n" + "\n".join(lines)
             + f"\n- device: {device}; seconds: each task's training of all its runs and its evaluation "
               "(compilation included).\n")
 

@@ -8,7 +8,7 @@ import numpy as np
 from memjax.data.dialog import TITLES, DialogDataset, per_dialog_accuracy
 
 # The paper's Table 2, per-response test accuracy (%): (supervised embeddings, MemN2N, MemN2N + match type);
-# "oov" rows are the test-OOV sets (docs/models/dialog.md cites the cells)
+# "oov" rows are the test-OOV sets; the cells as later work reports them, not checked against the paper's PDF
 PAPER = {
     "1": (100.0, 99.9, 100.0), "2": (68.4, 100.0, 98.3), "3": (64.9, 74.9, 74.9), "4": (57.2, 59.5, 100.0),
     "5": (75.4, 96.1, 93.4), "6": (22.6, 41.1, 41.0),
