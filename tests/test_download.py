@@ -202,8 +202,11 @@ def test_ctrl_c_during_the_transfer_leaves_nothing(server, tmp_path):
     home = tmp_path / "home"
     e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA" and "proxy" not in k.lower()}
     e["MEMJAX_HOME"] = str(home)
+    # SIGINT handled as in a terminal's foreground job: a test run started in the background (`pytest &`, nohup)
+    # has it ignored, and a child inherits that (this test's failures in such runs: SigIgn held SIGINT)
     p = subprocess.Popen([sys.executable, "-m", "memjax", "data", "download", "--url", f"{server}/slow.tar.gz",
-                          "--sha256", SHA], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+                          "--sha256", SHA], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     SLOW_SENT.clear()
     SLOW_RELEASE.clear()
     try:
