@@ -214,3 +214,15 @@ def test_bad_dialog_commands_are_one_line(args, message, real_dialogs):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and "Traceback" not in r.stderr and lines[-1].startswith("memjax: error: "), r.stderr
     assert message in lines[-1], r.stderr
+
+
+def test_lines_end_at_newlines_only(tmp_path):
+    """A Unicode line separator inside an utterance does not end the line (it separates words, as a space);
+    Windows line ends are read."""
+    path = tmp_path / "d.txt"
+    path.write_bytes("1 hello\u2028there\thi\r\n2 <SILENCE>\tbye\r\n".encode())
+    turns = parse_dialogs(path)
+    assert [t.query for t in turns] == [["hello", "there"], [SILENCE]] and [t.line for t in turns] == [1, 2]
+    path.write_bytes("1 hello\u2028x\ty\nx bad\n".encode())  # with splitlines the bad line would be line 3
+    with pytest.raises(DataError, match=r"line 2: expected 'ID text'"):
+        parse_dialogs(path)

@@ -62,8 +62,10 @@ class Turn:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read().splitlines()
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            # lines end at "\n" (or "\r\n") only: str.splitlines would also split at the Unicode line
+            # separators a text may hold, and the messages would name the wrong line
+            return [line.removesuffix("\r") for line in f.read().split("\n")]
     except OSError as e:
         raise DataError(unreadable(path, e)) from None
     except UnicodeDecodeError as e:
