@@ -587,11 +587,20 @@ def browser():
         driver.quit()
 
 
+def page_wait(browser, seconds: float = 60):
+    """A WebDriverWait that reads on when an element it found is gone: the pages replace their tables and
+    lists when an answer arrives, between a find and a read (StaleElementReferenceException under load)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def test_the_page_answers_and_draws_the_attention(server, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
-    wait = WebDriverWait(browser, 60)
+    wait = page_wait(browser)
     browser.get(server + "/")
     by_id = browser.find_element
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example optgroup"))  # tasks and stories loaded
@@ -660,13 +669,12 @@ def test_the_page_shows_other_families_attention_in_their_own_columns(data_root,
     """DMN+, QRN and EntNet through the same page, each with its own kind of attention in columns named
     after it (untrained models: what the page shows, not how well they answer, is tested here)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     out = tmp_path_factory.mktemp(family.replace("+", "_plus")) / "run"
     save_untrained(out, family, data_root)
     with serving(out, data_root, out.parent) as url:
         browser.get(url + "/")
-        wait = WebDriverWait(browser, 60)
+        wait = page_wait(browser)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example optgroup"))
         browser.find_element(By.ID, "story").send_keys("\n".join(STORY))
         browser.find_element(By.ID, "question").send_keys(QUESTION)

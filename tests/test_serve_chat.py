@@ -21,7 +21,7 @@ from dialog_samples import write_release  # noqa: E402
 from memjax.chat import Chatbot, KnowledgeBase, default_kb  # noqa: E402
 from memjax.infer import Limits  # noqa: E402
 from memjax.serve import create_app, create_chat_app  # noqa: E402
-from test_serve import assert_error, assert_secured, browser, free_port  # noqa: E402,F401
+from test_serve import assert_error, assert_secured, browser, free_port, page_wait  # noqa: E402,F401
 from test_serve import serving as serve_in_process  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -322,11 +322,10 @@ def say(browser, text: str) -> int:
     the bot's replies together), the number of bot turns shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     users = len(browser.find_elements(By.CSS_SELECTOR, '[data-testid="user-turn"]'))
     browser.find_element(By.ID, "turn").send_keys(text + Keys.ENTER)
-    WebDriverWait(browser, 60).until(
+    page_wait(browser).until(
         lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="user-turn"]')) > users
         or d.find_element(By.ID, "error").is_displayed())
     assert not browser.find_element(By.ID, "error").is_displayed(), browser.find_element(By.ID, "error").text
@@ -342,10 +341,9 @@ def bot_texts(browser) -> list[str]:
 
 def test_the_browser_page_books_a_table_and_shows_the_attention(server, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/")
-    WebDriverWait(browser, 60).until(lambda d: "Dialog model of task 1" in d.find_element(By.ID, "model").text)
+    page_wait(browser).until(lambda d: "Dialog model of task 1" in d.find_element(By.ID, "model").text)
     for turn, seen in zip(TURNS, (1, 4, 5)):
         assert say(browser, turn) == seen
         assert browser.find_element(By.ID, "turn").get_attribute("value") == ""
@@ -394,7 +392,7 @@ def test_the_browser_page_books_a_table_and_shows_the_attention(server, browser)
     assert bot_texts(browser) == BOT_TURNS[:1]
     browser.find_element(By.ID, "turn").send_keys("   ")
     browser.find_element(By.ID, "send").click()
-    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    page_wait(browser).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "empty turn" in browser.find_element(By.ID, "error").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#conversation > li")) == 2  # nothing added
 
@@ -403,10 +401,9 @@ def test_the_browser_page_shows_the_users_text_as_text(server, browser):
     """Markup typed as a turn is shown as the typed characters, in the conversation and in the heat map of the
     next reply (which reads it), and runs nothing."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/")
-    WebDriverWait(browser, 60).until(lambda d: "Dialog model" in d.find_element(By.ID, "model").text)
+    page_wait(browser).until(lambda d: "Dialog model" in d.find_element(By.ID, "model").text)
     # a known word first: the reply is a greeting, and the next reply reads a memory of two utterances, both shown
     markup = 'hello <img src=x onerror="document.title=1"> <b>there</b>'
     assert say(browser, markup) >= 1
