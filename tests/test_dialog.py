@@ -226,3 +226,10 @@ def test_lines_end_at_newlines_only(tmp_path):
     path.write_bytes("1 hello\u2028x\ty\nx bad\n".encode())  # with splitlines the bad line would be line 3
     with pytest.raises(DataError, match=r"line 2: expected 'ID text'"):
         parse_dialogs(path)
+
+
+def test_a_memory_larger_than_any_dialog_keeps_its_size_not_its_empty_slots(tmp_path):
+    ds = small_task(tmp_path, memory_size=1000)
+    assert ds.memory_size == 1000 and ds.train.story.shape[1] == 11  # the longest dialog so far
+    with pytest.raises(DataError, match="memory size must be at least 1, got 0"):
+        small_task(tmp_path / "zero", memory_size=0)

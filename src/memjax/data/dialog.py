@@ -235,19 +235,20 @@ def vectorize_dialogs(name: str, task: int, splits: dict[str, list[Turn]], candi
     for c in candidates:
         tokens.update(words(c))
     vocab = vocab or Vocab(tokens)
-    longest = max(len(t.history) for turns in splits.values() for t in turns)
-    memory = max(1, longest if memory_size is None else memory_size)
-    if memory < 1:
+    if memory_size is not None and memory_size < 1:
         raise DataError(f"memory size must be at least 1, got {memory_size}")
-    enc = _Encoder(vocab, memory)
+    longest = max(1, max(len(t.history) for turns in splits.values() for t in turns))
+    memory = longest if memory_size is None else memory_size
+    width = min(memory, longest)  # slots past the longest dialog would stay empty: the arrays stop there
+    enc = _Encoder(vocab, width)
     query_len = max(len(t.query) + 1 for turns in splits.values() for t in turns)
     arrays, dialogs = {}, {}
     for split, turns in splits.items():
         n = len(turns)
-        story = np.zeros((n, memory), np.int32)
+        story = np.zeros((n, width), np.int32)
         query = np.zeros((n, query_len), np.int32)
         for i, t in enumerate(turns):
-            recent = t.history[-memory:][::-1]  # slot 0 = the most recent utterance
+            recent = t.history[-width:][::-1]  # slot 0 = the most recent utterance
             story[i, : len(recent)] = [enc.sentence_id(_sentence(s, u)) for s, u in recent]
             ids = vocab.ids(_sentence(USER, t.query))
             query[i, : len(ids)] = ids
