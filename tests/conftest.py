@@ -92,6 +92,25 @@ def dialog_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_dialog_run(tmp_path_factory) -> Path:
+    """memn2n-dialog trained on the small release of dialog_samples (every dialog right, the OOV one too, after
+    60 epochs: about 10 s), in ``FOLDER/run``, the release in ``FOLDER/release``; shared by the chat and chat
+    server tests, which must not change it (servers may write their logs beside it)."""
+    import subprocess
+    import sys
+
+    from dialog_samples import write_release
+
+    folder = tmp_path_factory.mktemp("small-dialog")
+    release = write_release(folder / "release")
+    r = subprocess.run([sys.executable, "-m", "memjax", "train", "--set", "dialog", "--tasks", "1", "--data",
+                        str(release), "--epochs", "60", "--dim", "16", "--batch-size", "8", "--out",
+                        str(folder / "run"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+@pytest.fixture(scope="session")
 def task1_run(data_root, tmp_path_factory) -> Path:
     """One run of MemN2N's default recipe on bAbI-1k task 1, saved with --out (about 8 s), shared by the
     tests that read a trained run (checkpoints, ask, serve, plot): they must not change it."""

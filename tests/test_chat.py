@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dialog_samples import KB, write_release
+from dialog_samples import KB
 from memjax.chat import Chatbot, KnowledgeBase
 from memjax.data.babi import DataError
 from memjax.train.checkpoint import CheckpointError
@@ -31,14 +31,9 @@ def _memjax(args, stdin="", timeout=600, **env):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> Path:
-    """memn2n-dialog trained on the small task (every dialog right, the OOV one too, after 60 epochs: about 10 s)."""
-    folder = tmp_path_factory.mktemp("small")
-    release = write_release(folder / "release")
-    r = _memjax(["train", "--set", "dialog", "--tasks", "1", "--data", str(release), "--epochs", "60", "--dim", "16", "--batch-size", "8",
-                 "--out", str(folder / "run"), "--quiet"])
-    assert r.returncode == 0, r.stderr
-    return folder
+def small_run(small_dialog_run) -> Path:
+    """The small dialog run (conftest.small_dialog_run: FOLDER/run, FOLDER/release)."""
+    return small_dialog_run
 
 
 def test_a_conversation_books_a_table_never_seen_in_training(small_run):

@@ -189,14 +189,15 @@ def test_dropout_masks_facts_and_memory_only_in_training(task2):
     params = model.init(jax.random.key(4))
     story, query, _ = _batch(task2)
     args = (params, jnp.asarray(model.bags(task2.sentences)), jnp.asarray(story), jnp.asarray(model.query_inputs(query)))
-    plain = model.batch_logits(*args)[0]
+    logits = jax.jit(model.batch_logits, static_argnames="rate")  # compiled: a program per call, not per op
+    plain = logits(*args)[0]
     keep_all = jnp.ones((len(story),) + model.dropout_shape(story.shape[1]))
-    np.testing.assert_allclose(model.batch_logits(*args, drop=keep_all, rate=0.0)[0], plain)
+    np.testing.assert_allclose(logits(*args, drop=keep_all, rate=0.0)[0], plain)
     # nothing dropped at rate r: the kept units are scaled by 1/(1-r), which changes the answer's logits
-    scaled = model.batch_logits(*args, drop=keep_all, rate=0.5)[0]
+    scaled = logits(*args, drop=keep_all, rate=0.5)[0]
     assert not np.allclose(scaled, plain)
     drop_memory = keep_all.at[:, -1].set(0.0)  # the final memory entirely dropped: logits from [0; q]
-    only_q = model.batch_logits(*args, drop=drop_memory, rate=0.5)[0]
+    only_q = logits(*args, drop=drop_memory, rate=0.5)[0]
     q = jax.vmap(lambda w: gru_scan(params["question"], params["embed"][w], w != 0)[-1])(jnp.asarray(query))
     expected = q @ params["answer"]["W"][model.cfg.dim:] + params["answer"]["b"]
     np.testing.assert_allclose(only_q, expected, rtol=1e-9, atol=1e-9)

@@ -223,6 +223,7 @@ def test_ask_and_plot_name_the_rows_slots():
 # ---------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_entnet_short_run_learns_task_1(data_root):
     """A real run: bAbI-1k task 1, d = 20, 15 epochs, about 15 s (chance: 5 of 6 places wrong, 83%)."""
     from memjax.train.protocol import run_babi

@@ -196,6 +196,7 @@ def test_lstm_init_and_rmsprop_as_keras():
 # -------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_lstm_short_run_learns_task_1(data_root):
     """A real run: the LSTM reader on bAbI-1k task 1 for 10 epochs (chance: 5 of 6 places wrong, 83%)."""
     from memjax.train.protocol import run_babi

@@ -360,6 +360,7 @@ def test_kmeans_and_cluster_hash():
 
 
 # ---- real runs -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_task1_trains_to_below_one_percent(data_root):
     res = run_babi("memnn", "en", [1], seeds=1, data=str(data_root))
     e = res["tasks"]["1"]

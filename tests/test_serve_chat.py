@@ -17,7 +17,6 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient  # noqa: E402
 
-from dialog_samples import write_release  # noqa: E402
 from memjax.chat import Chatbot, KnowledgeBase, default_kb  # noqa: E402
 from memjax.infer import Limits  # noqa: E402
 from memjax.serve import create_app, create_chat_app  # noqa: E402
@@ -35,15 +34,9 @@ RESTO_C = ["resto_c R_cuisine thai", "resto_c R_location rome", "resto_c R_phone
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> Path:
-    """memn2n-dialog trained on the small task of dialog_samples (as test_chat's: about 10 s)."""
-    folder = tmp_path_factory.mktemp("small-dialog")
-    release = write_release(folder / "release")
-    r = subprocess.run([sys.executable, "-m", "memjax", "train", "--set", "dialog", "--tasks", "1", "--data",
-                        str(release), "--epochs", "60", "--dim", "16", "--batch-size", "8", "--out",
-                        str(folder / "run"), "--quiet"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return folder
+def small_run(small_dialog_run) -> Path:
+    """The small dialog run (conftest.small_dialog_run: FOLDER/run, FOLDER/release)."""
+    return small_dialog_run
 
 
 @pytest.fixture(scope="module")

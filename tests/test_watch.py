@@ -166,15 +166,19 @@ def test_tensorboard_without_tensorboardx_is_one_line(monkeypatch, tmp_path):
 
 # ---- the command line ---------------------------------------------------------------------------------------
 
-def test_metrics_jsonl_grows_while_dmn_plus_trains(data_root, tmp_path):
-    """DMN+ on bAbI-10k writes each epoch's rows while it trains (checked while the process runs), the same
-    rows the finished file holds; stderr, not a terminal, gets plain progress lines."""
+@pytest.mark.parametrize("flags, epochs", [
+    (["--no-ls"], 40),  # MemN2N: four chunks of ten epochs in about 2 s
+    pytest.param(["--model", "dmn+", "--dim", "8"], 6, marks=pytest.mark.slow),  # its compilation: about 20 s
+], ids=["memn2n", "dmn_plus"])
+def test_metrics_jsonl_grows_while_a_model_trains(data_root, tmp_path, flags, epochs):
+    """MemN2N and DMN+ on bAbI-10k write each epoch's rows while they train (checked while the process runs),
+    the same rows the finished file holds; stderr, not a terminal, gets plain progress lines."""
     out, err = tmp_path / "run", tmp_path / "stderr.txt"
     env = {k: v for k, v in os.environ.items()}
     env.update(MEMJAX_DATA=str(data_root), MEMJAX_CACHE="off")
     with open(err, "w") as stderr:
-        proc = subprocess.Popen(MEMJAX + ["train", "--model", "dmn+", "--set", "en-10k", "--tasks", "1", "--epochs", "6",
-                                          "--dim", "8", "--out", str(out)],
+        proc = subprocess.Popen(MEMJAX + ["train", *flags, "--set", "en-10k", "--tasks", "1", "--epochs", str(epochs),
+                                          "--out", str(out)],
                                 env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         seen, deadline = [], time.time() + 600  # each reading of the file while the process still ran
         while time.time() < deadline:
@@ -187,15 +191,15 @@ def test_metrics_jsonl_grows_while_dmn_plus_trains(data_root, tmp_path):
         stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.read_text()
     final = _rows(out / "metrics.jsonl")
-    epochs = json.loads((out / "results.json").read_text())["tasks"]["1"]["epochs"]
-    assert epochs == 6 and len(final) == epochs and [r["epoch"] for r in final] == list(range(1, 7))
+    assert json.loads((out / "results.json").read_text())["tasks"]["1"]["epochs"] == epochs
+    assert len(final) == epochs and [r["epoch"] for r in final] == list(range(1, epochs + 1))
     assert seen, "no rows before the command ended"
     assert len(seen[0]) < epochs and len(seen) >= 2, [len(s) for s in seen]  # the file grew during the training
     assert all(s == final[: len(s)] for s in seen)  # the finished file's rows, value for value
     text = err.read_text()
     assert "\r" not in text and "\033" not in text
     lines = [line for line in text.splitlines() if line.startswith("task 1: epoch ")]
-    assert 1 <= len(lines) <= 6 and lines[-1].startswith("task 1: epoch 6/6, ETA 0s, ")
+    assert 1 <= len(lines) <= epochs and lines[-1].startswith(f"task 1: epoch {epochs}/{epochs}, ETA 0s, ")
     assert "examples/s, loss " in lines[-1] and "valid error" in lines[-1]
     assert "test err" in stdout
 
