@@ -10,7 +10,7 @@ downloaded with ``memjax data download --dataset dialog-babi``):
 
 Protocol: memjax's dialog recipe (``memjax train --set dialog``: d = 32, 3 hops, Adam 0.01, batch 32,
 100 epochs keeping the epoch of lowest dev error; docs/models/dialog.md), the whole dialog in memory
-(``--memory``, default 1000 utterances), ``--seeds`` runs per task trained together (vmapped), the run of
+(``--memory``; task 6: the 100 most recent utterances, its dialogs running to 812 lines), ``--seeds`` runs per task trained together (vmapped), the run of
 lowest dev error kept, never a test set. Per-response accuracy on the test and test-OOV sets, and
 per-dialog accuracy (every response of a dialog right).
 
@@ -36,10 +36,16 @@ from memjax.train.dialog import PAPER
 from memjax.train.protocol import run_babi
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# variant -> (--model, match, the paper's column, title)
-VARIANTS = {"match": ("memn2n-dialog", True, 2, "MemN2N + match type"),
-            "memn2n": ("memn2n-dialog", False, 1, "MemN2N"),
-            "embeddings": ("embeddings-dialog", False, 0, "Supervised embeddings")}
+# variant -> (--model, its options, the paper's column, title)
+VARIANTS = {"match": ("memn2n-dialog", {"match": True}, 2, "MemN2N + match type"),
+            "memn2n": ("memn2n-dialog", {"match": False}, 1, "MemN2N"),
+            "embeddings": ("embeddings-dialog", {"match": False}, 0, "Supervised embeddings"),
+            "types": ("memn2n-dialog", {"match": True, "type_words": True}, 2,
+                      "MemN2N + match type + type words (memjax's addition; the paper's column: match type)")}
+# utterances in memory: whole dialogs (tasks 1-5: at most 96 utterances); task 6's run to 812 lines, most of
+# them results: the 100 most recent (90% of its training turns have at most 93 before them)
+MEMORY = {6: 100}
+WHOLE = 1000
 
 
 def _cell(found: dict, variant: str, t: int, key: str) -> str:
@@ -84,10 +90,14 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)} (default all)")
     p.add_argument("--tasks", default="1-6", help="tasks to run (default 1-6)")
     p.add_argument("--seeds", type=int, default=2, help="runs per task, selected on the dev set (default 2)")
-    p.add_argument("--memory", type=int, default=1000, help="utterances in memory (default 1000: whole dialogs)")
+    p.add_argument("--memory", type=int, default=None,
+                   help="utterances in memory (default: whole dialogs for tasks 1-5, the 100 most recent for task 6)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--data", default=None, help="the dialog-bAbI-tasks folder (default $MEMJAX_DIALOG_DATA)")
     p.add_argument("--table", action="store_true", help="only write the table of the runs done so far")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="also save each task's trained runs in DIR/VARIANT_task_N (memjax train --out: for memjax chat, "
+                        "eval, and experiments/dialog_dev_oov.py)")
     args = p.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -100,15 +110,17 @@ def main(argv=None) -> int:
     folder = RESULTS / "dialog_babi"
     folder.mkdir(parents=True, exist_ok=True)
     for variant in variants:
-        model, match, _, title = VARIANTS[variant]
+        model, options, _, title = VARIANTS[variant]
         for t in tasks:
             path = folder / f"{variant}_task_{t}.json"
             if path.exists():
                 print(f"{title}, task {t}: done before ({path.name})", flush=True)
                 continue
             t0 = time.perf_counter()
-            res = run_babi(model, "dialog", [t], seeds=args.seeds, data=args.data, memory=args.memory,
-                           model_overrides={"match": match}, train_overrides={"epochs": args.epochs},
+            memory = args.memory or MEMORY.get(t, WHOLE)
+            res = run_babi(model, "dialog", [t], seeds=args.seeds, data=args.data, memory=memory,
+                           model_overrides=dict(options), train_overrides={"epochs": args.epochs},
+                           out=args.keep / f"{variant}_task_{t}" if args.keep else None,
                            log=lambda s: print(s, flush=True))
             path.write_text(json.dumps(res, indent=2) + "\n")
             e = res["tasks"][str(t)]

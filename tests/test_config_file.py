@@ -183,7 +183,7 @@ GROUPS = {  # each group's flags, in order
                      "--glove-freeze"],
     "MemNN": ["--adaptive", "--ngrams", "--nonlinear", "--unseen", "--margin", "--negatives"],
     "QRN and EntNet": ["--layers", "--init-std", "--slots"],
-    "Dialog": ["--match"],
+    "Dialog": ["--match", "--type-words"],
     "LSTM baselines": [],
     "devices, processes and compilation": ["--devices", "--coordinator", "--num-processes", "--process-id",
                                            "--compile-cache"],

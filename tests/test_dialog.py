@@ -111,6 +111,8 @@ def _reference(model, params, data, ds, split):
     types = dict(cfg.entity_types)
     # words of no training dialog, and unknown words, read as nothing
     A = {i: 0.0 if w in cfg.unseen or i == UNK else p["A"][i] for i, w in enumerate(words)}
+    if cfg.type_words:  # a typed word adds its type's vector, unseen or not
+        A = {i: a + (p["types"][ENTITY_TYPES.index(types[w])] if w in types else 0.0) for (i, a), w in zip(A.items(), words)}
     W = {i: 0.0 if w in cfg.unseen or i == UNK else p["W"][i] for i, w in enumerate(words)}
     out = []
     for rows, q_ids in zip(split.story, split.query):
@@ -136,10 +138,11 @@ def _reference(model, params, data, ds, split):
     return np.array(out)
 
 
-@pytest.mark.parametrize("match", [True, False])
-def test_logits_equal_a_numpy_transcription(tmp_path, match):
+@pytest.mark.parametrize("match, type_words", [(True, False), (False, False), (True, True)])
+def test_logits_equal_a_numpy_transcription(tmp_path, match, type_words):
     ds = small_task(tmp_path)
-    model, params, data = _model(ds, match=match, hops=2)
+    model, params, data = _model(ds, match=match, hops=2, type_words=type_words)
+    assert ("types" in params) == type_words
     split = ds.oov  # resto_c: a restaurant of no training dialog
     logits, attention = jax.jit(model.logits)(params, data, {"story": jnp.asarray(split.story),
                                                              "query": jnp.asarray(split.query)})
@@ -161,6 +164,21 @@ def test_match_features_mark_candidate_entities_said_in_the_dialog(tmp_path):
     assert m[3, option_c, name] == 1 and m[3, option_a, name] == 0
     assert m[1, api, cuisine] == 1 and m[0, api, cuisine] == 0  # "thai" said in turn 2, not before
     assert m[1, api, ENTITY_TYPES.index("location")] == 0  # paris was never said in this dialog
+
+
+def test_type_words_let_an_unseen_entity_say_what_it_is(tmp_path):
+    """resto_c is in no training dialog: without type words it reads as nothing; with them, as a restaurant's
+    name. Without them the parameters are those of the model before the option, drawn alike."""
+    ds = small_task(tmp_path)
+    assert "resto_c" in ds.unseen and ds.entity_types["resto_c"] == "name"
+    plain, p0, data = _model(ds)
+    typed, p1, _ = _model(ds, type_words=True)
+    assert set(p1) - set(p0) == {"types"}
+    for k in p0:
+        np.testing.assert_array_equal(p0[k], p1[k])  # the same draws for the same parameters
+    ids = jnp.asarray([[ds.vocab.index["resto_c"], 0]])
+    np.testing.assert_array_equal(plain.bags(p0, data, ids), np.zeros((1, 6)))
+    np.testing.assert_allclose(typed.bags(p1, data, ids), p1["types"][None, ENTITY_TYPES.index("name")])
 
 
 def test_per_dialog_accuracy():
@@ -188,6 +206,7 @@ def _train(args, env=None, timeout=600):
                           env=e, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_short_training_on_task_1_reports_both_test_sets(real_dialogs, tmp_path):
     r = _train(["--set", "dialog", "--tasks", "1", "--epochs", "3", "--data", str(real_dialogs), "--out",
                 str(tmp_path / "run"), "--quiet"])

@@ -180,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     dg = t.add_argument_group("Dialog", "--set dialog: --model memn2n-dialog and embeddings-dialog (Bordes et al. 2017)")
     dg.add_argument("--match", action=argparse.BooleanOptionalAction, default=None,
                     help="the match-type features of the candidates (memn2n-dialog default on; embeddings-dialog off)")
+    dg.add_argument("--type-words", action=argparse.BooleanOptionalAction, default=None,
+                    help="memn2n-dialog: each word the knowledge base types adds its type's vector to memory and "
+                         "query, so that an entity never seen in training still reads as one (default off)")
 
     t.add_argument_group("LSTM baselines",  # no flags of their own: a title and a line in the help
                          "--model lstm and attn-lstm (no flags of their own: the recipe's flags act on them, "
@@ -345,7 +348,7 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
                "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
                "margin": "margin", "negatives": "negatives", "layers": "layers", "init_std": "init_std",
-               "slots": "slots", "match": "match"}
+               "slots": "slots", "match": "match", "type_words": "type_words"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
                "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
@@ -609,7 +612,8 @@ def _train(args) -> int:
                        "adaptive": args.adaptive, "ngrams": args.ngrams, "nonlinear": args.nonlinear,
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
                        "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at,
-                       "layers": args.layers, "init_std": args.init_std, "slots": args.slots, "match": args.match}
+                       "layers": args.layers, "init_std": args.init_std, "slots": args.slots, "match": args.match,
+                       "type_words": args.type_words}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

@@ -13,6 +13,11 @@ phone, address), a candidate gets that type's match word when it holds a word of
 stands in the dialog so far; the match words have their own vectors in W's space. They let the model
 rank candidates with entities it never saw in training (the OOV test sets).
 
+**Type words** (memjax's addition, ``type_words``, off by default): each word of memory and query that the
+knowledge base types also adds its type's vector (a matrix of its own, in A's space) to its bag, so that an
+utterance naming an entity never seen in training ("tokyo please") still says that a location was given,
+where its own word reads as zero.
+
 The supervised-embeddings baseline of the paper's table is the same scorer without memory reads: the
 query and the whole dialog so far summed into one bag (``hops=0``).
 """
@@ -47,6 +52,7 @@ class DialogConfig:
             words outside the vocabulary, they read as the padding row (zero, never trained), so that a word
             never seen in a dialog has no trained meaning (not even one learned from candidates that were
             always wrong); they keep their identity for the match features.
+        type_words: add each typed word's type vector to the bags of memory and query (see the module).
     """
 
     vocab_size: int
@@ -59,6 +65,7 @@ class DialogConfig:
     entity_types: tuple[tuple[str, str], ...] = ()
     continues: tuple[int, ...] = ()
     unseen: tuple[str, ...] = ()
+    type_words: bool = False
 
     def __post_init__(self):
         if self.dim < 1 or self.memory_size < 1 or self.vocab_size < 3 or self.hops < 0:
@@ -97,7 +104,8 @@ class DialogMemN2N(Model):
     """MemN2N for response selection (see the module docstring).
 
     Parameters: ``A`` (V, d) memory and query words, ``T`` (M, d) slot times, ``R`` (d, d) between hops,
-    ``W`` (V, d) candidate words, ``match`` (types, d) the match words.
+    ``W`` (V, d) candidate words, ``match`` (types, d) the match words; with ``type_words``, ``types``
+    (types, d) the type words of memory and query.
     """
 
     traits = Traits("memn2n-dialog", attention="hop")
@@ -117,7 +125,11 @@ class DialogMemN2N(Model):
         rows = np.arange(len(vocab_words), dtype=np.int32)  # each word's row of A and W
         index = {w: i for i, w in enumerate(vocab_words)}
         rows[[index[w] for w in c.unseen if w in index] + [UNK]] = PAD  # the padding row: zero, never trained
-        return {"sentences": np.asarray(sentences, np.int32), "rows": rows,
+        word_types = np.zeros(len(vocab_words), np.int32)  # 1 + the word's index in ENTITY_TYPES; 0: none
+        for w, t in c.entity_types:
+            if w in index:
+                word_types[index[w]] = 1 + ENTITY_TYPES.index(t)
+        return {"sentences": np.asarray(sentences, np.int32), "rows": rows, "word_types": word_types,
                 **candidate_arrays(c.candidates, c.entity_types, vocab_words)}
 
     def answer_text(self, prediction: Prediction, row: int, vocab_words: list[str]) -> str:
@@ -129,18 +141,27 @@ class DialogMemN2N(Model):
         c = self.cfg
         k = jax.random.split(key, 5)
         normal = lambda kk, shape: c.init_std * jax.random.normal(kk, shape)  # noqa: E731
-        return {"A": normal(k[0], (c.vocab_size, c.dim)).at[0].set(0.0), "T": normal(k[1], (c.memory_size, c.dim)),
-                "R": normal(k[2], (c.dim, c.dim)), "W": normal(k[3], (c.vocab_size, c.dim)).at[0].set(0.0),
-                "match": normal(k[4], (len(ENTITY_TYPES), c.dim))}
+        params = {"A": normal(k[0], (c.vocab_size, c.dim)).at[0].set(0.0), "T": normal(k[1], (c.memory_size, c.dim)),
+                  "R": normal(k[2], (c.dim, c.dim)), "W": normal(k[3], (c.vocab_size, c.dim)).at[0].set(0.0),
+                  "match": normal(k[4], (len(ENTITY_TYPES), c.dim))}
+        if c.type_words:  # its own key: the other draws stay those of a model without them
+            params["types"] = normal(jax.random.fold_in(key, 1), (len(ENTITY_TYPES), c.dim))
+        return params
+
+    def bags(self, params: dict, data: dict, ids: jnp.ndarray) -> jnp.ndarray:
+        """The bags (..., d) of word ids (..., L): rows of A, plus each typed word's type vector (type_words)."""
+        bag = params["A"][data["rows"][ids]].sum(-2)
+        if self.cfg.type_words:  # type 0 (none, and the padding word) one-hot to zero
+            typed = jax.nn.one_hot(data["word_types"][ids] - 1, len(ENTITY_TYPES), dtype=bag.dtype).sum(-2)
+            bag = bag + typed @ params["types"]
+        return bag
 
     def state(self, params: dict, data: dict, batch: dict):
         """(the controller state after the hops (B, d), the hops' attention (B, K, M))."""
-        A = params["A"]
         story = batch["story"]  # (B, M) rows of data["sentences"]
         occupied = story != 0
-        rows = data["rows"]
-        bags = A[rows[data["sentences"][story]]].sum(-2)  # (B, M, d); empty slots 0 (A's padding row stays 0)
-        q = A[rows[batch["query"]]].sum(-2)
+        bags = self.bags(params, data, data["sentences"][story])  # (B, M, d); empty slots 0 (padding rows stay 0)
+        q = self.bags(params, data, batch["query"])
         if self.cfg.hops == 0:  # supervised embeddings: the dialog and the query in one bag
             return q + bags.sum(1), jnp.zeros(story.shape[:1] + (0,) + story.shape[1:])
         memory = bags + params["T"][: story.shape[1]] * occupied[..., None]
