@@ -288,32 +288,40 @@ def test_dmn_plus_composition_equals_model():
 # ------------------------------------------------------------------------ NNX: split/merge, jit, init
 
 
-def module_cases():
-    """(name, module, inputs) for every module, with a batch."""
+CASES = ("PositionEncoding", "TemporalEncoding", "MemoryHop", "MultiHopRead", "MultiHopRead-layerwise", "GRU",
+         "AttentionGRU", "InputFusion", "AttentionGate", "MemoryUpdate", "EpisodicMemory", "AnswerModule")
+
+
+def module_case(name):
+    """(module, inputs) of the module ``name`` of CASES, with a batch; built when a test asks for it (building
+    every module compiles their initialisers: at collection, that cost each test process seconds)."""
     r = nnx.Rngs(0)
     facts, q, m = randn(*BATCH, M, D), randn(*BATCH, D), randn(*BATCH, D)
     mask = jnp.asarray(rng.random(BATCH + (M,)) < 0.7).at[..., 0].set(True)
     words = sentence_ids(*BATCH, M)
     query = sentence_ids(*BATCH, width=Q, empty_slots=False)
-    return [
-        ("PositionEncoding", mnn.PositionEncoding(V, D, rngs=r), (words,)),
-        ("TemporalEncoding", mnn.TemporalEncoding(M, D, rngs=r), (jnp.zeros(BATCH + (M,), jnp.int32) + jnp.arange(M),)),
-        ("MemoryHop", mnn.MemoryHop(D, layerwise=True, rngs=r), (q, facts, facts + 1, mask)),
-        ("MultiHopRead", mnn.MultiHopRead(V, D, 2, M, rngs=r), (words, query)),
-        ("MultiHopRead-layerwise", mnn.MultiHopRead(V, D, 2, M, tying="layerwise", rngs=r), (words, query)),
-        ("GRU", mnn.GRU(D, 4, rngs=r), (facts, mask)),
-        ("AttentionGRU", mnn.AttentionGRU(D, 4, rngs=r), (facts, jax.nn.sigmoid(m[..., :M]), mask)),
-        ("InputFusion", mnn.InputFusion(V, D, rngs=r), (words,)),
-        ("AttentionGate", mnn.AttentionGate(D, 3, rngs=r), (facts, q, m, mask)),
-        ("MemoryUpdate", mnn.MemoryUpdate(D, rngs=r), (m, facts[..., 0, :], q)),
-        ("EpisodicMemory", mnn.EpisodicMemory(D, 2, rngs=r), (facts, mask, q)),
-        ("AnswerModule", mnn.AnswerModule(D, V, rngs=r), (m, q)),
-    ]
+    cases = {
+        "PositionEncoding": lambda: (mnn.PositionEncoding(V, D, rngs=r), (words,)),
+        "TemporalEncoding": lambda: (mnn.TemporalEncoding(M, D, rngs=r),
+                                     (jnp.zeros(BATCH + (M,), jnp.int32) + jnp.arange(M),)),
+        "MemoryHop": lambda: (mnn.MemoryHop(D, layerwise=True, rngs=r), (q, facts, facts + 1, mask)),
+        "MultiHopRead": lambda: (mnn.MultiHopRead(V, D, 2, M, rngs=r), (words, query)),
+        "MultiHopRead-layerwise": lambda: (mnn.MultiHopRead(V, D, 2, M, tying="layerwise", rngs=r), (words, query)),
+        "GRU": lambda: (mnn.GRU(D, 4, rngs=r), (facts, mask)),
+        "AttentionGRU": lambda: (mnn.AttentionGRU(D, 4, rngs=r), (facts, jax.nn.sigmoid(m[..., :M]), mask)),
+        "InputFusion": lambda: (mnn.InputFusion(V, D, rngs=r), (words,)),
+        "AttentionGate": lambda: (mnn.AttentionGate(D, 3, rngs=r), (facts, q, m, mask)),
+        "MemoryUpdate": lambda: (mnn.MemoryUpdate(D, rngs=r), (m, facts[..., 0, :], q)),
+        "EpisodicMemory": lambda: (mnn.EpisodicMemory(D, 2, rngs=r), (facts, mask, q)),
+        "AnswerModule": lambda: (mnn.AnswerModule(D, V, rngs=r), (m, q)),
+    }
+    assert set(cases) == set(CASES)
+    return cases[name]()
 
 
-@pytest.mark.parametrize("case", module_cases(), ids=lambda c: c[0])
-def test_split_merge_and_jit(case):
-    _, module, inputs = case
+@pytest.mark.parametrize("name", CASES)
+def test_split_merge_and_jit(name):
+    module, inputs = module_case(name)
     out = module(*inputs)
     graphdef, state = nnx.split(module)
     assert all(isinstance(v, nnx.Param) for _, v in nnx.to_flat_state(state))
@@ -321,7 +329,7 @@ def test_split_merge_and_jit(case):
     close(jax.jit(lambda s, *x: nnx.merge(graphdef, s)(*x))(state, *inputs), out, rtol=1e-5, atol=1e-6)
     close(nnx.jit(lambda mod, *x: mod(*x))(module, *inputs), out, rtol=1e-5, atol=1e-6)
     # from_params(params()) holds the same parameters
-    twin = type(module).from_params(module.params(), **({"hops": 2} if "layerwise" in case[0] else {}))
+    twin = type(module).from_params(module.params(), **({"hops": 2} if "layerwise" in name else {}))
     close(twin.params(), module.params(), rtol=0, atol=0)
     assert jax.tree.structure(nnx.split(twin)[1]) == jax.tree.structure(state)
 
