@@ -1,5 +1,6 @@
 """Reproduce the dialog bAbI table (Bordes, Boureau & Weston 2017, Table 2) per task: MemN2N with and
-without the match-type features, and the supervised-embeddings baseline.
+without the match-type features, and the supervised-embeddings baseline; and memjax's MemN2N with match
+type and type words (``--variants types``, ``memjax train --type-words``) beside them.
 
 Command (from the repository root, with MEMJAX_DIALOG_DATA pointing at dialog-bAbI-tasks, or the data
 downloaded with ``memjax data download --dataset dialog-babi``):
@@ -7,6 +8,7 @@ downloaded with ``memjax data download --dataset dialog-babi``):
     python experiments/dialog_babi.py                          # every variant, tasks 1-6
     python experiments/dialog_babi.py --variants match --tasks 1-5
     python experiments/dialog_babi.py --table                  # only rewrite the table from the runs done
+    python experiments/dialog_babi.py --variants types --tasks 5 --keep runs/dialog   # and keep the trained runs
 
 Protocol: memjax's dialog recipe (``memjax train --set dialog``: d = 32, 3 hops, Adam 0.01, batch 32,
 100 epochs keeping the epoch of lowest dev error; docs/models/dialog.md), the whole dialog in memory
