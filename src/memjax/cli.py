@@ -181,8 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     dg.add_argument("--match", action=argparse.BooleanOptionalAction, default=None,
                     help="the match-type features of the candidates (memn2n-dialog default on; embeddings-dialog off)")
     dg.add_argument("--type-words", action=argparse.BooleanOptionalAction, default=None,
-                    help="memn2n-dialog: each word the knowledge base types adds its type's vector to memory and "
-                         "query, so that an entity never seen in training still reads as one (default off)")
+                    help="each word the knowledge base types adds its type's vector to memory and query, so that an "
+                         "entity never seen in training still reads as one (memjax's addition; default off)")
 
     t.add_argument_group("LSTM baselines",  # no flags of their own: a title and a line in the help
                          "--model lstm and attn-lstm (no flags of their own: the recipe's flags act on them, "
