@@ -96,16 +96,13 @@ def small_dialog_run(tmp_path_factory) -> Path:
     """memn2n-dialog trained on the small release of dialog_samples (every dialog right, the OOV one too, after
     60 epochs: about 10 s), in ``FOLDER/run``, the release in ``FOLDER/release``; shared by the chat and chat
     server tests, which must not change it (servers may write their logs beside it)."""
-    import subprocess
-    import sys
-
+    from cli_run import memjax
     from dialog_samples import write_release
 
     folder = tmp_path_factory.mktemp("small-dialog")
     release = write_release(folder / "release")
-    r = subprocess.run([sys.executable, "-m", "memjax", "train", "--set", "dialog", "--tasks", "1", "--data",
-                        str(release), "--epochs", "60", "--dim", "16", "--batch-size", "8", "--out",
-                        str(folder / "run"), "--quiet"], capture_output=True, text=True, timeout=600)
+    r = memjax(["train", "--set", "dialog", "--tasks", "1", "--data", str(release), "--epochs", "60", "--dim", "16",
+                "--batch-size", "8", "--out", str(folder / "run"), "--quiet"])
     assert r.returncode == 0, r.stderr
     return folder
 

@@ -14,6 +14,7 @@ from memjax.data.generate import single_fact
 from memjax.infer import Answerer, LimitError, Limits
 from memjax.models import MemN2N
 from memjax.train.protocol import build_configs
+from cli_run import memjax
 from test_cli import MEMJAX, run
 
 STORY = "Mary went to the kitchen.\nJohn moved to the garden.\nMary travelled to the office.\n"
@@ -163,8 +164,7 @@ def test_ask_flags_set_the_limits(saved_run):
     flags = ["--max-line", "30", "--max-statement-words", "4", "--max-story", "2"]
     text = ("Mary went to the kitchen.\n\nMary went home.\nJohn went home.\nMary went home.\nWhere is Mary?\n\n"
             "Mary went home.\nWhere is Mary?\n" + "x" * 31 + "\n")
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(saved_run), *flags], input=text, text=True,
-                       capture_output=True, timeout=300)
+    a = memjax(["ask", "--checkpoint", str(saved_run), *flags], text)
     assert a.returncode == 0, a.stderr
     err = [line for line in a.stderr.splitlines() if line.startswith("memjax:")]
     assert err[0].startswith("memjax: <stdin>:1: the statement has 5 words: at most 4 are accepted")

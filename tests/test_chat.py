@@ -1,13 +1,13 @@
 """memjax chat: the knowledge base's API, a conversation with a trained dialog model (its API call run,
 the results in the memory, the bot going on), and turns that cannot be used."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cli_run import memjax
 from dialog_samples import KB
 from memjax.chat import Chatbot, KnowledgeBase
 from memjax.data.babi import DataError
@@ -26,8 +26,7 @@ def test_the_knowledge_base_answers_an_api_call_with_the_matching_restaurants_fa
 
 
 def _memjax(args, stdin="", timeout=600, **env):
-    return subprocess.run([sys.executable, "-m", "memjax", *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **env})
+    return memjax(args, stdin, env=env, timeout=timeout)  # in this process where that is the same (cli_run)
 
 
 @pytest.fixture(scope="module")

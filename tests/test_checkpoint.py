@@ -12,6 +12,7 @@ import pytest
 
 from memjax.infer import Answerer, load_models
 from memjax.train.checkpoint import CheckpointError
+from cli_run import memjax
 from test_cli import MEMJAX, run
 
 RESUME_ARGS = ["train", "--tasks", "1", "--seeds", "2", "--epochs", "90", "--ls-epochs", "10", "--quiet"]
@@ -27,8 +28,7 @@ def trained(task1_run):
 def test_ask_answers_a_new_story_with_the_attended_sentences(trained):
     story = ("Mary went to the kitchen.\nJohn moved to the garden.\nMary travelled to the office.\n"
              "Where is Mary?\n")
-    r = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(trained)], input=story, capture_output=True,
-                       text=True, timeout=300)
+    r = memjax(["ask", "--checkpoint", str(trained)], story)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("Where is Mary? -> office (p=")
@@ -38,8 +38,7 @@ def test_ask_answers_a_new_story_with_the_attended_sentences(trained):
 
 def test_ask_reports_unknown_words_and_reads_babi_lines(trained):
     text = "1 Zorro went to the kitchen.\n2 Mary went to the garden.\n3 Where is Mary?\tgarden\t2\n"
-    r = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(trained)], input=text, capture_output=True,
-                       text=True, timeout=300)
+    r = memjax(["ask", "--checkpoint", str(trained)], text)
     assert r.returncode == 0, r.stderr
     assert "-> garden" in r.stdout and "(expected garden: right)" in r.stdout
     assert "unknown words, ignored: zorro" in r.stdout

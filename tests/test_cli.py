@@ -9,15 +9,13 @@ import sys
 
 import pytest
 
-MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable, "-m", "memjax"]
+from cli_run import MEMJAX, memjax  # noqa: F401 (MEMJAX: the other test files import it from here)
 
 
 def run(args, env_data=None, **env):
-    e = {k: v for k, v in os.environ.items() if k != "MEMJAX_DATA"}
-    if env_data:
-        e["MEMJAX_DATA"] = str(env_data)
-    e.update(env)
-    return subprocess.run(MEMJAX + args, capture_output=True, text=True, env=e, timeout=600)
+    """``memjax ARGS`` with MEMJAX_DATA=env_data (unset without it) and ``env`` added (cli_run.memjax: in this
+    process where that is the same as a new one)."""
+    return memjax(args, data=env_data, env=env)
 
 
 def test_train_end_to_end_writes_results(data_root, tmp_path):

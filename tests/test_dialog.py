@@ -2,9 +2,6 @@
 NumPy), the per-dialog measure, and short trainings through the command line."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -12,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cli_run import memjax
 from dialog_samples import small_task, write_task
 from memjax.data.babi import DataError, parse_tasks
 from memjax.data.dialog import (BOT, ENTITY_TYPES, KB, SILENCE, USER, load_dialog_task, parse_dialogs,
@@ -201,9 +199,7 @@ def test_real_task_1(real_dialogs):
 
 
 def _train(args, env=None, timeout=600):
-    e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "memjax", "train", *args], capture_output=True, text=True,
-                          env=e, timeout=timeout)
+    return memjax(["train", *args], env=env, timeout=timeout)  # in this process where that is the same (cli_run)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +16,8 @@ from memjax.ops.recurrent import affine, attention_gru_sequence, gru_sequence
 from memjax.train.engine import Trainer
 from memjax.train.recipes import DMN_PLUS_10K
 
-from test_cli import MEMJAX, run
+from cli_run import memjax
+from test_cli import run
 
 T, B, D, H = 6, 4, 5, 3
 MASK = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], bool)  # (B, T)
@@ -271,8 +271,7 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     assert ev["model"] == "dmn+"
     assert ev["tasks"]["1"]["test_error"] == res["tasks"]["1"]["test_error"]  # the saved model, as trained
     story = "Mary went to the kitchen.\nMary travelled to the office.\nWhere is Mary?\n"
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
-                       timeout=300)
+    a = memjax(["ask", "--checkpoint", str(out)], story)
     assert a.returncode == 0, a.stderr
     # DMN+ attends through its episodic passes' gates: one line per pass
     assert a.stdout.startswith("Where is Mary? -> ") and sum(line.strip().startswith("pass ")
@@ -663,8 +662,7 @@ def test_dmn_cli_train_eval_and_ask_with_decoded_words(data_root, tmp_path):
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert ev["tasks"]["8"]["test_error"] == res["tasks"]["8"]["test_error"]
     story = "Mary picked up the apple.\nMary got the football.\nWhat is Mary carrying?\n"
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
-                       timeout=300)
+    a = memjax(["ask", "--checkpoint", str(out)], story)
     assert a.returncode == 0 and "Traceback" not in a.stderr, a.stderr
     lines = a.stdout.splitlines()
     answer = lines[0].split(" -> ")[1].split(" (p=")[0]

@@ -1,7 +1,6 @@
 """The LSTM baselines: the LSTM ops against NumPy, masking, the attention, RMSprop, and training them."""
 
 import json
-import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +14,8 @@ from memjax.models import AttnLSTM, AttnLSTMConfig, LSTMConfig, LSTMReader
 from memjax.models.lstm import lstm_init, lstm_scan, lstm_sequence, right_align
 from memjax.train.optim import rmsprop_recipe
 
-from test_cli import MEMJAX, run
+from cli_run import memjax
+from test_cli import run
 
 T, B, D, H = 7, 3, 4, 5
 MASK = np.array([[1, 1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0]], bool)  # (B, T)
@@ -228,8 +228,7 @@ def test_cli_trains_evaluates_and_asks_an_lstm(data_root, tmp_path):
     for split in ("test", "valid", "train"):  # the saved model, as trained
         assert ev["tasks"]["1"][f"{split}_error"] == pytest.approx(res["tasks"]["1"][f"{split}_error"], abs=1e-9)
     story = "Mary went to the kitchen.\nMary travelled to the office.\nWhere is Mary?\n"
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story, capture_output=True, text=True,
-                       timeout=300)
+    a = memjax(["ask", "--checkpoint", str(out)], story)
     assert a.returncode == 0 and "Traceback" not in a.stderr, a.stderr
     lines = a.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Where is Mary? -> ")  # the reader attends to nothing

@@ -3,13 +3,13 @@
 import json
 import random
 import re
-import subprocess
 
 import pytest
 
 from memjax.data.babi import DataError
 from memjax.data.own import load_files, parse_jsonl, read_questions
-from test_cli import MEMJAX, run
+from cli_run import memjax
+from test_cli import run
 
 
 def write_dataset(folder, n, seed, places=("lab", "cafe", "library", "gym")):
@@ -114,8 +114,7 @@ def test_train_eval_and_ask_on_your_own_jsonl(tmp_path):
         res["tasks"]["0"]["test_error"]
 
     record = test.read_text().splitlines()[0]
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=record + "\n{oops\n", text=True,
-                       capture_output=True, timeout=300)
+    a = memjax(["ask", "--checkpoint", str(out)], record + "\n{oops\n")
     assert a.returncode == 0 and "(expected " in a.stdout and "hop 3:" in a.stdout
     assert "memjax: <stdin>:2: not JSON" in a.stderr  # the line is named
 
@@ -142,8 +141,7 @@ def test_two_word_answers_train_evaluate_and_answer(tmp_path, model, epochs):
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "results.json").read_text())["tasks"]["0"]["test_error"] < 20.0
     story = "Alice walked to the back garden.\nBob walked to the dining room.\nAlice walked to the living room.\n"
-    a = subprocess.run(MEMJAX + ["ask", "--checkpoint", str(out)], input=story + "Where is Alice?\tliving room\n",
-                       text=True, capture_output=True, timeout=300)
+    a = memjax(["ask", "--checkpoint", str(out)], story + "Where is Alice?\tliving room\n")
     assert a.returncode == 0, a.stderr
     assert "Where is Alice? -> living room (p=" in a.stdout and "(expected living room: right)" in a.stdout
 
