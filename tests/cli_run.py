@@ -3,13 +3,14 @@
 A new process costs about 1.3 s of start-up (Python, JAX and its devices) before the command does anything;
 the default test run starts well over a hundred. In this process the command is ``memjax.cli.main`` with what
 a new process would have: its own environment (restored afterwards), an empty stdin unless one is given, and
-file descriptors 1 and 2 pointed at files, so that everything the command writes (Python's prints, warnings,
-logging handlers that hold the old streams, C++ messages) is in the result, as from a pipe. The test process
+``sys.stdout``, ``sys.stderr`` and file descriptors 1 and 2 pointed at files, so that what the command prints
+and warns and what XLA's C++ writes are in the result, as from a pipe (a logging handler made before the
+command, holding an older stream, writes there instead). The test process
 set XLA up as the command line does (conftest: ``memjax.configure_xla``), so the devices are the same.
 
 A new process is used where this process cannot stand in: environment variables other than MEMJAX_DATA
-(a variable may be read at import, or be XLA's), or where asked (``subprocess_only``; ``MEMJAX_TEST_SUBPROCESS=1``:
-every command a new process, as before). In this process the timeout is not enforced.
+(a variable may be read at import, or be XLA's), and every command with ``MEMJAX_TEST_SUBPROCESS=1`` (as
+before). In this process the timeout is not enforced.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable
 
 
 def memjax(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None,
-           data: object = ..., timeout: float | None = 600, subprocess_only: bool = False) -> subprocess.CompletedProcess:
+           data: object = ..., timeout: float | None = 600) -> subprocess.CompletedProcess:
     """``memjax ARGS`` with ``stdin`` as its input; ``env``: variables added to this environment; ``data``:
     MEMJAX_DATA for the command (None: unset; ...: as in this process). Returns what ``subprocess.run`` would
     (text stdout and stderr, the exit status)."""
@@ -37,10 +38,9 @@ def memjax(args: list[str], stdin: str | None = None, env: dict[str, str] | None
             full["MEMJAX_DATA"] = str(data)
     full.update(env or {})
     forced = os.environ.get("MEMJAX_TEST_SUBPROCESS", "").strip() not in ("", "0")
-    if forced or subprocess_only or env:
-        return subprocess.run(MEMJAX + list(args), input=stdin if stdin is not None else None, capture_output=True,
-                              text=True, env=full, timeout=timeout,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
+    if forced or env:
+        return subprocess.run(MEMJAX + list(args), input=stdin, capture_output=True, text=True, env=full,
+                              timeout=timeout, stdin=None if stdin is not None else subprocess.DEVNULL)
     return _here(list(args), stdin or "", full)
 
 
