@@ -25,10 +25,6 @@ def test_the_knowledge_base_answers_an_api_call_with_the_matching_restaurants_fa
         KnowledgeBase.read(tmp_path / "bad.txt")
 
 
-def _memjax(args, stdin="", timeout=600, **env):
-    return memjax(args, stdin, env=env, timeout=timeout)  # in this process where that is the same (cli_run)
-
-
 @pytest.fixture(scope="module")
 def small_run(small_dialog_run) -> Path:
     """The small dialog run (conftest.small_dialog_run: FOLDER/run, FOLDER/release)."""
@@ -40,7 +36,7 @@ def test_a_conversation_books_a_table_never_seen_in_training(small_run):
     call, reads the results memjax writes into its memory, proposes resto_c and gives its phone number."""
     kb = small_run / "release" / "dialog-babi-kb-all.txt"
     turns = "hello\ni'd like thai food in rome\nthe phone number please\n"
-    r = _memjax(["chat", "--checkpoint", str(small_run / "run"), "--kb", str(kb)], turns, timeout=120)
+    r = memjax(["chat", "--checkpoint", str(small_run / "run"), "--kb", str(kb)], turns, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     bot = [line for line in r.stdout.splitlines() if line.startswith("bot: ")]
     assert bot == ["bot: hello what can i help you with today", "bot: ok let me look into some options for you",
@@ -66,7 +62,7 @@ def test_turns_that_cannot_be_used_are_one_line_and_the_conversation_goes_on(sma
 
 
 def test_a_checkpoint_of_another_family_is_one_line(task1_run):
-    r = _memjax(["chat", "--checkpoint", str(task1_run)], "hello\n", timeout=120)
+    r = memjax(["chat", "--checkpoint", str(task1_run)], "hello\n", timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (f"memjax: error: {task1_run} holds a memn2n model: memjax chat talks "
                                                  "with dialog models (memjax train --set dialog)")
@@ -75,7 +71,7 @@ def test_a_checkpoint_of_another_family_is_one_line(task1_run):
 
 
 def test_ask_refuses_a_dialog_model_in_one_line(small_run):
-    r = _memjax(["ask", "--checkpoint", str(small_run / "run")], "where is it?\n", timeout=120)
+    r = memjax(["ask", "--checkpoint", str(small_run / "run")], "where is it?\n", timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "a dialog model: talk with it through memjax chat" in r.stderr.strip().splitlines()[-1]
 
@@ -83,7 +79,7 @@ def test_ask_refuses_a_dialog_model_in_one_line(small_run):
 def test_eval_of_a_dialog_run_gives_its_training_measures(small_run, tmp_path):
     import json
 
-    r = _memjax(["eval", "--checkpoint", str(small_run / "run"), "--out", str(tmp_path)], timeout=120)
+    r = memjax(["eval", "--checkpoint", str(small_run / "run"), "--out", str(tmp_path)], timeout=120)
     assert r.returncode == 0, r.stderr
     trained = json.loads((small_run / "run" / "results.json").read_text())["tasks"]["1"]
     again = json.loads((tmp_path / "results.json").read_text())["tasks"]["1"]
@@ -108,7 +104,7 @@ def task5_run(dialog_data, tmp_path_factory) -> Path:
     minutes on 2 cores). Type words: without them, a city of no training dialog reads as nothing, and the bot
     asks where again (measured 2026-12-06 with the paper's model)."""
     out = tmp_path_factory.mktemp("task5") / "run"
-    r = _memjax(["train", "--set", "dialog", "--tasks", "5", "--memory", "1000", "--type-words", "--data",
+    r = memjax(["train", "--set", "dialog", "--tasks", "5", "--memory", "1000", "--type-words", "--data",
                  str(dialog_data), "--out", str(out), "--quiet"], timeout=3600)
     assert r.returncode == 0, r.stderr
     return out
@@ -118,7 +114,7 @@ def _book(run: Path, kb: Path, city: str, cuisine: str, size: str, price: str) -
     """The bot's turns of a booking scripted as the task-5 users speak."""
     turns = ["hello", f"i'd like to book a table in {city} for {size} people", f"with {cuisine} cuisine",
              f"i am looking for a {price} restaurant", "let's do it", "what is the phone number of the restaurant"]
-    r = _memjax(["chat", "--checkpoint", str(run), "--kb", str(kb)], "\n".join(turns) + "\n", timeout=300)
+    r = memjax(["chat", "--checkpoint", str(run), "--kb", str(kb)], "\n".join(turns) + "\n", timeout=300)
     assert r.returncode == 0, r.stderr
     return [line[5:] for line in r.stdout.splitlines() if line.startswith("bot: ")]
 
