@@ -5,7 +5,8 @@ the default test run starts well over a hundred. In this process the command is 
 a new process would have: its own environment (restored afterwards), an empty stdin unless one is given, and
 ``sys.stdout``, ``sys.stderr`` and file descriptors 1 and 2 pointed at files, so that what the command prints
 and warns and what XLA's C++ writes are in the result, as from a pipe (a logging handler made before the
-command, holding an older stream, writes there instead). The test process
+command, holding an older stream, writes there instead), and JAX's 64-bit mode as a new process has it
+(a test module may run under ``jax.enable_x64(True)``, which is this thread's alone). The test process
 set XLA up as the command line does (conftest: ``memjax.configure_xla``), so the devices are the same.
 
 A new process is used where this process cannot stand in: environment variables other than MEMJAX_DATA
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import threading
 import traceback
+
+import jax
 
 MEMJAX = [shutil.which("memjax")] if shutil.which("memjax") else [sys.executable, "-m", "memjax"]
 
@@ -44,6 +47,16 @@ def memjax(args: list[str], stdin: str | None = None, env: dict[str, str] | None
     return _here(list(args), stdin or "", full)
 
 
+def _process_x64() -> bool:
+    """64-bit mode as the process has it, outside any ``jax.enable_x64`` context of the calling thread: such a
+    context is thread-local, so a new thread reads the process's value."""
+    seen: list[bool] = []
+    reader = threading.Thread(target=lambda: seen.append(bool(jax.config.jax_enable_x64)))
+    reader.start()
+    reader.join()
+    return seen[0]
+
+
 def _here(args: list[str], stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     from memjax.cli import main
 
@@ -64,7 +77,8 @@ def _here(args: list[str], stdin: str, env: dict[str, str]) -> subprocess.Comple
                        open(2, "w", encoding="utf-8", closefd=False, errors="backslashreplace"))
             sys.stdout, sys.stderr = streams
             try:
-                rc = main(args) or 0
+                with jax.enable_x64(_process_x64()):
+                    rc = main(args) or 0
             except SystemExit as e:  # argparse's errors and --help
                 rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 if e.code is not None and not isinstance(e.code, int):
