@@ -6,6 +6,7 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/qrn_babi.py --set en-10k     # bAbI-10k, the 19 tasks we have
     python experiments/qrn_babi.py --tasks 2,3      # some tasks; the table shows every task done so far
     python experiments/qrn_babi.py --table          # only rewrite the tables from the tasks done
+    python experiments/qrn_babi.py --seeds 10 --out qrn_babi1k_10trials   # another protocol, its own table
 
 Protocol: memjax's QRN recipe (``--model qrn``: the authors' "2rb" model, d = 50 on 1k and 200 on
 10k, Adam 0.005, batch 32 / 128, 150 epochs, L2 0.001 / 0.0005; the optimiser, the initial scale and
@@ -17,7 +18,8 @@ table has 19 tasks and its mean is over those 19.
 
 Each task is written to experiments/results/qrn_babi{1k,10k}/task_N.json (memjax's results.json of
 that task) as soon as it is done, and a task already there is not trained again (delete the file to
-redo it); experiments/results/qrn_babi{1k,10k}.md is the table beside the published numbers.
+redo it); experiments/results/qrn_babi{1k,10k}.md is the table beside the published numbers. ``--out NAME``
+keeps a table of another protocol (e.g. more trials) apart: experiments/results/NAME/ and NAME.md.
 Expected (issue 29): 1k mean test error at most 11.0 (paper 9.9); 10k mean at most 1.0 and at most
 1 failed task (paper 0.3, none failed).
 """
@@ -49,9 +51,8 @@ FAMILIES = {
 }
 
 
-def markdown(model: str, set_name: str, found: dict[int, dict]) -> str:
+def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "") -> str:
     title, source, names, origin = FAMILIES[model]
-    name = names[set_name]
     label, row, mean, failed = paper.reference(model, set_name, False)
     lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -77,7 +78,7 @@ def markdown(model: str, set_name: str, found: dict[int, dict]) -> str:
              "evaluation (compilation included)."]
     script = "qrn_babi.py" if model == "qrn" else "entnet_babi10k.py"
     return (f"# {title} on bAbI-{'10k' if set_name == 'en-10k' else '1k'} (test error %, {source})\n\n"
-            f"Command: `python experiments/{script} --set {set_name}`. Trials selected on validation "
+            f"Command: `python experiments/{script} --set {set_name}{options}`. Trials selected on validation "
             "(the release's en-valid split)" + ("; task 3 is missing from our copy of the data" if set_name == "en-10k"
                                                 else "") + ".\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
 
@@ -92,10 +93,15 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--seeds", type=int, default=4, help="trials per task, selected on validation (default 4)")
     p.add_argument("--data", default=None)
     p.add_argument("--table", action="store_true", help="only write the table of the tasks done so far")
+    p.add_argument("--out", default=None, metavar="NAME",
+                   help=f"results under experiments/results/NAME/ and NAME.md (default {names[next(iter(names))]} "
+                        "for this set): a table of another protocol kept apart")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
-    name, every = names[args.set], TASKS[args.set]
+    if args.out is not None and (not args.out or Path(args.out).name != args.out or args.out.startswith(".")):
+        p.error(f"--out must be a plain name (a folder under experiments/results), got {args.out!r}")
+    name, every = args.out or names[args.set], TASKS[args.set]
     folder = RESULTS / name
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -118,7 +124,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of {args.seeds}, validation "
               f"error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s", flush=True)
     found = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
-    (RESULTS / f"{name}.md").write_text(markdown(model, args.set, found))
+    trials = {f["config"]["seeds"] for f in found.values()}  # the tasks' own, also under --table
+    options = "" if args.out is None else (f" --seeds {trials.pop()}" if len(trials) == 1 else "") + f" --out {args.out}"
+    (RESULTS / f"{name}.md").write_text(markdown(model, args.set, found, options))
     print((RESULTS / f"{name}.md").read_text())
     return 0
 
