@@ -94,8 +94,8 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--data", default=None)
     p.add_argument("--table", action="store_true", help="only write the table of the tasks done so far")
     p.add_argument("--out", default=None, metavar="NAME",
-                   help=f"results under experiments/results/NAME/ and NAME.md (default {names[next(iter(names))]} "
-                        "for this set): a table of another protocol kept apart")
+                   help="results under experiments/results/NAME/ and NAME.md (default: the set's, "
+                        f"{' or '.join(names.values())}): a table of another protocol kept apart")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
