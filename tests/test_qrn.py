@@ -322,3 +322,13 @@ def test_the_table_shows_the_published_tasks_only_where_published():
     full = {"tasks": {str(t): {"test_error": 0.0, "valid_error": 0.0, "train_error": 0.0} for t in range(1, 21)}}
     _summarise(full, "entnet", "en-10k", False, list(range(1, 21)))
     assert format_table(full).splitlines()[-2].split()[-1] == "0.5"  # EntNet's 20 published tasks: their mean
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", ".hidden", "a/b", ""])
+def test_the_experiment_keeps_another_table_only_under_a_plain_name(name, capsys):
+    """experiments/qrn_babi.py --out NAME writes experiments/results/NAME{/,.md}: nothing outside that folder."""
+    from test_dmn import _experiment  # experiments/<name>.py as a module
+
+    with pytest.raises(SystemExit) as e:
+        _experiment("qrn_babi").main(["--out", name, "--table"])
+    assert e.value.code == 2 and "--out must be a plain name" in capsys.readouterr().err
