@@ -105,7 +105,7 @@ def task5_run(dialog_data, tmp_path_factory) -> Path:
     asks where again (measured 2026-12-06 with the paper's model)."""
     out = tmp_path_factory.mktemp("task5") / "run"
     r = memjax(["train", "--set", "dialog", "--tasks", "5", "--memory", "1000", "--type-words", "--data",
-                 str(dialog_data), "--out", str(out), "--quiet"], timeout=3600)
+                str(dialog_data), "--out", str(out), "--quiet"], timeout=3600)
     assert r.returncode == 0, r.stderr
     return out
 
