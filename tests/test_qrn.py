@@ -215,9 +215,10 @@ def test_recipe_and_registration():
 
     assert FAMILIES["qrn"] == (QRN, QRNConfig) and "qrn" in MODEL_NAMES
     assert recipe_for("qrn") == (QRN_1K, {}) == recipe_for("qrn", set_name="en-valid")
-    assert recipe_for("qrn", set_name="en-10k") == (QRN_10K, {"dim": 200}) == recipe_for("qrn", set_name="hn-10k")
-    assert (QRN_10K.batch_size, QRN_10K.optimizer, QRN_10K.lr, QRN_10K.weight_decay, QRN_10K.epochs) == (
-        128, "adam", 0.005, 0.0005, 150)
+    assert recipe_for("qrn", set_name="en-10k") == (QRN_10K, {"dim": 200, "layers": 3}) == recipe_for(
+        "qrn", set_name="hn-10k")
+    assert (QRN_10K.batch_size, QRN_10K.optimizer, QRN_10K.lr, QRN_10K.weight_decay, QRN_10K.epochs,
+            QRN_10K.patience) == (128, "adam", 0.005, 0.0, 150, 50)
     assert (QRN_1K.optimizer, QRN_1K.lr, QRN_1K.decay_every, QRN_1K.epochs, QRN_1K.batch_size,
             QRN_1K.weight_decay) == ("adam", 0.005, 100, 150, 32, 0.001)
     assert (QRN_1K_AUTHORS.optimizer, QRN_1K_AUTHORS.lr) == ("adagrad", 0.5)
