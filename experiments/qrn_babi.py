@@ -8,10 +8,8 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/qrn_babi.py --table          # only rewrite the tables from the tasks done
     python experiments/qrn_babi.py --seeds 10 --out qrn_babi1k_10trials   # another protocol, its own table
 
-Protocol: memjax's QRN recipe (``--model qrn``: the authors' "2rb" model, d = 50 on 1k and 200 on
-10k, Adam 0.005, batch 32 / 128, 150 epochs; on 1k 2 layers and L2 0.001, on 10k 3 layers, no L2 and
-early stopping after 50 epochs; the optimiser, the initial scale and untied layers chosen on 1k
-validation, the 10k layers and L2 on 10k validation: docs/models/qrn.md), ``--seeds`` trials per
+Protocol: memjax's QRN recipe (``--model qrn``: ``QRN_1K`` and ``QRN_10K`` in memjax.train.recipes, the
+authors' "2rb" model with the choices made on validation that docs/models/qrn.md lists), ``--seeds`` trials per
 task trained together (vmapped), the trial of lowest validation error kept (then training error, then
 seed), never the test set; the authors kept the trial of lowest dev loss among 10 ("critical to
 stably get the reported results"). Our copy of bAbI lacks en-10k task 3's training file, so the 10k
