@@ -19,6 +19,8 @@ Each task is written to experiments/results/qrn_babi{1k,10k}/task_N.json (memjax
 that task) as soon as it is done, and a task already there is not trained again (delete the file to
 redo it); experiments/results/qrn_babi{1k,10k}.md is the table beside the published numbers. ``--out NAME``
 keeps a table of another protocol (e.g. more trials) apart: experiments/results/NAME/ and NAME.md.
+While a task trains, its progress (epochs, time left, loss, validation error) goes to stderr as with
+``memjax train``; ``--quiet`` leaves only the tasks' results.
 Expected (issue 29): 1k mean test error at most 11.0 (paper 9.9); 10k mean at most 1.0 and at most
 1 failed task (paper 0.3, none failed).
 """
@@ -35,6 +37,7 @@ import numpy as np
 
 import memjax
 from memjax import paper
+from memjax.cli import TrainingProgress
 from memjax.data.babi import DataError, parse_tasks
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
 
@@ -92,6 +95,7 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--seeds", type=int, default=4, help="trials per task, selected on validation (default 4)")
     p.add_argument("--data", default=None)
     p.add_argument("--table", action="store_true", help="only write the table of the tasks done so far")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (epochs, time left, validation error)")
     p.add_argument("--out", default=None, metavar="NAME",
                    help="results under experiments/results/NAME/ and NAME.md (default: the set's, "
                         f"{' or '.join(names.values())}): a table of another protocol kept apart")
@@ -113,11 +117,15 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
             print(f"task {t}: done before ({path.name})", flush=True)
             continue
         t0 = time.perf_counter()
+        progress = TrainingProgress(not args.quiet)  # on stderr, after each chunk of epochs, as memjax train
         try:
-            res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True))
+            res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True),
+                           report=progress)
         except DataError as e:
             print(f"task {t}: skipped ({e})", file=sys.stderr, flush=True)
             continue
+        finally:
+            progress.close()
         path.write_text(json.dumps(res, indent=2) + "\n")
         e = res["tasks"][str(t)]
         print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of {args.seeds}, validation "

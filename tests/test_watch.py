@@ -104,7 +104,7 @@ def test_progress_plain_lines_off_a_terminal_and_one_status_line_on_it(monkeypat
     err = _Stderr(terminal)
     monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setenv("COLUMNS", "120")
-    progress = cli._Progress(True)
+    progress = cli.TrainingProgress(True)
     rows = [{"task": "1", "seed": 0, "epoch": e, "loss": 0.5, "train_error": 1.0, "valid_error": 12.25} for e in (1, 2)]
     for epoch in (2, 4):
         progress(ChunkReport("1", epoch, 256, 0, 3.0 * epoch, 9000, rows))
@@ -129,7 +129,7 @@ def test_progress_plain_lines_off_a_terminal_and_one_status_line_on_it(monkeypat
                                      "task 1: test error 1.0%"]
     quiet = _Stderr(terminal)
     monkeypatch.setattr(sys, "stderr", quiet)
-    cli._Progress(False)(ChunkReport("1", 2, 256, 0, 6.0, 9000, rows))
+    cli.TrainingProgress(False)(ChunkReport("1", 2, 256, 0, 6.0, 9000, rows))
     assert quiet.getvalue() == ""
 
 

@@ -516,7 +516,7 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600}h{s // 60 % 60:02d}m"
 
 
-class _Progress:
+class TrainingProgress:
     """The training's progress on stderr, after each chunk of epochs of each family of runs: epoch / total,
     time left, training examples per second, the latest loss and validation error. On a terminal a live
     display (rich) with a row per family, redrawn; elsewhere (a file, a pipe) a plain line per chunk, no
@@ -605,7 +605,7 @@ def _train(args) -> int:
             args.out, args.quiet, args.tensorboard = None, True, None
     elif args.compile_cache:
         enable_compilation_cache()
-    progress = _Progress(not args.quiet)
+    progress = TrainingProgress(not args.quiet)
     model_overrides = {"hops": args.hops, "dim": args.dim, "encoding": args.encoding,
                        "pe_formula": args.pe_formula, "temporal": args.te, "tying": args.tying,
                        "attend_empty": args.attend_empty, "supervise": args.supervise,
