@@ -7,6 +7,10 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/qrn_babi.py --tasks 2,3      # some tasks; the table shows every task done so far
     python experiments/qrn_babi.py --table          # only rewrite the tables from the tasks done
     python experiments/qrn_babi.py --seeds 10 --out qrn_babi1k_10trials   # another protocol, its own table
+    python experiments/qrn_babi.py --set en-10k --seeds 2 --layers 2 --weight-decay 0.0005 --patience 150 \
+        --out qrn_babi10k_2layers_l2                # a changed recipe (memjax train's flags), its own table
+    python experiments/qrn_babi.py --set en-10k --select qrn_babi10k,qrn_babi10k_2layers_l2 --out qrn_babi10k_selected
+                                                    # per task, the table whose run did best on validation
 
 Protocol: memjax's QRN recipe (``--model qrn``: ``QRN_1K`` and ``QRN_10K`` in memjax.train.recipes, the
 authors' "2rb" model with the choices made on validation that docs/models/qrn.md lists), ``--seeds`` trials per
@@ -19,6 +23,10 @@ Each task is written to experiments/results/qrn_babi{1k,10k}/task_N.json (memjax
 that task) as soon as it is done, and a task already there is not trained again (delete the file to
 redo it); experiments/results/qrn_babi{1k,10k}.md is the table beside the published numbers. ``--out NAME``
 keeps a table of another protocol (e.g. more trials) apart: experiments/results/NAME/ and NAME.md.
+A table holds one recipe: a task is not added to a table whose tasks were trained with other settings.
+``--select A,B`` trains nothing; per task done in all of A, B, ... it keeps the run of lowest validation
+error (then training error, then the order given), so a choice between recipes is made per task on
+validation, never on test.
 While a task trains, its progress (epochs, time left, loss, validation error) goes to stderr as with
 ``memjax train``; ``--quiet`` leaves only the tasks' results.
 Expected (issue 29): 1k mean test error at most 11.0 (paper 9.9); 10k mean at most 1.0 and at most
@@ -28,6 +36,7 @@ Expected (issue 29): 1k mean test error at most 11.0 (paper 9.9); 10k mean at mo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -40,6 +49,8 @@ from memjax import paper
 from memjax.cli import TrainingProgress
 from memjax.data.babi import DataError, parse_tasks
 from memjax.train.protocol import FAIL_THRESHOLD, run_babi
+from memjax.train.protocol import FAMILIES as MODELS
+from memjax.train.recipes import recipe_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = {"en": list(range(1, 21)), "en-10k": [t for t in range(1, 21) if t != 3]}  # en-10k task 3: no training file here
@@ -52,32 +63,88 @@ FAMILIES = {
                "Per task from the paper's Table 2 (memjax/paper.py)."),
 }
 
+# the recipe settings a table may change (memjax train's flags of these names): key -> the config it lives in
+CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train"}
 
-def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "") -> str:
+
+def recipe_value(model: str, set_name: str, key: str):
+    """``key``'s value in ``model``'s recipe for ``set_name`` (None: the family has no such setting)."""
+    recipe, settings = recipe_for(model, False, set_name)
+    if CHANGES[key] == "train":
+        return getattr(recipe, key)
+    fields = {f.name: f.default for f in dataclasses.fields(MODELS[model][1])}
+    return settings.get(key, fields.get(key))
+
+
+def trained_with(res: dict, key: str):
+    """``key``'s value in a task's results (None: the family has no such setting)."""
+    return res["config"][CHANGES[key]].get(key)
+
+
+def recipe_flags(model: str, set_name: str, found: dict[int, dict]) -> str:
+    """The flags that turn the recipe into the one the tasks were trained with (' --layers 2 ...')."""
+    flags = ""
+    for key in CHANGES:
+        values = {trained_with(res, key) for res in found.values()}
+        if len(values) == 1 and (v := values.pop()) is not None and v != recipe_value(model, set_name, key):
+            flags += f" --{key.replace('_', '-')} {v:g}"
+    return flags
+
+
+def select(sources: list[str], tasks: list[int]) -> tuple[dict[int, dict], dict[int, tuple[str, int, float]]]:
+    """Per task done in every table of ``sources``: the table whose kept run has the lowest validation error
+    (then training error, then the order given); (task -> its results, task -> (table, trials, seconds of all
+    the tables' trainings of the task))."""
+    tables = [{int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in (RESULTS / s).glob("task_*.json")}
+              for s in sources]
+    found, chosen = {}, {}
+    for t in tasks:
+        if all(t in table for table in tables):
+            runs = [table[t]["tasks"][str(t)] for table in tables]
+            i = min(range(len(tables)), key=lambda i: (runs[i]["valid_error"], runs[i]["train_error"], i))
+            found[t] = tables[i][t]
+            chosen[t] = (sources[i], sum(table[t]["config"]["seeds"] for table in tables),
+                         sum(table[t]["seconds"]["total"] for table in tables))
+    return found, chosen
+
+
+def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "",
+             chosen: dict[int, tuple[str, int, float]] | None = None, sources: list[str] | None = None) -> str:
     title, source, names, origin = FAMILIES[model]
     label, row, mean, failed = paper.reference(model, set_name, False)
-    lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    chosen = chosen or {}
+    extra = (" table |", "---|") if chosen else ("", "")  # a selection names the table each task's run comes from
+    lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |" + extra[0],
+             "|---:|---:|---:|---:|---:|---:|---:|---:|" + extra[1]]
+    seconds = {t: chosen[t][2] if t in chosen else res["seconds"]["total"] for t, res in found.items()}
     for t in range(1, 21):
         ref = "-" if row.get(t) is None else f"{row[t]:.1f}"
+        blank = " |" if chosen else ""
         if t not in found:
             note = "no training file in our copy" if (set_name, t) == ("en-10k", 3) else "not run"
-            lines.append(f"| {t} | - | {ref} | {note} | | | | |")
+            lines.append(f"| {t} | - | {ref} | {note} | | | | |" + blank)
             continue
         res = found[t]
         e = res["tasks"][str(t)]
-        lines.append(f"| {t} | {e['test_error']:.1f} | {ref} | {res['config']['seeds']} | {e.get('epochs', '')} | "
-                     f"{e['valid_error']:.1f} | {e['train_error']:.1f} | {res['seconds']['total']:.0f} |")
+        trials = chosen[t][1] if t in chosen else res["config"]["seeds"]
+        lines.append(f"| {t} | {e['test_error']:.1f} | {ref} | {trials} | {e.get('epochs', '')} | "
+                     f"{e['valid_error']:.1f} | {e['train_error']:.1f} | {seconds[t]:.0f} |"
+                     + (f" {chosen[t][0]} |" if chosen else ""))
     ours = [found[t]["tasks"][str(t)]["test_error"] for t in sorted(found)]
     if ours:
+        blank = " |" if chosen else ""
         lines.append(f"| mean | **{np.mean(ours):.2f}** ({len(ours)} tasks) | {mean} (20 tasks) | | | | | "
-                     f"{sum(f['seconds']['total'] for f in found.values()):.0f} |")
+                     f"{sum(seconds.values()):.0f} |" + blank)
         lines.append(f"| failed (> {FAIL_THRESHOLD:g}%) | {sum(e > FAIL_THRESHOLD for e in ours)} | "
-                     f"{'-' if failed is None else failed} | | | | | |")
+                     f"{'-' if failed is None else failed} | | | | | |" + blank)
     device = next(iter(found.values()))["device"] if found else "-"
     notes = [f"- Published: {label}. {origin}",
              f"- device: {device}; seconds are wall times of each task's training of all its trials and its "
              "evaluation (compilation included)."]
+    if sources:
+        notes.append(f"- Per task, the run of lowest validation error among the tables {', '.join(sources)} (each "
+                     "trained with its own recipe: its .md gives the flags); trials and seconds count every table's "
+                     "trainings of the task. Only tasks done in all of them are shown.")
     script = "qrn_babi.py" if model == "qrn" else "entnet_babi10k.py"
     return (f"# {title} on bAbI-{'10k' if set_name == 'en-10k' else '1k'} (test error %, {source})\n\n"
             f"Command: `python experiments/{script} --set {set_name}{options}`. Trials selected on validation "
@@ -99,18 +166,58 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--out", default=None, metavar="NAME",
                    help="results under experiments/results/NAME/ and NAME.md (default: the set's, "
                         f"{' or '.join(names.values())}): a table of another protocol kept apart")
+    p.add_argument("--layers", type=int, default=None, help="change the recipe: layers (needs --out)")
+    p.add_argument("--weight-decay", type=float, default=None, help="change the recipe: L2 (needs --out)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="change the recipe: epochs without a lower validation error before a run stops (needs --out)")
+    p.add_argument("--select", default=None, metavar="A,B",
+                   help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
+                        "validation error among the tables A, B, ... (tasks done in all of them)")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
-    if args.out is not None and (not args.out or Path(args.out).name != args.out or args.out.startswith(".")):
+    plain = lambda n: bool(n) and Path(n).name == n and not n.startswith(".")  # a folder under experiments/results
+    if args.out is not None and not plain(args.out):
         p.error(f"--out must be a plain name (a folder under experiments/results), got {args.out!r}")
-    name, every = args.out or names[args.set], TASKS[args.set]
+    changes = {k: getattr(args, k) for k in CHANGES if getattr(args, k) is not None}
+    for key in changes:
+        if recipe_value(model, args.set, key) is None:
+            p.error(f"--model {model} has no --{key.replace('_', '-')}")
+    if changes and args.out is None:
+        p.error("a changed recipe is another protocol: give its table a name with --out NAME")
+    every = TASKS[args.set]
+    if args.select is not None:
+        sources = [s.strip() for s in args.select.split(",")]
+        if args.out is None or changes or args.tasks or args.table:
+            p.error("--select only combines tables already run: give it --out NAME, and no --tasks, --table or recipe "
+                    "changes")
+        missing = [s for s in sources if not plain(s) or not (RESULTS / s).is_dir()]
+        if len(sources) < 2 or missing or len(set(sources)) < len(sources):
+            p.error(f"--select needs two or more different tables under experiments/results, got {args.select!r}"
+                    + (f" ({', '.join(missing)}: not there)" if missing else ""))
+        found, chosen = select(sources, every)
+        other = sorted({res["set"] for res in found.values()} - {args.set})
+        if other:
+            p.error(f"--select: the tables hold {', '.join(other)} results, not --set {args.set}")
+        text = markdown(model, args.set, found, f" --select {','.join(sources)} --out {args.out}", chosen, sources)
+        (RESULTS / f"{args.out}.md").write_text(text)
+        print(text)
+        return 0
+    name = args.out or names[args.set]
     folder = RESULTS / name
-    folder.mkdir(parents=True, exist_ok=True)
     try:
         tasks = [] if args.table else (every if args.tasks is None else parse_tasks(args.tasks))
     except DataError as e:
         p.error(str(e))
+    if tasks:  # a table holds one recipe: the tasks already in it must have been trained with these settings
+        for f in sorted(folder.glob("task_*.json")):
+            res = json.loads(f.read_text())
+            for key in CHANGES:
+                wanted = changes.get(key, recipe_value(model, args.set, key))
+                if trained_with(res, key) != wanted:
+                    p.error(f"experiments/results/{name}/{f.name} was trained with {key} {trained_with(res, key)}, "
+                            f"not {wanted}: one table holds one recipe (another --out NAME, or the same flags)")
+    folder.mkdir(parents=True, exist_ok=True)
     for t in tasks:
         path = folder / f"task_{t}.json"
         if path.exists():
@@ -120,7 +227,8 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         progress = TrainingProgress(not args.quiet)  # on stderr, after each chunk of epochs, as memjax train
         try:
             res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True),
-                           report=progress)
+                           report=progress, model_overrides={k: v for k, v in changes.items() if CHANGES[k] == "model"},
+                           train_overrides={k: v for k, v in changes.items() if CHANGES[k] == "train"})
         except DataError as e:
             print(f"task {t}: skipped ({e})", file=sys.stderr, flush=True)
             continue
@@ -132,7 +240,8 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
               f"error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s", flush=True)
     found = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
     trials = {f["config"]["seeds"] for f in found.values()}  # the tasks' own, also under --table
-    options = "" if args.out is None else (f" --seeds {trials.pop()}" if len(trials) == 1 else "") + f" --out {args.out}"
+    options = "" if args.out is None else ((f" --seeds {trials.pop()}" if len(trials) == 1 else "")
+                                           + recipe_flags(model, args.set, found) + f" --out {args.out}")
     (RESULTS / f"{name}.md").write_text(markdown(model, args.set, found, options))
     print((RESULTS / f"{name}.md").read_text())
     return 0

@@ -333,3 +333,63 @@ def test_the_experiment_keeps_another_table_only_under_a_plain_name(name, capsys
     with pytest.raises(SystemExit) as e:
         _experiment("qrn_babi").main(["--out", name, "--table"])
     assert e.value.code == 2 and "--out must be a plain name" in capsys.readouterr().err
+
+
+def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patience=50, seeds=2, seconds=10.0):
+    """A task's saved results as experiments/qrn_babi.py writes them, with only the fields its tables read."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    res = {"set": "en-10k", "device": "cpu", "seconds": {"total": seconds},
+           "config": {"seeds": seeds, "model": {"layers": layers},
+                      "train": {"weight_decay": weight_decay, "patience": patience}},
+           "tasks": {str(t): {"test_error": test, "valid_error": valid, "train_error": train, "epochs": 150}}}
+    (folder / f"task_{t}.json").write_text(json.dumps(res))
+
+
+def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, monkeypatch, capsys):
+    """--select A,B keeps per task the table whose run has the lower validation error (then training error,
+    then the order given), shows only tasks done in every table, and counts all their trials and seconds."""
+    from test_dmn import _experiment
+
+    exp = _experiment("qrn_babi")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    _fake_task(tmp_path / "a", 1, valid=1.0, train=0.0, test=9.0)
+    _fake_task(tmp_path / "b", 1, valid=0.5, train=0.5, test=7.0, layers=2)
+    _fake_task(tmp_path / "a", 2, valid=0.0, train=0.2, test=4.0)
+    _fake_task(tmp_path / "b", 2, valid=0.0, train=0.1, test=6.0, layers=2)
+    _fake_task(tmp_path / "a", 4, valid=0.0, train=0.0, test=1.0)
+    _fake_task(tmp_path / "b", 4, valid=0.0, train=0.0, test=2.0, layers=2)
+    _fake_task(tmp_path / "a", 5, valid=0.0, train=0.0, test=0.0)  # not in b: not shown
+    assert exp.main(["--set", "en-10k", "--select", "a,b", "--out", "ab"]) == 0
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+            for r in (tmp_path / "ab.md").read_text().splitlines() if r.startswith("| ")}
+    assert rows["1"][0] == "7.0" and rows["1"][-1] == "b"  # lower validation error
+    assert rows["2"][0] == "6.0" and rows["2"][-1] == "b"  # tie on validation: lower training error
+    assert rows["4"][0] == "1.0" and rows["4"][-1] == "a"  # tie on both: the order given
+    assert rows["4"][2] == "4" and rows["4"][6] == "20"  # 2 + 2 trials, 10 + 10 seconds
+    assert rows["5"][2] == "not run" and rows["mean"][0].startswith("**4.67**")
+    assert not (tmp_path / "ab").exists()  # a selection trains nothing and keeps no runs of its own
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--set", "en-10k", "--select", "a,a", "--out", "ab"])
+    assert e.value.code == 2 and "two or more different tables" in capsys.readouterr().err
+
+
+def test_the_experiment_keeps_one_recipe_per_table(tmp_path, monkeypatch, capsys):
+    """A changed recipe needs its own --out; a table whose tasks were trained otherwise refuses new tasks (before
+    any training); the table's command names the flags that made it."""
+    from test_dmn import _experiment
+
+    exp = _experiment("qrn_babi")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    _fake_task(tmp_path / "old", 1, valid=0.0, train=0.0, test=0.0, layers=2, weight_decay=0.0005, patience=150)
+    for argv, message in [(["--layers", "2", "--tasks", "2"], "give its table a name with --out"),
+                          (["--out", "old", "--tasks", "2"], "trained with layers 2, not 3"),
+                          (["--out", "old", "--tasks", "2", "--layers", "2"], "trained with weight_decay 0.0005, not 0.0")]:
+        with pytest.raises(SystemExit) as e:
+            exp.main(["--set", "en-10k", *argv])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    assert exp.main(["--set", "en-10k", "--out", "old", "--table"]) == 0
+    assert ("--seeds 2 --layers 2 --weight-decay 0.0005 --patience 150 --out old`"
+            in (tmp_path / "old.md").read_text())
