@@ -386,7 +386,8 @@ def test_the_experiment_keeps_one_recipe_per_table(tmp_path, monkeypatch, capsys
     _fake_task(tmp_path / "old", 1, valid=0.0, train=0.0, test=0.0, layers=2, weight_decay=0.0005, patience=150)
     for argv, message in [(["--layers", "2", "--tasks", "2"], "give its table a name with --out"),
                           (["--out", "old", "--tasks", "2"], "trained with layers 2, not 3"),
-                          (["--out", "old", "--tasks", "2", "--layers", "2"], "trained with weight_decay 0.0005, not 0.0")]:
+                          (["--out", "old", "--tasks", "2", "--layers", "2"],
+                           "trained with weight_decay 0.0005, not 0.0")]:
         with pytest.raises(SystemExit) as e:
             exp.main(["--set", "en-10k", *argv])
         assert e.value.code == 2 and message in capsys.readouterr().err
