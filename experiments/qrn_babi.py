@@ -114,12 +114,12 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
     label, row, mean, failed = paper.reference(model, set_name, False)
     chosen = chosen or {}
     extra = (" table |", "---|") if chosen else ("", "")  # a selection names the table each task's run comes from
+    blank = " |" if chosen else ""
     lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |" + extra[0],
              "|---:|---:|---:|---:|---:|---:|---:|---:|" + extra[1]]
     seconds = {t: chosen[t][2] if t in chosen else res["seconds"]["total"] for t, res in found.items()}
     for t in range(1, 21):
         ref = "-" if row.get(t) is None else f"{row[t]:.1f}"
-        blank = " |" if chosen else ""
         if t not in found:
             note = "no training file in our copy" if (set_name, t) == ("en-10k", 3) else "not run"
             lines.append(f"| {t} | - | {ref} | {note} | | | | |" + blank)
@@ -132,7 +132,6 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
                      + (f" {chosen[t][0]} |" if chosen else ""))
     ours = [found[t]["tasks"][str(t)]["test_error"] for t in sorted(found)]
     if ours:
-        blank = " |" if chosen else ""
         lines.append(f"| mean | **{np.mean(ours):.2f}** ({len(ours)} tasks) | {mean} (20 tasks) | | | | | "
                      f"{sum(seconds.values()):.0f} |" + blank)
         lines.append(f"| failed (> {FAIL_THRESHOLD:g}%) | {sum(e > FAIL_THRESHOLD for e in ours)} | "
