@@ -91,12 +91,16 @@ def recipe_flags(model: str, set_name: str, found: dict[int, dict]) -> str:
     return flags
 
 
+def load_table(folder: Path) -> dict[int, dict]:
+    """A table's saved tasks: task -> its results (none when the folder is not there)."""
+    return {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
+
+
 def select(sources: list[str], tasks: list[int]) -> tuple[dict[int, dict], dict[int, tuple[str, int, float]]]:
     """Per task done in every table of ``sources``: the table whose kept run has the lowest validation error
     (then training error, then the order given); (task -> its results, task -> (table, trials, seconds of all
     the tables' trainings of the task))."""
-    tables = [{int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in (RESULTS / s).glob("task_*.json")}
-              for s in sources]
+    tables = [load_table(RESULTS / s) for s in sources]
     found, chosen = {}, {}
     for t in tasks:
         if all(t in table for table in tables):
@@ -209,13 +213,13 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     except DataError as e:
         p.error(str(e))
     if tasks:  # a table holds one recipe: the tasks already in it must have been trained with these settings
-        for f in sorted(folder.glob("task_*.json")):
-            res = json.loads(f.read_text())
+        for t, res in sorted(load_table(folder).items()):
             for key in CHANGES:
                 wanted = changes.get(key, recipe_value(model, args.set, key))
                 if trained_with(res, key) != wanted:
-                    p.error(f"experiments/results/{name}/{f.name} was trained with {key} {trained_with(res, key)}, "
-                            f"not {wanted}: one table holds one recipe (another --out NAME, or the same flags)")
+                    p.error(f"experiments/results/{name}/task_{t}.json was trained with {key} "
+                            f"{trained_with(res, key)}, not {wanted}: one table holds one recipe (another --out NAME, "
+                            "or the same flags)")
     folder.mkdir(parents=True, exist_ok=True)
     for t in tasks:
         path = folder / f"task_{t}.json"
@@ -237,7 +241,7 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         e = res["tasks"][str(t)]
         print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of {args.seeds}, validation "
               f"error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s", flush=True)
-    found = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
+    found = load_table(folder)
     trials = {f["config"]["seeds"] for f in found.values()}  # the tasks' own, also under --table
     options = "" if args.out is None else ((f" --seeds {trials.pop()}" if len(trials) == 1 else "")
                                            + recipe_flags(model, args.set, found) + f" --out {args.out}")
