@@ -349,7 +349,8 @@ def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patien
 
 def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, monkeypatch, capsys):
     """--select A,B keeps per task the table whose run has the lower validation error (then training error,
-    then the order given), shows only tasks done in every table, and counts all their trials and seconds."""
+    then the order given) among the tables that have the task, names those that lack it, and counts all their
+    trials and seconds."""
     from test_dmn import _experiment
 
     exp = _experiment("qrn_babi")
@@ -360,7 +361,8 @@ def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, mo
     _fake_task(tmp_path / "b", 2, valid=0.0, train=0.1, test=6.0, layers=2)
     _fake_task(tmp_path / "a", 4, valid=0.0, train=0.0, test=1.0)
     _fake_task(tmp_path / "b", 4, valid=0.0, train=0.0, test=2.0, layers=2)
-    _fake_task(tmp_path / "a", 5, valid=0.0, train=0.0, test=0.0)  # not in b: not shown
+    _fake_task(tmp_path / "a", 5, valid=0.5, train=0.0, test=3.0)  # not in b: chosen from a alone
+    _fake_task(tmp_path / "b", 6, valid=0.0, train=0.0, test=0.0, layers=2)  # not in a: from b alone
     assert exp.main(["--set", "en-10k", "--select", "a,b", "--out", "ab"]) == 0
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
             for r in (tmp_path / "ab.md").read_text().splitlines() if r.startswith("| ")}
@@ -368,7 +370,10 @@ def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, mo
     assert rows["2"][0] == "6.0" and rows["2"][-1] == "b"  # tie on validation: lower training error
     assert rows["4"][0] == "1.0" and rows["4"][-1] == "a"  # tie on both: the order given
     assert rows["4"][2] == "4" and rows["4"][6] == "20"  # 2 + 2 trials, 10 + 10 seconds
-    assert rows["5"][2] == "not run" and rows["mean"][0].startswith("**4.67**")
+    assert rows["5"][0] == "3.0" and rows["5"][2] == "2" and rows["5"][-1] == "a"  # a's 2 trials alone
+    assert rows["6"][0] == "0.0" and rows["6"][-1] == "b" and rows["7"][2] == "not run"
+    assert rows["mean"][0].startswith("**3.40**")  # (7 + 6 + 1 + 3 + 0) / 5
+    assert "Chosen among fewer tables (task 5: not in b; task 6: not in a)." in (tmp_path / "ab.md").read_text()
     assert not (tmp_path / "ab").exists()  # a selection trains nothing and keeps no runs of its own
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
