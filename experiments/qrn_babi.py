@@ -9,8 +9,8 @@ Command (from the repository root, with MEMJAX_DATA pointing at tasks_1-20_v1-2)
     python experiments/qrn_babi.py --seeds 10 --out qrn_babi1k_10trials   # another protocol, its own table
     python experiments/qrn_babi.py --set en-10k --seeds 2 --layers 2 --weight-decay 0.0005 --patience 150 \
         --out qrn_babi10k_2layers_l2                # a changed recipe (memjax train's flags), its own table
-    python experiments/qrn_babi.py --set en-10k --select qrn_babi10k,qrn_babi10k_2layers_l2 --out qrn_babi10k_selected
-                                                    # per task, the table whose run did best on validation
+    python experiments/qrn_babi.py --set en-10k --select qrn_babi10k,qrn_babi10k_2layers_l2,qrn_babi10k_2layers_l2small \
+        --out qrn_babi10k_selected                  # per task, the table whose run did best on validation
 
 Protocol: memjax's QRN recipe (``--model qrn``: ``QRN_1K`` and ``QRN_10K`` in memjax.train.recipes, the
 authors' "2rb" model with the choices made on validation that docs/models/qrn.md lists), ``--seeds`` trials per
