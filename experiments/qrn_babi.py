@@ -41,6 +41,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -96,26 +97,34 @@ def load_table(folder: Path) -> dict[int, dict]:
     return {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("task_*.json")}
 
 
-def select(sources: list[str], tasks: list[int]) -> tuple[dict[int, dict], dict[int, tuple[str, int, float, list[str]]]]:
+class Choice(NamedTuple):
+    """A selected task: the table its kept run comes from, the trials and seconds of every table's trainings of
+    the task, and the tables that lack it."""
+    table: str
+    trials: int
+    seconds: float
+    missing: list[str]
+
+
+def select(sources: list[str], tasks: list[int]) -> tuple[dict[int, dict], dict[int, Choice]]:
     """Per task done in any table of ``sources``: among the tables that have it, the one whose kept run has the
-    lowest validation error (then training error, then the order given); (task -> its results, task -> (table,
-    trials and seconds of all the tables' trainings of the task, the tables that lack it))."""
+    lowest validation error (then training error, then the order given); (task -> its results, task -> Choice)."""
     tables = [load_table(RESULTS / s) for s in sources]
     found, chosen = {}, {}
     for t in tasks:
         have = [i for i, table in enumerate(tables) if t in table]
         if have:
-            runs = {i: tables[i][t]["tasks"][str(t)] for i in have}
-            i = min(have, key=lambda i: (runs[i]["valid_error"], runs[i]["train_error"], i))
+            run = lambda i: tables[i][t]["tasks"][str(t)]
+            i = min(have, key=lambda i: (run(i)["valid_error"], run(i)["train_error"], i))
             found[t] = tables[i][t]
-            chosen[t] = (sources[i], sum(tables[j][t]["config"]["seeds"] for j in have),
-                         sum(tables[j][t]["seconds"]["total"] for j in have),
-                         [s for j, s in enumerate(sources) if j not in have])
+            chosen[t] = Choice(sources[i], sum(tables[j][t]["config"]["seeds"] for j in have),
+                               sum(tables[j][t]["seconds"]["total"] for j in have),
+                               [s for j, s in enumerate(sources) if j not in have])
     return found, chosen
 
 
 def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "",
-             chosen: dict[int, tuple[str, int, float, list[str]]] | None = None, sources: list[str] | None = None) -> str:
+             chosen: dict[int, Choice] | None = None, sources: list[str] | None = None) -> str:
     title, source, names, origin = FAMILIES[model]
     label, row, mean, failed = paper.reference(model, set_name, False)
     chosen = chosen or {}
@@ -123,7 +132,7 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
     blank = " |" if chosen else ""
     lines = ["| task | ours | paper | trials | epochs | valid | train | seconds |" + extra[0],
              "|---:|---:|---:|---:|---:|---:|---:|---:|" + extra[1]]
-    seconds = {t: chosen[t][2] if t in chosen else res["seconds"]["total"] for t, res in found.items()}
+    seconds = {t: chosen[t].seconds if t in chosen else res["seconds"]["total"] for t, res in found.items()}
     for t in range(1, 21):
         ref = "-" if row.get(t) is None else f"{row[t]:.1f}"
         if t not in found:
@@ -132,10 +141,10 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
             continue
         res = found[t]
         e = res["tasks"][str(t)]
-        trials = chosen[t][1] if t in chosen else res["config"]["seeds"]
+        trials = chosen[t].trials if t in chosen else res["config"]["seeds"]
         lines.append(f"| {t} | {e['test_error']:.1f} | {ref} | {trials} | {e.get('epochs', '')} | "
                      f"{e['valid_error']:.1f} | {e['train_error']:.1f} | {seconds[t]:.0f} |"
-                     + (f" {chosen[t][0]} |" if chosen else ""))
+                     + (f" {chosen[t].table} |" if chosen else ""))
     ours = [found[t]["tasks"][str(t)]["test_error"] for t in sorted(found)]
     if ours:
         lines.append(f"| mean | **{np.mean(ours):.2f}** ({len(ours)} tasks) | {mean} (20 tasks) | | | | | "
@@ -150,7 +159,7 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
         notes.append(f"- Per task, the run of lowest validation error among the tables {', '.join(sources)} (each "
                      "trained with its own recipe: its .md gives the flags); trials and seconds count every table's "
                      "trainings of the task.")
-        gaps = [f"task {t}: not in {', '.join(chosen[t][3])}" for t in sorted(chosen) if chosen[t][3]]
+        gaps = [f"task {t}: not in {', '.join(c.missing)}" for t, c in sorted(chosen.items()) if c.missing]
         if gaps:
             notes.append(f"- Chosen among fewer tables ({'; '.join(gaps)}).")
     script = "qrn_babi.py" if model == "qrn" else "entnet_babi10k.py"
