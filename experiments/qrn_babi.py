@@ -65,11 +65,12 @@ FAMILIES = {
 }
 
 # the recipe settings a table may change (memjax train's flags of these names): key -> the config it lives in
-CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train"}
+CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train"}
 
 
 def recipe_value(model: str, set_name: str, key: str):
-    """``key``'s value in ``model``'s recipe for ``set_name`` (None: the family has no such setting)."""
+    """``key``'s value in ``model``'s recipe for ``set_name`` (None: a model setting the family lacks, or a training
+    setting the recipe leaves unset, e.g. no early stopping)."""
     recipe, settings = recipe_for(model, False, set_name)
     if CHANGES[key] == "train":
         return getattr(recipe, key)
@@ -187,6 +188,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--weight-decay", type=float, default=None, help="change the recipe: L2 (needs --out)")
     p.add_argument("--patience", type=int, default=None,
                    help="change the recipe: epochs without a lower validation error before a run stops (needs --out)")
+    p.add_argument("--buckets", type=int, default=None, metavar="K",
+                   help="change the recipe: train in K length buckets, batches of stories of similar length "
+                        "computed at their own length (EntNet; memjax train --buckets; needs --out)")
     p.add_argument("--select", default=None, metavar="A,B",
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
@@ -198,7 +202,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         p.error(f"--out must be a plain name (a folder under experiments/results), got {args.out!r}")
     changes = {k: getattr(args, k) for k in CHANGES if getattr(args, k) is not None}
     for key in changes:
-        if recipe_value(model, args.set, key) is None:
+        lacks = recipe_value(model, args.set, key) is None if CHANGES[key] == "model" else (
+            key == "buckets" and not MODELS[model][0].traits.length_buckets)  # every recipe has the others
+        if lacks:
             p.error(f"--model {model} has no --{key.replace('_', '-')}")
     if changes and args.out is None:
         p.error("a changed recipe is another protocol: give its table a name with --out NAME")

@@ -283,7 +283,7 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     (["--model", "memn2n", "--dropout", "0.2"], "--model memn2n has no dropout"),
     (["--model", "memn2n", "--embed-init", "0.5"], "--model memn2n has no option embed_init (--embed-init)"),
     (["--model", "dmn", "--embed-init", "0"], "must be positive"),
-    (["--model", "memn2n", "--buckets", "4"], "--model memn2n does not train in length buckets (--buckets)"),
+    (["--model", "memn2n", "--buckets", "4"], "--model memn2n does not train in length buckets (--buckets): dmn+, entnet do"),
     (["--model", "dmn", "--buckets", "4"], "--model dmn does not train in length buckets (--buckets)"),
     (["--model", "dmn+", "--buckets", "0"], "must be positive"),
     (["--model", "dmn", "--dropout-at", "sentences"], "--model dmn has no option dropout_at (--dropout-at)"),

@@ -335,14 +335,14 @@ def test_the_experiment_keeps_another_table_only_under_a_plain_name(name, capsys
     assert e.value.code == 2 and "--out must be a plain name" in capsys.readouterr().err
 
 
-def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patience=50, seeds=2, seconds=10.0):
+def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patience=50, seeds=2, seconds=10.0, buckets=0):
     """A task's saved results as experiments/qrn_babi.py writes them, with only the fields its tables read."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     res = {"set": "en-10k", "device": "cpu", "seconds": {"total": seconds},
            "config": {"seeds": seeds, "model": {"layers": layers},
-                      "train": {"weight_decay": weight_decay, "patience": patience}},
+                      "train": {"weight_decay": weight_decay, "patience": patience, "buckets": buckets}},
            "tasks": {str(t): {"test_error": test, "valid_error": valid, "train_error": train, "epochs": 150}}}
     (folder / f"task_{t}.json").write_text(json.dumps(res))
 
@@ -396,6 +396,13 @@ def test_the_experiment_keeps_one_recipe_per_table(tmp_path, monkeypatch, capsys
         with pytest.raises(SystemExit) as e:
             exp.main(["--set", "en-10k", *argv])
         assert e.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # QRN has no length buckets; EntNet has, and no early stopping by default
+        exp.main(["--set", "en-10k", "--out", "old", "--tasks", "2", "--buckets", "5"])
+    assert e.value.code == 2 and "--model qrn has no --buckets" in capsys.readouterr().err
+    _fake_task(tmp_path / "ent", 1, valid=0.0, train=0.0, test=0.0, layers=None, patience=None, buckets=5)
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--set", "en-10k", "--out", "ent", "--tasks", "2", "--buckets", "5", "--patience", "50"], model="entnet")
+    assert e.value.code == 2 and "trained with patience None, not 50" in capsys.readouterr().err
     assert exp.main(["--set", "en-10k", "--out", "old", "--table"]) == 0
     assert ("--seeds 2 --layers 2 --weight-decay 0.0005 --patience 150 --out old`"
             in (tmp_path / "old.md").read_text())

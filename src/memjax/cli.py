@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="DMN+: where dropout acts before the episodes: the fused facts (default) or the "
                         "position-encoded sentences before fusion (the paper's text); the final memory in both")
     d.add_argument("--buckets", type=_positive(), metavar="K",
-                   help="DMN+: draw each training batch from stories of similar length (at most K lengths) and "
+                   help="DMN+ and EntNet: draw each training batch from stories of similar length (at most K lengths) and "
                         "compute it at its own length instead of the whole memory's: faster on tasks whose "
                         "stories vary in length (default: off)")
     d.add_argument("--no-supervise", dest="supervise", action="store_false", default=None,

@@ -1,5 +1,5 @@
 """Length buckets (``--buckets``): an epoch's batches drawn by story length, each computed at its
-bucket's length instead of the whole memory's (models with ``traits.length_buckets``: DMN+)."""
+bucket's length instead of the whole memory's (models with ``traits.length_buckets``: DMN+ and EntNet)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ def plan_buckets(k: int, traits, stories, batch: int) -> "LengthPlan | None":
     if not k:
         return None
     if not traits.length_buckets:
-        raise ValueError(f"--model {traits.name} does not train in length buckets (--buckets): DMN+ does")
+        raise ValueError(f"--model {traits.name} does not train in length buckets (--buckets): {bucket_families()} do")
     if len(stories) != 1:
         raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks one by one, or jointly")
     return length_plan(stories[0], batch, k)
+
+
+def bucket_families() -> str:
+    """The ``--model`` names that train in length buckets, e.g. ``"dmn+, entnet"``."""
+    from memjax.models import FAMILIES
+
+    return ", ".join(name for name, (cls, _) in FAMILIES.items() if cls.traits.length_buckets)
 
 
 @dataclasses.dataclass(frozen=True)
