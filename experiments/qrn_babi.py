@@ -195,8 +195,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
     args = p.parse_args(argv)
-    if args.seeds < 1:
-        p.error(f"--seeds must be at least 1, got {args.seeds}")
+    for flag in ("seeds", "patience", "buckets"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            p.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     plain = lambda n: bool(n) and Path(n).name == n and not n.startswith(".")  # a folder under experiments/results
     if args.out is not None and not plain(args.out):
         p.error(f"--out must be a plain name (a folder under experiments/results), got {args.out!r}")

@@ -396,6 +396,9 @@ def test_the_experiment_keeps_one_recipe_per_table(tmp_path, monkeypatch, capsys
         with pytest.raises(SystemExit) as e:
             exp.main(["--set", "en-10k", *argv])
         assert e.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--set", "en-10k", "--out", "old", "--tasks", "2", "--patience", "0"])
+    assert e.value.code == 2 and "--patience must be at least 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:  # QRN has no length buckets; EntNet has, and no early stopping by default
         exp.main(["--set", "en-10k", "--out", "old", "--tasks", "2", "--buckets", "5"])
     assert e.value.code == 2 and "--model qrn has no --buckets" in capsys.readouterr().err
