@@ -15,18 +15,19 @@ def plan_buckets(k: int, traits, stories, batch: int) -> "LengthPlan | None":
     (datasets, N, M); ValueError (one line) for a model without buckets or several datasets."""
     if not k:
         return None
-    if not traits.length_buckets:
-        raise ValueError(f"--model {traits.name} does not train in length buckets (--buckets): {bucket_families()} do")
+    require_buckets(traits)
     if len(stories) != 1:
         raise ValueError("length buckets (--buckets) need one dataset per family: train the tasks one by one, or jointly")
     return length_plan(stories[0], batch, k)
 
 
-def bucket_families() -> str:
-    """The ``--model`` names that train in length buckets, e.g. ``"dmn+, entnet"``."""
-    from memjax.models import FAMILIES
+def require_buckets(traits) -> None:
+    """ValueError (one line, naming the families that do) unless a family with ``traits`` takes length buckets."""
+    if not traits.length_buckets:
+        from memjax.models import FAMILIES
 
-    return ", ".join(name for name, (cls, _) in FAMILIES.items() if cls.traits.length_buckets)
+        able = ", ".join(name for name, (cls, _) in FAMILIES.items() if cls.traits.length_buckets)
+        raise ValueError(f"--model {traits.name} does not train in length buckets (--buckets): {able} do")
 
 
 @dataclasses.dataclass(frozen=True)

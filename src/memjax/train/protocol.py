@@ -22,7 +22,7 @@ from memjax.data.dialog import DIALOG_SET, DialogDataset, dialog_root, load_dial
 from memjax.data.own import load_files
 from memjax.models import DIALOG_FAMILIES, FAMILIES, model_for
 from memjax.train import dialog as dialog_measures
-from memjax.train.buckets import bucket_families
+from memjax.train.buckets import require_buckets
 from memjax.train.checkpoint import CheckpointError, TrainingCheckpoints, family_name, save_model, to_host
 from memjax.train.engine import SPLITS, Fit, Trainer, occupancy, steps_per_epoch
 from memjax.train.recipes import recipe_for, with_overrides
@@ -61,8 +61,8 @@ def build_configs(model: str, ds: Dataset, joint: bool, model_overrides: dict, t
         names = ", ".join(f"{o} ({cli.get(o, '--' + o.replace('_', '-'))})" for o in unknown)
         raise ValueError(f"--model {model} has no option {names}")
     given = default_stop(model, given)
-    if train_overrides.get("buckets") and not model_class.traits.length_buckets:
-        raise ValueError(f"--model {model} does not train in length buckets (--buckets): {bucket_families()} do")
+    if train_overrides.get("buckets"):
+        require_buckets(model_class.traits)
     recipe, recipe_model = recipe_for(model, joint, set_name)
     tcfg = with_overrides(recipe, model, train_overrides)
     if tcfg.dropout and not model_class.traits.dropout:
