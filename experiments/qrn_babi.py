@@ -26,7 +26,9 @@ keeps a table of another protocol (e.g. more trials) apart: experiments/results/
 A table holds one recipe: a task is not added to a table whose tasks were trained with other settings.
 ``--select A,B`` trains nothing; per task it keeps, among the tables A, B, ... that have the task, the run of
 lowest validation error (then training error, then the order given), so a choice between recipes is made per
-task on validation, never on test; the table notes the tasks chosen among fewer tables.
+task on validation, never on test; the table notes the tasks chosen among fewer tables. ``--first-seed N`` starts a
+table's trials at seed N: a second table of the same recipe from ``--first-seed`` 2 holds the trials 2, 3, ... that a
+table of more ``--seeds`` would have trained beside 0 and 1, and ``--select`` of the two keeps the best on validation.
 While a task trains, its progress (epochs, time left, loss, validation error) goes to stderr as with
 ``memjax train``; ``--quiet`` leaves only the tasks' results.
 Expected (issue 29): 1k mean test error at most 11.0 (paper 9.9); 10k mean at most 1.0 and at most
@@ -65,12 +67,15 @@ FAMILIES = {
 }
 
 # the recipe settings a table may change (memjax train's flags of these names): key -> the config it lives in
-CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train"}
+# ("run": the results' own config, e.g. first_seed, so a second table trains new runs rather than the same ones)
+CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train", "first_seed": "run"}
 
 
 def recipe_value(model: str, set_name: str, key: str):
     """``key``'s value in ``model``'s recipe for ``set_name`` (None: a model setting the family lacks, or a training
     setting the recipe leaves unset, e.g. no early stopping)."""
+    if CHANGES[key] == "run":
+        return 0  # first_seed: the protocol's default
     recipe, settings = recipe_for(model, False, set_name)
     if CHANGES[key] == "train":
         return getattr(recipe, key)
@@ -80,6 +85,8 @@ def recipe_value(model: str, set_name: str, key: str):
 
 def trained_with(res: dict, key: str):
     """``key``'s value in a task's results (None: the family has no such setting)."""
+    if CHANGES[key] == "run":
+        return res["config"].get(key, 0)
     return res["config"][CHANGES[key]].get(key)
 
 
@@ -191,10 +198,15 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--buckets", type=int, default=None, metavar="K",
                    help="change the recipe: train in K length buckets, batches of stories of similar length "
                         "computed at their own length (EntNet; memjax train --buckets; needs --out)")
+    p.add_argument("--first-seed", type=int, default=None, metavar="N",
+                   help="the trials' seeds start at N (default 0), so another table trains other trials, to combine "
+                        "with --select (memjax train --first-seed; needs --out)")
     p.add_argument("--select", default=None, metavar="A,B",
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
     args = p.parse_args(argv)
+    if args.first_seed is not None and args.first_seed < 0:
+        p.error(f"--first-seed must be at least 0, got {args.first_seed}")
     for flag in ("seeds", "patience", "buckets"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             p.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
@@ -251,6 +263,7 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         progress = TrainingProgress(not args.quiet)  # on stderr, after each chunk of epochs, as memjax train
         try:
             res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True),
+                           first_seed=changes.get("first_seed", 0),
                            report=progress, model_overrides={k: v for k, v in changes.items() if CHANGES[k] == "model"},
                            train_overrides={k: v for k, v in changes.items() if CHANGES[k] == "train"})
         except DataError as e:

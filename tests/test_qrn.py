@@ -335,16 +335,19 @@ def test_the_experiment_keeps_another_table_only_under_a_plain_name(name, capsys
     assert e.value.code == 2 and "--out must be a plain name" in capsys.readouterr().err
 
 
-def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patience=50, seeds=2, seconds=10.0, buckets=0):
+def _fake_task(folder, t, valid, train, test, layers=3, weight_decay=0.0, patience=50, seeds=2, seconds=10.0, buckets=0,
+               first_seed=0):
     """A task's saved results as experiments/qrn_babi.py writes them, with only the fields its tables read."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     res = {"set": "en-10k", "device": "cpu", "seconds": {"total": seconds},
-           "config": {"seeds": seeds, "model": {"layers": layers},
+           "config": {"seeds": seeds, "first_seed": first_seed, "model": {"layers": layers},
                       "train": {"weight_decay": weight_decay, "patience": patience, "buckets": buckets}},
-           "tasks": {str(t): {"test_error": test, "valid_error": valid, "train_error": train, "epochs": 150}}}
+           "tasks": {str(t): {"test_error": test, "valid_error": valid, "train_error": train, "epochs": 150,
+                              "selected_seed": first_seed}}}
     (folder / f"task_{t}.json").write_text(json.dumps(res))
+    return res
 
 
 def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, monkeypatch, capsys):
@@ -409,3 +412,35 @@ def test_the_experiment_keeps_one_recipe_per_table(tmp_path, monkeypatch, capsys
     assert exp.main(["--set", "en-10k", "--out", "old", "--table"]) == 0
     assert ("--seeds 2 --layers 2 --weight-decay 0.0005 --patience 150 --out old`"
             in (tmp_path / "old.md").read_text())
+
+
+def test_the_experiment_trains_other_trials_from_first_seed(tmp_path, monkeypatch, capsys):
+    """--first-seed N trains the trials N, N+1, ... (memjax's run_babi gets it) into a table of its own, which then
+    holds only such trials and names the flag in its command; below 0 it is a one-line error."""
+    from test_dmn import _experiment
+
+    exp = _experiment("qrn_babi")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    calls = []
+
+    def fake_run(model, set_name, tasks, seeds, first_seed=0, **kw):
+        calls.append((model, tasks, seeds, first_seed))
+        return _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None,
+                          patience=50, buckets=5, first_seed=first_seed)
+
+    monkeypatch.setattr(exp, "run_babi", fake_run)
+    for argv, message in [(["--first-seed", "-1", "--out", "more"], "--first-seed must be at least 0, got -1"),
+                          (["--first-seed", "2", "--tasks", "1"], "give its table a name with --out")]:
+        with pytest.raises(SystemExit) as e:
+            exp.main(["--set", "en-10k", *argv], model="entnet")
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
+    assert exp.main([*argv, "--first-seed", "2", "--out", "more"], model="entnet") == 0
+    assert calls == [("entnet", [1], 2, 2)]
+    assert "--seeds 2 --patience 50 --buckets 5 --first-seed 2 --out more`" in (tmp_path / "more.md").read_text()
+    _fake_task(tmp_path / "first", 1, valid=0.0, train=0.0, test=0.0, layers=None, patience=50, buckets=5)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # a table of the trials from 0 takes no trials from 2
+        exp.main([*argv[:-1], "2", "--first-seed", "2", "--out", "first"], model="entnet")
+    assert e.value.code == 2 and "trained with first_seed 0, not 2" in capsys.readouterr().err
+    assert len(calls) == 1
