@@ -273,8 +273,10 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
             progress.close()
         path.write_text(json.dumps(res, indent=2) + "\n")
         e = res["tasks"][str(t)]
-        print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of {args.seeds}, validation "
-              f"error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s", flush=True)
+        first = changes.get("first_seed", 0)
+        print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of the trials {first}-"
+              f"{first + args.seeds - 1}, validation error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     found = load_table(folder)
     trials = {f["config"]["seeds"] for f in found.values()}  # the tasks' own, also under --table
     options = "" if args.out is None else ((f" --seeds {trials.pop()}" if len(trials) == 1 else "")

@@ -437,6 +437,7 @@ def test_the_experiment_trains_other_trials_from_first_seed(tmp_path, monkeypatc
     argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
     assert exp.main([*argv, "--first-seed", "2", "--out", "more"], model="entnet") == 0
     assert calls == [("entnet", [1], 2, 2)]
+    assert "task 1: test error 0.0 (trial 2 of the trials 2-3, validation error 0.0)" in capsys.readouterr().out
     assert "--seeds 2 --patience 50 --buckets 5 --first-seed 2 --out more`" in (tmp_path / "more.md").read_text()
     _fake_task(tmp_path / "first", 1, valid=0.0, train=0.0, test=0.0, layers=None, patience=50, buckets=5)
     capsys.readouterr()
