@@ -205,11 +205,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
     args = p.parse_args(argv)
-    if args.first_seed is not None and args.first_seed < 0:
-        p.error(f"--first-seed must be at least 0, got {args.first_seed}")
-    for flag in ("seeds", "patience", "buckets"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            p.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    for flag, least in (("seeds", 1), ("patience", 1), ("buckets", 1), ("first_seed", 0)):
+        if getattr(args, flag) is not None and getattr(args, flag) < least:
+            p.error(f"--{flag.replace('_', '-')} must be at least {least}, got {getattr(args, flag)}")
     plain = lambda n: bool(n) and Path(n).name == n and not n.startswith(".")  # a folder under experiments/results
     if args.out is not None and not plain(args.out):
         p.error(f"--out must be a plain name (a folder under experiments/results), got {args.out!r}")
@@ -254,6 +252,7 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
                             f"{trained_with(res, key)}, not {wanted}: one table holds one recipe (another --out NAME, "
                             "or the same flags)")
     folder.mkdir(parents=True, exist_ok=True)
+    first = changes.get("first_seed", 0)  # the trials' seeds: first, ..., first + seeds - 1
     for t in tasks:
         path = folder / f"task_{t}.json"
         if path.exists():
@@ -263,7 +262,7 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         progress = TrainingProgress(not args.quiet)  # on stderr, after each chunk of epochs, as memjax train
         try:
             res = run_babi(model, args.set, [t], seeds=args.seeds, data=args.data, log=lambda s: print(s, flush=True),
-                           first_seed=changes.get("first_seed", 0),
+                           first_seed=first,
                            report=progress, model_overrides={k: v for k, v in changes.items() if CHANGES[k] == "model"},
                            train_overrides={k: v for k, v in changes.items() if CHANGES[k] == "train"})
         except DataError as e:
@@ -273,7 +272,6 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
             progress.close()
         path.write_text(json.dumps(res, indent=2) + "\n")
         e = res["tasks"][str(t)]
-        first = changes.get("first_seed", 0)
         print(f"task {t}: test error {e['test_error']:.1f} (trial {e['selected_seed']} of the trials {first}-"
               f"{first + args.seeds - 1}, validation error {e['valid_error']:.1f}) in {time.perf_counter() - t0:.0f} s",
               flush=True)
