@@ -68,7 +68,8 @@ FAMILIES = {
 
 # the recipe settings a table may change (memjax train's flags of these names): key -> the config it lives in
 # ("run": the results' own config, e.g. first_seed, so a second table trains new runs rather than the same ones)
-CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train", "first_seed": "run"}
+CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train", "first_seed": "run",
+           "prelu_init": "model", "biases": "model", "story_mask_std": "model"}
 
 
 def recipe_value(model: str, set_name: str, key: str):
@@ -83,10 +84,12 @@ def recipe_value(model: str, set_name: str, key: str):
     return settings.get(key, fields.get(key))
 
 
-def trained_with(res: dict, key: str):
-    """``key``'s value in a task's results (None: the family has no such setting)."""
+def trained_with(res: dict, key: str, model: str):
+    """``key``'s value in a task's results of ``model`` (None: the family has no such setting)."""
     if CHANGES[key] == "run":
         return res["config"].get(key, 0)
+    if CHANGES[key] == "model" and key not in res["config"]["model"]:  # results from before the family had it: its default
+        return {f.name: f.default for f in dataclasses.fields(MODELS[model][1])}.get(key)
     return res["config"][CHANGES[key]].get(key)
 
 
@@ -94,9 +97,10 @@ def recipe_flags(model: str, set_name: str, found: dict[int, dict]) -> str:
     """The flags that turn the recipe into the one the tasks were trained with (' --layers 2 ...')."""
     flags = ""
     for key in CHANGES:
-        values = {trained_with(res, key) for res in found.values()}
+        values = {trained_with(res, key, model) for res in found.values()}
         if len(values) == 1 and (v := values.pop()) is not None and v != recipe_value(model, set_name, key):
-            flags += f" --{key.replace('_', '-')} {v:g}"
+            flag = key.replace('_', '-')
+            flags += (f" --{'' if v else 'no-'}{flag}" if isinstance(v, bool) else f" --{flag} {v:g}")
     return flags
 
 
@@ -201,11 +205,19 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--first-seed", type=int, default=None, metavar="N",
                    help="the trials' seeds start at N (default 0), so another table trains other trials, to combine "
                         "with --select (memjax train --first-seed; needs --out)")
+    p.add_argument("--prelu-init", type=float, default=None, metavar="A",
+                   help="change the recipe: EntNet's PReLU slopes start at A (the authors' code: 1; needs --out)")
+    p.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
+                   help="change the recipe: EntNet's gate bias per slot and U's bias (the authors' code; needs --out)")
+    p.add_argument("--story-mask-std", type=float, default=None, metavar="S",
+                   help="change the recipe: EntNet's story position masks start from N(0, S^2), not 1 (the authors' "
+                        "code: 0.1; needs --out)")
     p.add_argument("--select", default=None, metavar="A,B",
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
     args = p.parse_args(argv)
-    for flag, least in (("seeds", 1), ("patience", 1), ("buckets", 1), ("first_seed", 0)):
+    for flag, least in (("seeds", 1), ("patience", 1), ("buckets", 1), ("first_seed", 0), ("prelu_init", 0),
+                        ("story_mask_std", 0)):
         if getattr(args, flag) is not None and getattr(args, flag) < least:
             p.error(f"--{flag.replace('_', '-')} must be at least {least}, got {getattr(args, flag)}")
     plain = lambda n: bool(n) and Path(n).name == n and not n.startswith(".")  # a folder under experiments/results
@@ -247,9 +259,9 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
         for t, res in sorted(load_table(folder).items()):
             for key in CHANGES:
                 wanted = changes.get(key, recipe_value(model, args.set, key))
-                if trained_with(res, key) != wanted:
+                if trained_with(res, key, model) != wanted:
                     p.error(f"experiments/results/{name}/task_{t}.json was trained with {key} "
-                            f"{trained_with(res, key)}, not {wanted}: one table holds one recipe (another --out NAME, "
+                            f"{trained_with(res, key, model)}, not {wanted}: one table holds one recipe (another --out NAME, "
                             "or the same flags)")
     folder.mkdir(parents=True, exist_ok=True)
     first = changes.get("first_seed", 0)  # the trials' seeds: first, ..., first + seeds - 1

@@ -182,7 +182,7 @@ GROUPS = {  # each group's flags, in order
     "DMN+ and DMN": ["--dropout-at", "--buckets", "--no-supervise", "--stop", "--embed-init", "--glove",
                      "--glove-freeze"],
     "MemNN": ["--adaptive", "--ngrams", "--nonlinear", "--unseen", "--margin", "--negatives"],
-    "QRN and EntNet": ["--layers", "--init-std", "--slots"],
+    "QRN and EntNet": ["--layers", "--init-std", "--slots", "--prelu-init", "--biases", "--story-mask-std"],
     "Dialog": ["--match", "--type-words"],
     "LSTM baselines": [],
     "devices, processes and compilation": ["--devices", "--coordinator", "--num-processes", "--process-id",

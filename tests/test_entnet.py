@@ -30,10 +30,11 @@ def np_prelu(x, a):
 def np_slot_update(p, h, s):
     """The paper's update, slot by slot, as written: g_j, h~_j, h_j + g_j h~_j, normalised."""
     out, gates = np.zeros_like(h), np.zeros(h.shape[0])
+    b, c = p.get("gate_bias", np.zeros(h.shape[0])), p.get("U_bias", np.zeros(h.shape[1]))  # the Torch code's
     for j in range(h.shape[0]):
         w = p["keys"][j]
-        g = 1.0 / (1.0 + np.exp(-(s @ h[j] + s @ w)))
-        cand = np_prelu(p["U"] @ h[j] + p["V"] @ w + p["W"] @ s, p["alpha"])
+        g = 1.0 / (1.0 + np.exp(-(s @ h[j] + s @ w + b[j])))
+        cand = np_prelu(p["U"] @ h[j] + c + p["V"] @ w + p["W"] @ s, p["alpha"])
         new = h[j] + g * cand
         out[j], gates[j] = new / np.linalg.norm(new), g
     return out, gates
@@ -58,15 +59,16 @@ def np_read(p, h, q):
     return np_prelu(q + p["H"] @ u, p["alpha"]), pj
 
 
-def _params(d=5, n=3, seed=0):
-    p = memory_init(jax.random.key(seed), d, n, std=0.5)
+def _params(d=5, n=3, seed=0, biases=False):
+    p = memory_init(jax.random.key(seed), d, n, std=0.5, biases=biases)
     p["alpha"] = jnp.linspace(0.1, 0.4, d)  # distinct slopes
     return jax.tree.map(lambda a: np.asarray(a, np.float64), p)
 
 
-def test_slot_update_and_scan_match_numpy(x64):
+@pytest.mark.parametrize("biases", [False, True])
+def test_slot_update_and_scan_match_numpy(x64, biases):
     rng = np.random.default_rng(0)
-    p = _params()
+    p = _params(biases=biases)
     h = rng.normal(size=(3, 5))
     s = rng.normal(size=5)
     new, g = slot_update(p, h, s)
@@ -87,6 +89,15 @@ def test_slot_update_and_scan_match_numpy(x64):
     np.testing.assert_allclose(att, ref_att, rtol=1e-10)
 
 
+def test_memory_init_biases_are_drawn_apart_from_the_other_weights():
+    plain, biased = memory_init(jax.random.key(5), 6, 4), memory_init(jax.random.key(5), 6, 4, biases=True)
+    assert set(biased) - set(plain) == {"gate_bias", "U_bias"}
+    for name, value in plain.items():  # the same draws with or without the biases
+        np.testing.assert_array_equal(biased[name], value, err_msg=name)
+    assert biased["gate_bias"].shape == (4,) and biased["U_bias"].shape == (6,)
+    assert 0 < float(jnp.std(jnp.concatenate([biased["gate_bias"], biased["U_bias"]]))) < 1  # N(0, 0.1^2)
+
+
 def test_masked_encoding_matches_numpy(x64):
     rng = np.random.default_rng(1)
     E = rng.normal(size=(7, 4))
@@ -100,9 +111,9 @@ def test_masked_encoding_matches_numpy(x64):
 
 def test_scan_gradients_match_numpy_finite_differences(x64):
     """jax.grad of a scalar of the recurrence and the output module against central differences of the
-    NumPy reference, for every parameter."""
+    NumPy reference, for every parameter (the Torch code's biases included)."""
     rng = np.random.default_rng(2)
-    p = _params(d=4, n=3, seed=3)
+    p = _params(d=4, n=3, seed=3, biases=True)
     op = jax.tree.map(lambda a: np.asarray(a, np.float64), output_init(jax.random.key(4), 4, std=0.5))
     xs, mask, q = rng.normal(size=(4, 4)), np.array([True, True, False, True]), rng.normal(size=4)
     c = rng.normal(size=4)
@@ -154,9 +165,13 @@ def _toy(seed=0, b=4, m=6, u=9, length=5, vocab=12):
     return sentences, story, query, answers
 
 
-def test_batch_equals_a_loop_over_stories_and_empty_slots_change_nothing():
+TORCH = {"prelu_init": 1.0, "biases": True, "story_mask_std": 0.1}  # the authors' code's choices
+
+
+@pytest.mark.parametrize("options", [{}, TORCH], ids=["paper", "torch"])
+def test_batch_equals_a_loop_over_stories_and_empty_slots_change_nothing(options):
     sentences, story, query, answers = _toy()
-    model = EntNet(EntNetConfig(vocab_size=12, memory_size=6, length=5, dim=8, slots=4))
+    model = EntNet(EntNetConfig(vocab_size=12, memory_size=6, length=5, dim=8, slots=4, **options))
     params = model.init(jax.random.key(0))
     data = {"sentences": jnp.asarray(sentences), "answers": jnp.asarray(answers)}
     batch = {"story": jnp.asarray(story), "query": jnp.asarray(query), "answer": jnp.array([2, 5, 7, 2])}
@@ -195,11 +210,27 @@ def test_a_batch_cut_to_its_longest_story_trains_as_the_whole_memory():
     assert float(jnp.abs(g_whole["memory"]["U"]).sum()) > 0  # the stories reach the memory's weights
 
 
-def test_nnx_module_equals_the_model():
+def test_the_torch_options_draw_the_authors_initialisation():
+    cfg = dict(vocab_size=12, memory_size=6, length=5, dim=8, slots=4)
+    paper, torch = EntNet(EntNetConfig(**cfg)).init(jax.random.key(0)), EntNet(EntNetConfig(**cfg, **TORCH)).init(
+        jax.random.key(0))
+    np.testing.assert_array_equal(paper["story_mask"], 1.0)
+    np.testing.assert_array_equal(torch["query_mask"], 1.0)  # the question's masks start at 1 either way
+    assert 0.05 < float(jnp.std(torch["story_mask"])) < 0.2 and abs(float(jnp.mean(torch["story_mask"]))) < 0.05
+    np.testing.assert_array_equal(torch["memory"]["alpha"], 1.0)
+    np.testing.assert_array_equal(torch["output"]["alpha"], 1.0)
+    assert {"gate_bias", "U_bias"} <= set(torch["memory"]) and not {"gate_bias", "U_bias"} & set(paper["memory"])
+    np.testing.assert_array_equal(torch["embed"], paper["embed"])  # the other draws unchanged
+    with pytest.raises(ValueError, match="story_mask_std must be at least 0"):
+        EntNetConfig(**cfg, story_mask_std=-0.1)
+
+
+@pytest.mark.parametrize("options", [{}, TORCH], ids=["paper", "torch"])
+def test_nnx_module_equals_the_model(options):
     from memjax.nn import EntityMemory
 
     sentences, story, query, answers = _toy(1)
-    model = EntNet(EntNetConfig(vocab_size=12, memory_size=6, length=5, dim=8, slots=4))
+    model = EntNet(EntNetConfig(vocab_size=12, memory_size=6, length=5, dim=8, slots=4, **options))
     params = model.init(jax.random.key(3))
     _, gates = model.logits(params, {"sentences": jnp.asarray(sentences)}, {"story": story, "query": query})
     E = params["embed"]
@@ -212,8 +243,11 @@ def test_nnx_module_equals_the_model():
     for i in range(4):
         hi, _ = entity_scan(params["memory"], s[i], order[i] != 0)
         np.testing.assert_allclose(h[i], hi, rtol=1e-6, atol=1e-7)
-    fresh = EntityMemory(8, slots=4, rngs=nnx.Rngs(0))
+    fresh = EntityMemory(8, slots=4, biases=bool(options), rngs=nnx.Rngs(0))
     assert jax.tree.map(jnp.shape, fresh.params()) == jax.tree.map(jnp.shape, params["memory"])
+    if options:
+        with pytest.raises(ValueError, match="both biases"):
+            EntityMemory.from_params({k: v for k, v in params["memory"].items() if k != "U_bias"})
 
 
 def test_adam_halves_its_rate_with_decay_every():

@@ -445,3 +445,44 @@ def test_the_experiment_trains_other_trials_from_first_seed(tmp_path, monkeypatc
         exp.main([*argv[:-1], "2", "--first-seed", "2", "--out", "first"], model="entnet")
     assert e.value.code == 2 and "trained with first_seed 0, not 2" in capsys.readouterr().err
     assert len(calls) == 1
+
+
+def test_the_experiment_changes_entnets_initialisation_as_the_authors_code(tmp_path, monkeypatch, capsys):
+    """--prelu-init, --biases and --story-mask-std reach the model's config (EntNet's only), need a table of their
+    own, and the table's command names them; results saved before the options existed count as the defaults."""
+    from test_dmn import _experiment
+
+    exp = _experiment("qrn_babi")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    calls = []
+
+    def fake_run(model, set_name, tasks, seeds, first_seed=0, model_overrides=None, **kw):
+        calls.append(model_overrides)
+        res = _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None, patience=50,
+                         buckets=5)
+        res["config"]["model"] = {"prelu_init": 0.25, "biases": False, "story_mask_std": 0.0, **model_overrides}
+        return res
+
+    monkeypatch.setattr(exp, "run_babi", fake_run)
+    argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
+    torch = ["--prelu-init", "1", "--biases", "--story-mask-std", "0.1"]
+    for args, model, message in [([*argv, *torch], "entnet", "give its table a name with --out"),
+                                 (["--set", "en-10k", "--biases", "--out", "t"], "qrn", "--model qrn has no --biases"),
+                                 ([*argv, "--story-mask-std", "-1", "--out", "t"], "entnet",
+                                  "--story-mask-std must be at least 0, got -1")]:
+        with pytest.raises(SystemExit) as e:
+            exp.main(args, model=model)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    assert exp.main([*argv, *torch, "--out", "torch"], model="entnet") == 0
+    assert calls == [{"prelu_init": 1.0, "biases": True, "story_mask_std": 0.1}]
+    assert ("--seeds 2 --patience 50 --buckets 5 --prelu-init 1 --biases --story-mask-std 0.1 --out torch`"
+            in (tmp_path / "torch.md").read_text())
+    old = _fake_task(tmp_path / "old", 1, valid=0.0, train=0.0, test=0.0, layers=None, patience=50, buckets=5)
+    old["config"]["model"] = {"prelu_init": 0.25}  # saved before biases and story_mask_std existed
+    (tmp_path / "old" / "task_1.json").write_text(__import__("json").dumps(old))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        exp.main([*argv[:-1], "2", "--biases", "--out", "old"], model="entnet")
+    assert e.value.code == 2 and "trained with biases False, not True" in capsys.readouterr().err
+    assert exp.main([*argv[:-1], "2", "--out", "old"], model="entnet") == 0  # the defaults: the same recipe
+    assert calls[-1] == {}

@@ -50,6 +50,16 @@ def _nonnegative(text):
     return value
 
 
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def _fraction(text):
     try:
         value = float(text)
@@ -176,6 +186,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="QRN: the embedding and gate weights start N(0, S^2) (default 0.3, chosen on validation; "
                          "the authors' 1); EntNet: every weight (default 0.1)")
     qe.add_argument("--slots", type=_positive(), help="EntNet: memory slots (default 20)")
+    qe.add_argument("--prelu-init", type=_nonnegative_float, metavar="A",
+                    help="EntNet: the PReLU slopes start at A (default 0.25; the authors' code: 1)")
+    qe.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
+                    help="EntNet: a gate bias per slot and a bias of U, as the authors' code (default off, the paper)")
+    qe.add_argument("--story-mask-std", type=_nonnegative_float, metavar="S",
+                    help="EntNet: the story's position masks start from N(0, S^2) (default 0: at 1, bag of words; "
+                         "the authors' code: 0.1)")
 
     dg = t.add_argument_group("Dialog", "--set dialog: --model memn2n-dialog and embeddings-dialog (Bordes et al. 2017)")
     dg.add_argument("--match", action=argparse.BooleanOptionalAction, default=None,
@@ -348,7 +365,8 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "supervise": "supervise", "stop": "stop", "embed_init": "embed_init", "dropout_at": "dropout_at",
                "adaptive": "adaptive", "ngrams": "ngrams", "nonlinear": "nonlinear", "unseen": "unseen",
                "margin": "margin", "negatives": "negatives", "layers": "layers", "init_std": "init_std",
-               "slots": "slots", "match": "match", "type_words": "type_words"}
+               "slots": "slots", "match": "match", "type_words": "type_words", "prelu_init": "prelu_init",
+               "biases": "biases", "story_mask_std": "story_mask_std"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
                "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
@@ -613,7 +631,8 @@ def _train(args) -> int:
                        "unseen": args.unseen, "margin": args.margin, "negatives": args.negatives,
                        "embed_init": args.embed_init, "stop": args.stop, "dropout_at": args.dropout_at,
                        "layers": args.layers, "init_std": args.init_std, "slots": args.slots, "match": args.match,
-                       "type_words": args.type_words}
+                       "type_words": args.type_words, "prelu_init": args.prelu_init, "biases": args.biases,
+                       "story_mask_std": args.story_mask_std}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,

@@ -12,7 +12,8 @@ then attends over the slots (the ops: :mod:`memjax.ops.entity`):
 
 The keys are learned and not tied to entities (the bAbI setup of docs/anchors.md). Initialisation
 (not given in the anchors): embeddings, keys, U, V, W, H and R from N(0, 0.1^2), position masks 1 (each
-sentence starts as its bag of words), PReLU slopes 0.25 (Torch's ``nn.PReLU``).
+sentence starts as its bag of words), PReLU slopes 0.25 (Torch's ``nn.PReLU``); :class:`EntNetConfig`
+has the authors' code's choices where they differ.
 
 :attr:`Prediction.attention` holds the slot gates: (B, N, M), for each slot j the gate g_j of each memory
 slot's sentence (slot 0 the most recent; 0 where empty), ``Traits.attention = "slots"``.
@@ -36,6 +37,11 @@ class EntNetConfig:
 
     ``length``: the position masks' length K, the longest sentence or question of the data
     (:meth:`EntNet.data_defaults` sets it); words past it are not read.
+
+    Three details of the authors' Torch code that the paper does not give (off by default, the paper's
+    model): ``prelu_init`` 1.0 (the slopes start at 1, linear), ``biases`` (the gate's bias per slot and
+    U's bias, :func:`memjax.ops.entity.memory_init`) and ``story_mask_std`` S > 0 (the story's position
+    masks start from N(0, S^2), not 1; the question's start at 1 either way).
     """
 
     vocab_size: int
@@ -45,12 +51,16 @@ class EntNetConfig:
     slots: int = 20
     init_std: float = 0.1
     prelu_init: float = 0.25
+    biases: bool = False
+    story_mask_std: float = 0.0
 
     def __post_init__(self):
         if self.length < 1:
             raise ValueError("length must be positive (build_configs sets it from the data)")
         if self.dim < 1 or self.slots < 1 or self.memory_size < 1 or self.vocab_size < 3:
             raise ValueError("dim, slots and memory_size must be positive and the vocabulary non-trivial")
+        if self.story_mask_std < 0:
+            raise ValueError(f"story_mask_std must be at least 0 (0: the masks start at 1), not {self.story_mask_std}")
 
 
 class EntNet(Model):
@@ -76,9 +86,11 @@ class EntNet(Model):
         c = self.cfg
         k = jax.random.split(key, 4)
         ones = jnp.ones((c.length, c.dim))
+        story_mask = ones if c.story_mask_std == 0 else \
+            c.story_mask_std * jax.random.normal(jax.random.fold_in(key, 2), (c.length, c.dim))
         return {"embed": (c.init_std * jax.random.normal(k[0], (c.vocab_size, c.dim))).at[0].set(0.0),
-                "story_mask": ones, "query_mask": ones,
-                "memory": memory_init(k[1], c.dim, c.slots, c.init_std, c.prelu_init),
+                "story_mask": story_mask, "query_mask": ones,
+                "memory": memory_init(k[1], c.dim, c.slots, c.init_std, c.prelu_init, biases=c.biases),
                 "output": output_init(k[2], c.dim, c.init_std, c.prelu_init),
                 "answer": (c.init_std * jax.random.normal(k[3], (c.vocab_size, c.dim))).at[0].set(0.0)}
 

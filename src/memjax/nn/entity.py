@@ -16,22 +16,26 @@ Array = jax.Array
 class EntityMemory(nnx.Module):
     """N slots with learned keys, each updated by every sentence (:func:`memjax.ops.entity.slot_update`).
 
-    Parameters ``keys`` (N, d), ``U``, ``V``, ``W`` (d, d), ``alpha`` (d,) (PReLU slopes), drawn by
-    :func:`memjax.ops.entity.memory_init` as :class:`memjax.models.entnet.EntNet` draws them.
+    Parameters ``keys`` (N, d), ``U``, ``V``, ``W`` (d, d), ``alpha`` (d,) (PReLU slopes), and with
+    ``biases`` ``gate_bias`` (N,) and ``U_bias`` (d,), drawn by :func:`memjax.ops.entity.memory_init` as
+    :class:`memjax.models.entnet.EntNet` draws them.
 
     Args:
         dim: d.
         slots: N.
         init_std: the normal draws' standard deviation.
         prelu_init: the PReLU slopes' start.
+        biases: the gate's bias per slot and U's bias (the authors' Torch code; not in the paper).
         rngs: ``nnx.Rngs`` with a ``params`` stream.
     """
 
     _names = ("keys", "U", "V", "W", "alpha")
+    _bias_names = ("gate_bias", "U_bias")
 
     def __init__(self, dim: int, slots: int = 20, *, init_std: float = 0.1, prelu_init: float = 0.25,
-                 rngs: nnx.Rngs):
-        for name, value in memory_init(rngs.params(), dim, slots, init_std, prelu_init).items():
+                 biases: bool = False, rngs: nnx.Rngs):
+        self.biases = biases
+        for name, value in memory_init(rngs.params(), dim, slots, init_std, prelu_init, biases=biases).items():
             setattr(self, name, nnx.Param(value))
 
     def __call__(self, sentences: Array, mask: Array | None = None) -> tuple[Array, Array]:
@@ -44,12 +48,16 @@ class EntityMemory(nnx.Module):
 
     def params(self) -> dict[str, Array]:
         """The parameters as the op's dict."""
-        return values(self, self._names)
+        return values(self, self._names + (self._bias_names if self.biases else ()))
 
     @classmethod
     def from_params(cls, params: dict) -> "EntityMemory":
-        """A module holding ``{"keys", "U", "V", "W", "alpha"}``."""
+        """A module holding ``{"keys", "U", "V", "W", "alpha"}`` (and the biases where ``params`` has
+        both)."""
         slots, dim = jnp.shape(params["keys"])
-        module = cls(dim, slots, rngs=nnx.Rngs(0))
-        load(module, params, cls._names)
+        present = [name in params for name in cls._bias_names]
+        if any(present) and not all(present):
+            raise ValueError("EntityMemory.from_params: give both biases (gate_bias, U_bias) or neither")
+        module = cls(dim, slots, biases=all(present), rngs=nnx.Rngs(0))
+        load(module, params, module._names + (cls._bias_names if module.biases else ()))
         return module

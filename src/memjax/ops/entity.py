@@ -5,8 +5,8 @@
 - dynamic memory: N slots, each a key w_j (learned) and a value h_j; every sentence s updates every slot
   (:func:`slot_update`):
 
-      g_j = sigmoid(s^T h_j + s^T w_j)
-      h~_j = phi(U h_j + V w_j + W s)
+      g_j = sigmoid(s^T h_j + s^T w_j [+ b_j])
+      h~_j = phi(U h_j [+ c] + V w_j + W s)
       h_j <- h_j + g_j * h~_j,  then  h_j <- h_j / ||h_j||
 
   with phi = PReLU; :func:`entity_scan` runs it over a story's sentences as a ``lax.scan``;
@@ -14,7 +14,8 @@
   (:func:`entity_read` gives phi(q + H u) and p; the answer layer R is the model's).
 
 Dynamic-memory parameters: ``{"keys": (N, d), "U", "V", "W": (d, d), "alpha": (d,)}`` (alpha: PReLU's
-slope per unit). Matrices act on column vectors as in the paper (U h), written ``h @ U.T`` here.
+slope per unit), and optionally ``"gate_bias"`` b (N,) and ``"U_bias"`` c (d,): the biases of the authors'
+Torch code, which the paper's equations leave out (:func:`memory_init` ``biases=True``). Matrices act on column vectors as in the paper (U h), written ``h @ U.T`` here.
 """
 
 from __future__ import annotations
@@ -47,21 +48,28 @@ def masked_encoding(embed: jnp.ndarray, ids: jnp.ndarray, mask: jnp.ndarray) -> 
 
 
 def memory_init(key: jax.Array, dim: int, slots: int, std: float = 0.1, alpha: float = 0.25,
-                dtype=jnp.float32) -> dict:
-    """Dynamic-memory parameters: keys, U, V, W drawn from N(0, std^2), PReLU slopes ``alpha``."""
+                dtype=jnp.float32, biases: bool = False) -> dict:
+    """Dynamic-memory parameters: keys, U, V, W drawn from N(0, std^2), PReLU slopes ``alpha``; with
+    ``biases`` also the gate's bias per slot and U's bias, N(0, std^2) as the Torch code draws every weight
+    (from their own key: the other draws are those of ``biases=False``)."""
     k = jax.random.split(key, 4)
-    return {"keys": std * jax.random.normal(k[0], (slots, dim), dtype),
-            "U": std * jax.random.normal(k[1], (dim, dim), dtype),
-            "V": std * jax.random.normal(k[2], (dim, dim), dtype),
-            "W": std * jax.random.normal(k[3], (dim, dim), dtype),
-            "alpha": jnp.full((dim,), alpha, dtype)}
+    params = {"keys": std * jax.random.normal(k[0], (slots, dim), dtype),
+              "U": std * jax.random.normal(k[1], (dim, dim), dtype),
+              "V": std * jax.random.normal(k[2], (dim, dim), dtype),
+              "W": std * jax.random.normal(k[3], (dim, dim), dtype),
+              "alpha": jnp.full((dim,), alpha, dtype)}
+    if biases:
+        kb, kc = jax.random.split(jax.random.fold_in(key, 1))
+        params["gate_bias"] = std * jax.random.normal(kb, (slots,), dtype)
+        params["U_bias"] = std * jax.random.normal(kc, (dim,), dtype)
+    return params
 
 
 def slot_update(params: dict, h: jnp.ndarray, s: jnp.ndarray, eps: float = 1e-6):
     """One sentence updates every slot.
 
     Args:
-        params: dynamic-memory parameters (module docstring).
+        params: dynamic-memory parameters (module docstring); the biases are added where present.
         h: (N, d) slot values.
         s: (d,) the sentence.
         eps: the smallest norm a slot is divided by.
@@ -70,8 +78,14 @@ def slot_update(params: dict, h: jnp.ndarray, s: jnp.ndarray, eps: float = 1e-6)
         (new values (N, d), gates g (N,)).
     """
     w = params["keys"]
-    g = jax.nn.sigmoid(h @ s + w @ s)
-    candidate = prelu(h @ params["U"].T + w @ params["V"].T + s @ params["W"].T, params["alpha"])
+    logit = h @ s + w @ s
+    pre = h @ params["U"].T + w @ params["V"].T + s @ params["W"].T
+    if "gate_bias" in params:
+        logit = logit + params["gate_bias"]
+    if "U_bias" in params:
+        pre = pre + params["U_bias"]
+    g = jax.nn.sigmoid(logit)
+    candidate = prelu(pre, params["alpha"])
     h = h + g[:, None] * candidate
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), eps), g
 
