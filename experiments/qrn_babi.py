@@ -69,7 +69,8 @@ FAMILIES = {
 # the recipe settings a table may change (memjax train's flags of these names): key -> the config it lives in
 # ("run": the results' own config, e.g. first_seed, so a second table trains new runs rather than the same ones)
 CHANGES = {"layers": "model", "weight_decay": "train", "patience": "train", "buckets": "train", "first_seed": "run",
-           "prelu_init": "model", "biases": "model", "story_mask_std": "model"}
+           "prelu_init": "model", "biases": "model", "story_mask_std": "model", "cycle_epochs": "train",
+           "lr_min": "train"}
 
 
 def recipe_value(model: str, set_name: str, key: str):
@@ -88,9 +89,9 @@ def trained_with(res: dict, key: str, model: str):
     """``key``'s value in a task's results of ``model`` (None: the family has no such setting)."""
     if CHANGES[key] == "run":
         return res["config"].get(key, 0)
-    if CHANGES[key] == "model" and key not in res["config"]["model"]:  # results from before the family had it: its default
-        return {f.name: f.default for f in dataclasses.fields(MODELS[model][1])}.get(key)
-    return res["config"][CHANGES[key]].get(key)
+    if key not in res["config"][CHANGES[key]]:  # results from before the setting existed: the recipe's
+        return recipe_value(model, res["set"], key)
+    return res["config"][CHANGES[key]][key]
 
 
 def recipe_flags(model: str, set_name: str, found: dict[int, dict]) -> str:
@@ -212,12 +213,17 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
     p.add_argument("--story-mask-std", type=float, default=None, metavar="S",
                    help="change the recipe: EntNet's story position masks start from N(0, S^2), not 1 (the authors' "
                         "code: 0.1; needs --out)")
+    p.add_argument("--cycle-epochs", type=int, default=None, metavar="N",
+                   help="change the recipe: Adam's rate cycles from --lr-min up to the recipe's rate over N epochs and "
+                        "back, instead of halving (memjax train --cycle-epochs; needs --out)")
+    p.add_argument("--lr-min", type=float, default=None, metavar="R",
+                   help="change the recipe: the cyclic rate's low point (default 0.0002; needs --out)")
     p.add_argument("--select", default=None, metavar="A,B",
                    help="train nothing: write the table NAME.md (--out) that keeps, per task, the run of lowest "
                         "validation error among the tables A, B, ... that have the task")
     args = p.parse_args(argv)
     for flag, least in (("seeds", 1), ("patience", 1), ("buckets", 1), ("first_seed", 0), ("prelu_init", 0),
-                        ("story_mask_std", 0)):
+                        ("story_mask_std", 0), ("cycle_epochs", 1), ("lr_min", 0)):
         if getattr(args, flag) is not None and getattr(args, flag) < least:
             p.error(f"--{flag.replace('_', '-')} must be at least {least}, got {getattr(args, flag)}")
     plain = lambda n: bool(n) and Path(n).name == n and not n.startswith(".")  # a folder under experiments/results

@@ -291,6 +291,8 @@ def test_cli_trains_evaluates_and_asks_a_dmn_plus(data_root, tmp_path):
     (["--model", "qrn", "--slots", "5"], "--model qrn has no option slots (--slots)"),
     (["--model", "qrn", "--biases"], "--model qrn has no option biases (--biases)"),
     (["--model", "entnet", "--story-mask-std", "-0.1"], "--story-mask-std: must be at least 0, got -0.1"),
+    (["--model", "memn2n", "--cycle-epochs", "10"], "cycle_epochs is for adam, not sgd"),
+    (["--model", "entnet", "--cycle-epochs", "10", "--decay-every", "5"], "cycle_epochs replaces decay_every"),
 ])
 def test_options_a_model_does_not_have_are_refused(data_root, args, expected):
     r = run(["train", "--tasks", "1", *args], env_data=data_root)

@@ -486,3 +486,34 @@ def test_the_experiment_changes_entnets_initialisation_as_the_authors_code(tmp_p
     assert e.value.code == 2 and "trained with biases False, not True" in capsys.readouterr().err
     assert exp.main([*argv[:-1], "2", "--out", "old"], model="entnet") == 0  # the defaults: the same recipe
     assert calls[-1] == {}
+
+
+def test_the_experiment_trains_with_a_cyclic_rate_in_a_table_of_its_own(tmp_path, monkeypatch, capsys):
+    """--cycle-epochs and --lr-min reach the training config; the table's command names them; a table of the
+    recipe's halving (saved before the settings existed) refuses them."""
+    from test_dmn import _experiment
+
+    exp = _experiment("qrn_babi")
+    monkeypatch.setattr(exp, "RESULTS", tmp_path)
+    calls = []
+
+    def fake_run(model, set_name, tasks, seeds, first_seed=0, train_overrides=None, **kw):
+        calls.append(train_overrides)
+        res = _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None, patience=50,
+                         buckets=5)
+        res["config"]["train"].update({"cycle_epochs": None, "lr_min": 0.0002, **train_overrides})
+        return res
+
+    monkeypatch.setattr(exp, "run_babi", fake_run)
+    argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
+    with pytest.raises(SystemExit) as e:
+        exp.main([*argv, "--cycle-epochs", "0", "--out", "c"], model="entnet")
+    assert e.value.code == 2 and "--cycle-epochs must be at least 1, got 0" in capsys.readouterr().err
+    assert exp.main([*argv, "--cycle-epochs", "10", "--lr-min", "0.001", "--out", "c"], model="entnet") == 0
+    assert calls == [{"patience": 50, "buckets": 5, "cycle_epochs": 10, "lr_min": 0.001}]
+    assert "--buckets 5 --cycle-epochs 10 --lr-min 0.001 --out c`" in (tmp_path / "c.md").read_text()
+    _fake_task(tmp_path / "old", 1, valid=0.0, train=0.0, test=0.0, layers=None, patience=50, buckets=5)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        exp.main([*argv[:-1], "2", "--cycle-epochs", "10", "--out", "old"], model="entnet")
+    assert e.value.code == 2 and "trained with cycle_epochs None, not 10" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +71,38 @@ def test_schedule_linear_start_then_halving():
     assert lr_at(45) == pytest.approx(0.005) and lr_at(70) == pytest.approx(0.0025)
     plain = step_decay_schedule(0.01, 10, 25)
     assert float(plain(0)) == pytest.approx(0.01) and float(plain(250)) == pytest.approx(0.005)
+
+
+def test_triangular_schedule_cycles_between_its_bounds():
+    from memjax.train.optim import triangular_schedule
+
+    s = triangular_schedule(0.0002, 0.01, steps_per_epoch=4, cycle_epochs=10)  # half a cycle: 40 steps
+    at = lambda step: float(s(step))
+    assert at(0) == pytest.approx(0.0002) and at(40) == pytest.approx(0.01) and at(80) == pytest.approx(0.0002)
+    assert at(20) == pytest.approx(0.0051) and at(60) == pytest.approx(0.0051)  # linear both ways
+    assert at(120) == pytest.approx(0.01) and at(100) == pytest.approx(at(20))  # and again
+
+
+def test_cycle_epochs_replaces_the_recipes_halving_and_is_checked():
+    from memjax.train.config import TrainConfig
+    from memjax.train.optim import recipe
+    from memjax.train.recipes import RECIPES, with_overrides
+
+    cfg = with_overrides(RECIPES["entnet"], "entnet", {"cycle_epochs": 2, "lr_min": 0.001})
+    assert (cfg.cycle_epochs, cfg.lr_min, cfg.decay_every) == (2, 0.001, None)
+    opt = recipe(cfg, 1, {"w": 1.0})  # one step per epoch: up over steps 0-2, down over 2-4
+    params, state, steps = {"w": jnp.zeros(2)}, None, []
+    state = opt.init(params)
+    for _ in range(5):  # Adam's step with a constant gradient: the rate
+        up, state = opt.update({"w": jnp.array([1.0, -2.0])}, state, params)
+        steps.append(float(jnp.abs(up["w"][0])))
+    np.testing.assert_allclose(steps, [0.001, 0.0055, 0.01, 0.0055, 0.001], rtol=1e-3)
+    for kw, message in [({"cycle_epochs": 0}, "cycle_epochs must be at least 1"),
+                        ({"cycle_epochs": 5, "optimizer": "sgd"}, "cycle_epochs is for adam, not sgd"),
+                        ({"cycle_epochs": 5, "optimizer": "adam", "decay_every": 25}, "replaces decay_every"),
+                        ({"cycle_epochs": 5, "optimizer": "adam", "lr_min": 0.02}, "lr_min must be in [0, lr = 0.01]")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainConfig(**kw)
 
 
 def small_config(**kw):

@@ -117,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--optimizer", choices=["sgd", "adagrad", "adam", "rmsprop"],
                    help="sgd (MemN2N's recipe), adagrad (QRN's), adam (DMN+'s, LSTM's) or rmsprop (attn-lstm's)")
     r.add_argument("--decay-every", type=_positive(), help="halve the rate every N epochs (default 25; joint 15)")
+    r.add_argument("--cycle-epochs", type=_positive(), metavar="N",
+                   help="adam: a triangular cyclic rate instead of the halving: from --lr-min up to --lr over N "
+                        "epochs and back, repeated (default off)")
+    r.add_argument("--lr-min", type=_nonnegative_float, metavar="R",
+                   help="the cyclic rate's low point (with --cycle-epochs; default 0.0002)")
     r.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
     r.add_argument("--dropout", type=_fraction, help="dropout rate (DMN+: facts and final memory; default 0.1)")
@@ -368,7 +373,7 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "slots": "slots", "match": "match", "type_words": "type_words", "prelu_init": "prelu_init",
                "biases": "biases", "story_mask_std": "story_mask_std"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
-               "decay_every": "decay_every", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
+               "decay_every": "decay_every", "cycle_epochs": "cycle_epochs", "lr_min": "lr_min", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
 _NOT_IN_FILES = ("help", "config", "resume")  # --resume repeats a run's own arguments
 
@@ -634,7 +639,8 @@ def _train(args) -> int:
                        "type_words": args.type_words, "prelu_init": args.prelu_init, "biases": args.biases,
                        "story_mask_std": args.story_mask_std}
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                       "decay_every": args.decay_every, "ls_epochs": args.ls_epochs,
+                       "decay_every": args.decay_every, "cycle_epochs": args.cycle_epochs, "lr_min": args.lr_min,
+                       "ls_epochs": args.ls_epochs,
                        "linear_start": args.ls, "random_noise": args.rn, "optimizer": args.optimizer,
                        "dropout": args.dropout, "weight_decay": args.weight_decay, "patience": args.patience,
                        "buckets": args.buckets}

@@ -23,6 +23,9 @@ class TrainConfig:
     lr: float = 0.01
     decay_every: int | None = None  # sgd, adagrad, adam: ``lr`` multiplied by ``decay`` every this many epochs (None: constant)
     decay: float = 0.5
+    cycle_epochs: int | None = None  # adam: a triangular cyclic rate (Smith 2017) in place of decay_every's steps:
+    # from lr_min up to lr over this many epochs and back down over as many, repeated (None: off)
+    lr_min: float = 0.0002  # the cyclic rate's low point
     max_grad_norm: float | None = None  # sgd: each matrix's gradient clipped to this norm; adam, rmsprop:
     # the whole gradient's (None: no clipping)
     loss: str = "sum"  # "sum" over the batch, as the MemN2N authors' code; or "mean"
@@ -44,6 +47,15 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.decay_every is not None and self.decay_every < 1:
             raise ValueError(f"decay_every must be at least 1 (or None: no decay), got {self.decay_every}")
+        if self.cycle_epochs is not None:
+            if self.cycle_epochs < 1:
+                raise ValueError(f"cycle_epochs must be at least 1 (or None: no cycle), got {self.cycle_epochs}")
+            if self.optimizer != "adam":
+                raise ValueError(f"cycle_epochs is for adam, not {self.optimizer}")
+            if self.decay_every is not None:
+                raise ValueError("cycle_epochs replaces decay_every's steps: give one of them")
+            if not 0.0 <= self.lr_min <= self.lr:
+                raise ValueError(f"lr_min must be in [0, lr = {self.lr:g}], got {self.lr_min:g}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.patience is not None and self.patience < 1:

@@ -52,6 +52,18 @@ def step_decay_schedule(lr: float, steps_per_epoch: int, decay_every: int | None
     return schedule
 
 
+def triangular_schedule(lr_min: float, lr_max: float, steps_per_epoch: int, cycle_epochs: int) -> optax.Schedule:
+    """Smith's triangular cyclic rate (2017): ``lr_min`` at step 0, up linearly to ``lr_max`` after
+    ``cycle_epochs`` epochs, back down to ``lr_min`` after as many more, and again."""
+    half = steps_per_epoch * cycle_epochs
+
+    def schedule(step):
+        x = jnp.abs(jnp.mod(step, 2 * half) / half - 1.0)  # 1 at the cycle's ends, 0 at its middle
+        return lr_min + (lr_max - lr_min) * (1.0 - x)
+
+    return schedule
+
+
 def sgd_recipe(schedule: optax.Schedule, max_grad_norm: float | None, padding_mask) -> optax.GradientTransformation:
     """SGD as in the MemN2N paper: per-matrix clipping (None: none), padding rows frozen at zero, scheduled rate."""
     parts = [clip_each_by_norm(max_norm=max_grad_norm)] if max_grad_norm else []
@@ -90,10 +102,13 @@ def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransfor
     """The optimiser of a :class:`memjax.train.config.TrainConfig`: ``sgd`` (as the MemN2N recipe: the
     warm-up epochs at their rate, then lr multiplied by ``decay`` every ``decay_every`` epochs;
     per-matrix clipping), ``adagrad`` (the same schedule; global-norm clipping), ``adam`` (with ``decay_every``:
-    lr multiplied by ``decay`` every that many epochs) or ``rmsprop`` at ``lr``."""
+    lr multiplied by ``decay`` every that many epochs; with ``cycle_epochs``: the triangular cyclic rate) or
+    ``rmsprop`` at ``lr``."""
     c = config
     if c.optimizer == "adam":
         rate = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay) if c.decay_every else c.lr
+        if c.cycle_epochs:
+            rate = triangular_schedule(c.lr_min, c.lr, steps_per_epoch, c.cycle_epochs)
         return adam_recipe(rate, c.max_grad_norm, padding_mask)
     if c.optimizer == "rmsprop":
         return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)

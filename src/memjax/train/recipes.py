@@ -99,6 +99,8 @@ def with_overrides(recipe: TrainConfig, model: str, overrides: dict) -> TrainCon
         flags = {"linear_start": "--ls", "random_noise": "--rn"}
         names = ", ".join(f"{o} ({flags.get(o, '--' + o.replace('_', '-'))})" for o in unknown)
         raise ValueError(f"--model {model} has no training option {names}: its recipe has none")
+    if given.get("cycle_epochs") and "decay_every" not in given:  # the cyclic rate replaces the recipe's steps
+        given["decay_every"] = None
     return dataclasses.replace(recipe, **given)
 
 
