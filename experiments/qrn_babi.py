@@ -172,7 +172,12 @@ def markdown(model: str, set_name: str, found: dict[int, dict], options: str = "
         notes.append(f"- Per task, the run of lowest validation error among the tables {', '.join(sources)} (each "
                      "trained with its own recipe: its .md gives the flags); trials and seconds count every table's "
                      "trainings of the task.")
-        gaps = [f"task {t}: not in {', '.join(c.missing)}" for t, c in sorted(chosen.items()) if c.missing]
+        among: dict[tuple[str, ...], list[int]] = {}  # the tables a task was chosen among -> those tasks
+        for t, c in sorted(chosen.items()):
+            if c.missing:
+                among.setdefault(tuple(s for s in sources if s not in c.missing), []).append(t)
+        gaps = [f"{'task' if len(ts) == 1 else 'tasks'} {', '.join(map(str, ts))}: only in {', '.join(have)}"
+                for have, ts in among.items()]
         if gaps:
             notes.append(f"- Chosen among fewer tables ({'; '.join(gaps)}).")
     script = "qrn_babi.py" if model == "qrn" else "entnet_babi10k.py"

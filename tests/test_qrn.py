@@ -376,7 +376,7 @@ def test_the_experiment_selects_per_task_among_tables_on_validation(tmp_path, mo
     assert rows["5"][0] == "3.0" and rows["5"][2] == "2" and rows["5"][-1] == "a"  # a's 2 trials alone
     assert rows["6"][0] == "0.0" and rows["6"][-1] == "b" and rows["7"][2] == "not run"
     assert rows["mean"][0].startswith("**3.40**")  # (7 + 6 + 1 + 3 + 0) / 5
-    assert "Chosen among fewer tables (task 5: not in b; task 6: not in a)." in (tmp_path / "ab.md").read_text()
+    assert "Chosen among fewer tables (task 5: only in a; task 6: only in b)." in (tmp_path / "ab.md").read_text()
     assert not (tmp_path / "ab").exists()  # a selection trains nothing and keeps no runs of its own
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
