@@ -447,6 +447,23 @@ def test_the_experiment_trains_other_trials_from_first_seed(tmp_path, monkeypatc
     assert len(calls) == 1
 
 
+def _record_overrides(exp, tmp_path, monkeypatch, section, defaults):
+    """Replaces the experiment's run_babi by one that records its ``{section}_overrides`` (model or train) and
+    returns an EntNet task's results with them over ``defaults`` in ``config[section]``; the list of calls."""
+    calls = []
+
+    def fake_run(model, set_name, tasks, seeds, first_seed=0, **kw):
+        given = kw[f"{section}_overrides"]
+        calls.append(given)
+        res = _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None, patience=50,
+                         buckets=5)
+        res["config"][section].update({**defaults, **given})
+        return res
+
+    monkeypatch.setattr(exp, "run_babi", fake_run)
+    return calls
+
+
 def test_the_experiment_changes_entnets_initialisation_as_the_authors_code(tmp_path, monkeypatch, capsys):
     """--prelu-init, --biases and --story-mask-std reach the model's config (EntNet's only), need a table of their
     own, and the table's command names them; results saved before the options existed count as the defaults."""
@@ -454,16 +471,8 @@ def test_the_experiment_changes_entnets_initialisation_as_the_authors_code(tmp_p
 
     exp = _experiment("qrn_babi")
     monkeypatch.setattr(exp, "RESULTS", tmp_path)
-    calls = []
-
-    def fake_run(model, set_name, tasks, seeds, first_seed=0, model_overrides=None, **kw):
-        calls.append(model_overrides)
-        res = _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None, patience=50,
-                         buckets=5)
-        res["config"]["model"] = {"prelu_init": 0.25, "biases": False, "story_mask_std": 0.0, **model_overrides}
-        return res
-
-    monkeypatch.setattr(exp, "run_babi", fake_run)
+    calls = _record_overrides(exp, tmp_path, monkeypatch, "model",
+                              {"prelu_init": 0.25, "biases": False, "story_mask_std": 0.0})
     argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
     torch = ["--prelu-init", "1", "--biases", "--story-mask-std", "0.1"]
     for args, model, message in [([*argv, *torch], "entnet", "give its table a name with --out"),
@@ -495,16 +504,7 @@ def test_the_experiment_trains_with_a_cyclic_rate_in_a_table_of_its_own(tmp_path
 
     exp = _experiment("qrn_babi")
     monkeypatch.setattr(exp, "RESULTS", tmp_path)
-    calls = []
-
-    def fake_run(model, set_name, tasks, seeds, first_seed=0, train_overrides=None, **kw):
-        calls.append(train_overrides)
-        res = _fake_task(tmp_path / "scratch", tasks[0], valid=0.0, train=0.0, test=0.0, layers=None, patience=50,
-                         buckets=5)
-        res["config"]["train"].update({"cycle_epochs": None, "lr_min": 0.0002, **train_overrides})
-        return res
-
-    monkeypatch.setattr(exp, "run_babi", fake_run)
+    calls = _record_overrides(exp, tmp_path, monkeypatch, "train", {"cycle_epochs": None, "lr_min": 0.0002})
     argv = ["--set", "en-10k", "--seeds", "2", "--buckets", "5", "--patience", "50", "--tasks", "1"]
     with pytest.raises(SystemExit) as e:
         exp.main([*argv, "--cycle-epochs", "0", "--out", "c"], model="entnet")
