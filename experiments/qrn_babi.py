@@ -240,6 +240,8 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
             key == "buckets" and not MODELS[model][0].traits.length_buckets)  # every recipe has the others
         if lacks:
             p.error(f"--model {model} has no --{key.replace('_', '-')}")
+    if "lr_min" in changes and "cycle_epochs" not in changes:
+        p.error("--lr-min is the cyclic rate's low point: give --cycle-epochs too")
     if changes and args.out is None:
         p.error("a changed recipe is another protocol: give its table a name with --out NAME")
     every = TASKS[args.set]

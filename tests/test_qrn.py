@@ -509,6 +509,9 @@ def test_the_experiment_trains_with_a_cyclic_rate_in_a_table_of_its_own(tmp_path
     with pytest.raises(SystemExit) as e:
         exp.main([*argv, "--cycle-epochs", "0", "--out", "c"], model="entnet")
     assert e.value.code == 2 and "--cycle-epochs must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        exp.main([*argv, "--lr-min", "0.001", "--out", "c"], model="entnet")
+    assert e.value.code == 2 and "--lr-min is the cyclic rate's low point" in capsys.readouterr().err
     assert exp.main([*argv, "--cycle-epochs", "10", "--lr-min", "0.001", "--out", "c"], model="entnet") == 0
     assert calls == [{"patience": 50, "buckets": 5, "cycle_epochs": 10, "lr_min": 0.001}]
     assert "--buckets 5 --cycle-epochs 10 --lr-min 0.001 --out c`" in (tmp_path / "c.md").read_text()

@@ -103,6 +103,8 @@ def test_cycle_epochs_replaces_the_recipes_halving_and_is_checked():
                         ({"cycle_epochs": 5, "optimizer": "adam", "lr_min": 0.02}, "lr_min must be in [0, lr = 0.01]")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             TrainConfig(**kw)
+    with pytest.raises(ValueError, match=re.escape("give cycle_epochs (--cycle-epochs) too")):
+        with_overrides(RECIPES["entnet"], "entnet", {"lr_min": 0.001})  # a low point of no cycle
 
 
 def small_config(**kw):

@@ -373,7 +373,8 @@ _MODEL_KEYS = {"memory_size": "memory", "dim": "dim", "hops": "hops", "encoding"
                "slots": "slots", "match": "match", "type_words": "type_words", "prelu_init": "prelu_init",
                "biases": "biases", "story_mask_std": "story_mask_std"}
 _TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
-               "decay_every": "decay_every", "cycle_epochs": "cycle_epochs", "lr_min": "lr_min", "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
+               "decay_every": "decay_every", "cycle_epochs": "cycle_epochs", "lr_min": "lr_min",
+               "linear_start": "ls", "ls_epochs": "ls_epochs", "random_noise": "rn",
                "dropout": "dropout", "weight_decay": "weight_decay", "patience": "patience", "buckets": "buckets"}
 _NOT_IN_FILES = ("help", "config", "resume")  # --resume repeats a run's own arguments
 

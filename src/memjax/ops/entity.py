@@ -15,7 +15,8 @@
 
 Dynamic-memory parameters: ``{"keys": (N, d), "U", "V", "W": (d, d), "alpha": (d,)}`` (alpha: PReLU's
 slope per unit), and optionally ``"gate_bias"`` b (N,) and ``"U_bias"`` c (d,): the biases of the authors'
-Torch code, which the paper's equations leave out (:func:`memory_init` ``biases=True``). Matrices act on column vectors as in the paper (U h), written ``h @ U.T`` here.
+Torch code, which the paper's equations leave out (:func:`memory_init` ``biases=True``). Matrices act on
+column vectors as in the paper (U h), written ``h @ U.T`` here.
 """
 
 from __future__ import annotations

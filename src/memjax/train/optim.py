@@ -106,9 +106,10 @@ def recipe(config, steps_per_epoch: int, padding_mask) -> optax.GradientTransfor
     ``rmsprop`` at ``lr``."""
     c = config
     if c.optimizer == "adam":
-        rate = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay) if c.decay_every else c.lr
         if c.cycle_epochs:
             rate = triangular_schedule(c.lr_min, c.lr, steps_per_epoch, c.cycle_epochs)
+        else:
+            rate = step_decay_schedule(c.lr, steps_per_epoch, c.decay_every, c.decay) if c.decay_every else c.lr
         return adam_recipe(rate, c.max_grad_norm, padding_mask)
     if c.optimizer == "rmsprop":
         return rmsprop_recipe(c.lr, c.max_grad_norm, padding_mask)

@@ -101,6 +101,8 @@ def with_overrides(recipe: TrainConfig, model: str, overrides: dict) -> TrainCon
         raise ValueError(f"--model {model} has no training option {names}: its recipe has none")
     if given.get("cycle_epochs") and "decay_every" not in given:  # the cyclic rate replaces the recipe's steps
         given["decay_every"] = None
+    if "lr_min" in given and not given.get("cycle_epochs", getattr(recipe, "cycle_epochs", None)):
+        raise ValueError("lr_min (--lr-min) is the cyclic rate's low point: give cycle_epochs (--cycle-epochs) too")
     return dataclasses.replace(recipe, **given)
 
 
