@@ -274,8 +274,8 @@ def main(argv=None, model: str = "qrn", doc: str = __doc__) -> int:
                 wanted = changes.get(key, recipe_value(model, args.set, key))
                 if trained_with(res, key, model) != wanted:
                     p.error(f"experiments/results/{name}/task_{t}.json was trained with {key} "
-                            f"{trained_with(res, key, model)}, not {wanted}: one table holds one recipe (another --out NAME, "
-                            "or the same flags)")
+                            f"{trained_with(res, key, model)}, not {wanted}: one table holds one recipe (another "
+                            "--out NAME, or the same flags)")
     folder.mkdir(parents=True, exist_ok=True)
     first = changes.get("first_seed", 0)  # the trials' seeds: first, ..., first + seeds - 1
     for t in tasks:
