@@ -40,24 +40,18 @@ def _seconds(text):
     return value
 
 
-def _nonnegative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
+def _nonnegative(kind=int):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        if not value >= 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+        return value
 
-
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
+    return parse
 
 
 def _fraction(text):
@@ -107,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--joint", action="store_true", help="one model over all the tasks (joint training)")
     r.add_argument("--seeds", type=_positive(), default=1,
                    help="independent runs per task, trained at once; the best on validation is reported")
-    r.add_argument("--first-seed", type=_nonnegative, default=0, metavar="K",
+    r.add_argument("--first-seed", type=_nonnegative(), default=0, metavar="K",
                    help="the runs' seeds are K, K+1, ... (default 0); a run depends on its seed, not on the "
                         "runs beside it, so --seeds 2 --first-seed 2 trains the runs that --seeds 4 adds to "
                         "--seeds 2 (one run alone is compiled differently: it can differ by rounding)")
@@ -120,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cycle-epochs", type=_positive(), metavar="N",
                    help="adam: a triangular cyclic rate instead of the halving: from --lr-min up to --lr over N "
                         "epochs and back, repeated (default off)")
-    r.add_argument("--lr-min", type=_nonnegative_float, metavar="R",
+    r.add_argument("--lr-min", type=_nonnegative(float), metavar="R",
                    help="the cyclic rate's low point (with --cycle-epochs; default 0.0002)")
     r.add_argument("--weight-decay", type=_fraction, metavar="L2",
                    help="L2 coefficient on the weights (DMN+ default 0.001; MemN2N 0)")
@@ -191,11 +185,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="QRN: the embedding and gate weights start N(0, S^2) (default 0.3, chosen on validation; "
                          "the authors' 1); EntNet: every weight (default 0.1)")
     qe.add_argument("--slots", type=_positive(), help="EntNet: memory slots (default 20)")
-    qe.add_argument("--prelu-init", type=_nonnegative_float, metavar="A",
+    qe.add_argument("--prelu-init", type=_nonnegative(float), metavar="A",
                     help="EntNet: the PReLU slopes start at A (default 0.25; the authors' code: 1)")
     qe.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
                     help="EntNet: a gate bias per slot and a bias of U, as the authors' code (default off, the paper)")
-    qe.add_argument("--story-mask-std", type=_nonnegative_float, metavar="S",
+    qe.add_argument("--story-mask-std", type=_nonnegative(float), metavar="S",
                     help="EntNet: the story's position masks start from N(0, S^2) (default 0: at 1, bag of words; "
                          "the authors' code: 0.1)")
 
@@ -282,7 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--kb", metavar="FILE",
                    help="the knowledge base api_call reads (default: dialog-babi-kb-all.txt of the dialog data, "
                         "$MEMJAX_DIALOG_DATA or the data home)")
-    c.add_argument("--show", type=_nonnegative, default=0, metavar="N",
+    c.add_argument("--show", type=_nonnegative(), default=0, metavar="N",
                    help="print the N utterances each hop read most (default 0: none)")
     c.add_argument("--max-line", type=_positive(), metavar="BYTES",
                    help="the longest turn (default 65536 bytes); a longer one is skipped with a message")

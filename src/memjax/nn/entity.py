@@ -29,13 +29,13 @@ class EntityMemory(nnx.Module):
         rngs: ``nnx.Rngs`` with a ``params`` stream.
     """
 
-    _names = ("keys", "U", "V", "W", "alpha")
     _bias_names = ("gate_bias", "U_bias")
 
     def __init__(self, dim: int, slots: int = 20, *, init_std: float = 0.1, prelu_init: float = 0.25,
                  biases: bool = False, rngs: nnx.Rngs):
-        self.biases = biases
-        for name, value in memory_init(rngs.params(), dim, slots, init_std, prelu_init, biases=biases).items():
+        params = memory_init(rngs.params(), dim, slots, init_std, prelu_init, biases=biases)
+        self._names = tuple(params)  # the op's parameter names, biases included where drawn
+        for name, value in params.items():
             setattr(self, name, nnx.Param(value))
 
     def __call__(self, sentences: Array, mask: Array | None = None) -> tuple[Array, Array]:
@@ -48,7 +48,7 @@ class EntityMemory(nnx.Module):
 
     def params(self) -> dict[str, Array]:
         """The parameters as the op's dict."""
-        return values(self, self._names + (self._bias_names if self.biases else ()))
+        return values(self, self._names)
 
     @classmethod
     def from_params(cls, params: dict) -> "EntityMemory":
@@ -59,5 +59,5 @@ class EntityMemory(nnx.Module):
         if any(present) and not all(present):
             raise ValueError("EntityMemory.from_params: give both biases (gate_bias, U_bias) or neither")
         module = cls(dim, slots, biases=all(present), rngs=nnx.Rngs(0))
-        load(module, params, module._names + (cls._bias_names if module.biases else ()))
+        load(module, params, module._names)
         return module
